@@ -134,6 +134,9 @@ demo: all
 clean:
 	rm -rf build
 
+# Extra rules of individual parts (benchmarks, standalone checks) live in mk/.
+-include $(wildcard mk/*.mk)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Keep object files that pattern rules produce as intermediates.
