@@ -19,7 +19,8 @@
  *
  * Ownership: the mempool copies tx bytes and signer ids; pointers it hands
  * out (to callbacks or from gossip_next) stay valid until the next call that
- * mutates the mempool. Single-threaded: call from the node's loop thread. */
+ * mutates the mempool; callbacks must not modify the mempool. Single-threaded:
+ * call from the node's loop thread. */
 #ifndef MN_MEMPOOL_H
 #define MN_MEMPOOL_H
 
