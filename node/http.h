@@ -46,8 +46,10 @@ struct mn_http_config {
     void *status_arg;
 };
 
-/* Binds and starts listening on loop. Returns NULL on failure (bad address,
- * bind or listen failure, no memory) with the reason in err. */
+/* Binds and starts listening on loop. listen must be a numeric IPv4 or
+ * [IPv6] address with a port. Returns NULL on failure (bad address, bind or
+ * listen failure, no memory) with the reason in err; after a bind failure a
+ * handle is still closing, so run the loop before uv_loop_close. */
 struct mn_http *mn_http_start(uv_loop_t *loop, const struct mn_http_config *cfg, char *err,
                               size_t err_len);
 
