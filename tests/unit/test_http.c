@@ -236,6 +236,39 @@ static void stop_with_an_idle_client_is_clean(void **state) {
     assert_int_equal(setup(state), 0); /* for the group's teardown */
 }
 
+static int connect_idle(struct fixture *f) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(mn_http_port(f->http))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void connections_are_bounded(void **state) {
+    struct fixture *f = *state;
+    int fds[MN_HTTP_CLIENTS_MAX];
+    for (int i = 0; i < MN_HTTP_CLIENTS_MAX; i++) fds[i] = connect_idle(f);
+    /* Each idle client holds a slot; one more is closed unanswered. The
+     * slots fill asynchronously, so poll with a deadline. */
+    int code = 0, rc = MN_OK;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        rc = mn_http_probe(f->addr, "/healthz", 2000, &code, NULL, 0);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (rc == MN_OK && t.tv_sec - t0.tv_sec < 5);
+    assert_int_equal(rc, MN_EIO);
+    for (int i = 0; i < MN_HTTP_CLIENTS_MAX; i++) close(fds[i]);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        rc = mn_http_probe(f->addr, "/healthz", 2000, &code, NULL, 0);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (rc != MN_OK && t.tv_sec - t0.tv_sec < 5);
+    assert_int_equal(rc, MN_OK);
+    assert_int_equal(code, 200);
+}
+
 static void probe_reports_errors(void **state) {
     (void)state;
     int code = 0;
@@ -287,6 +320,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(oversize_request_gets_431, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_gets_400, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_with_an_idle_client_is_clean, setup, teardown),
+        cmocka_unit_test_setup_teardown(connections_are_bounded, setup, teardown),
         cmocka_unit_test(probe_reports_errors),
         cmocka_unit_test(bad_listen_address_is_refused),
     };
