@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 #include <uv.h>
 
 #include "log.h"
@@ -264,7 +263,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     struct mn_http *h = listener->data;
     if (status < 0 || h->stopping) return;
     struct client *c = calloc(1, sizeof *c);
-    if (!c) return; /* the connection stays in the backlog; the kernel drops it */
+    if (!c) return; /* out of memory: the connection waits until a later accept */
     c->srv = h;
     if (uv_tcp_init(h->loop, &c->tcp) != 0) {
         free(c);

@@ -263,6 +263,14 @@ static void to_view(const struct entry *e, struct mn_mempool_tx *out) {
     out->nonce = e->nonce;
 }
 
+bool mn_mempool_get(const struct mn_mempool *mp, const uint8_t hash[static MN_HASH_LEN],
+                    struct mn_mempool_tx *out) {
+    const struct entry *e = mp->slots[index_find(mp, hash)];
+    if (!e) return false;
+    to_view(e, out);
+    return true;
+}
+
 size_t mn_mempool_take(struct mn_mempool *mp, size_t max_txs, size_t max_bytes,
                        mn_mempool_nonce_fn nonce_fn, void *nonce_arg, mn_mempool_tx_fn fn, void *arg) {
     size_t taken = 0, bytes = 0;

@@ -77,6 +77,11 @@ int mn_mempool_add(struct mn_mempool *mp, const uint8_t *tx, size_t len,
 /* True when a tx with this hash is pending. */
 bool mn_mempool_contains(const struct mn_mempool *mp, const uint8_t hash[static MN_HASH_LEN]);
 
+/* Fills *out with the pending tx of this hash (GetTx of a tx not yet
+ * committed). Returns false when none is pending. */
+bool mn_mempool_get(const struct mn_mempool *mp, const uint8_t hash[static MN_HASH_LEN],
+                    struct mn_mempool_tx *out);
+
 /* Looks up a signer's last committed nonce (0 when it has none). */
 typedef uint64_t (*mn_mempool_nonce_fn)(void *arg, const char *signer);
 

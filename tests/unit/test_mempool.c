@@ -144,6 +144,13 @@ static void duplicates_and_conflicts_are_refused(void **state) {
     assert_false(mn_mempool_contains(mp, other.hash));
     struct ftx first = mk("a", 1, 0, 0);
     assert_true(mn_mempool_contains(mp, first.hash));
+    struct mn_mempool_tx got;
+    assert_true(mn_mempool_get(mp, first.hash, &got));
+    assert_memory_equal(got.tx, first.bytes, first.len);
+    assert_memory_equal(got.hash, first.hash, MN_HASH_LEN);
+    assert_string_equal(got.signer, "a");
+    assert_int_equal(got.nonce, 1);
+    assert_false(mn_mempool_get(mp, other.hash, &got));
     assert_int_equal(mn_mempool_count(mp), 1);
     assert_int_equal(mn_mempool_bytes(mp), 16);
     mn_mempool_free(mp);
