@@ -1,5 +1,6 @@
 /* ctl_testnet.c: `midctl testnet`: writes a ready cluster definition. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
