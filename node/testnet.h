@@ -45,9 +45,11 @@ int mn_testnet_write(const mn_testnet_opts *o, char *err, size_t err_len) MN_WAR
  * with base MN_TESTNET_BASE_PORT. Returns MN_OK, MN_EIO, MN_ECRYPTO. */
 int mn_testnet_dev(const char *home, char *err, size_t err_len) MN_WARN_UNUSED;
 
-/* `midctl testnet ...` (argv[0] is "testnet"). Prints what it wrote on
- * stdout, errors on stderr. Returns the exit status: 0 done, 1 failed,
- * 2 usage. Defined in tools/ctl_testnet.c. */
+/* `midctl testnet ...` (argv[0] is "testnet"; also accepts --json).
+ * Prints what it wrote on stdout, errors on stderr. Returns the exit
+ * status: 0 done, 1 failed, 2 usage. mn_ctl_testnet (tools/ctl_testnet.c,
+ * midctl's entry point) calls mn_testnet_main (node/testnet.c). */
+int mn_testnet_main(int argc, char **argv);
 int mn_ctl_testnet(int argc, char **argv);
 
 #endif
