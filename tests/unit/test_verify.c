@@ -305,8 +305,10 @@ static void uncertified_header_is_refused(void **state) {
     expect(MN_VERIFY_BAD_CERTIFICATE, p, C_ACTIVE, NOW);
     p->header.data = old;
     /* no certificate at all */
+    size_t n_sigs = p->commit->n_sigs;
     p->commit->n_sigs = 0;
     expect(MN_VERIFY_BAD_CERTIFICATE, p, C_ACTIVE, NOW);
+    p->commit->n_sigs = n_sigs;
     midnode__status_proof__free_unpacked(p, NULL);
 }
 
