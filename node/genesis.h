@@ -9,10 +9,13 @@
  * {
  *   "chain_id": "midnode-testnet",
  *   "genesis_time_ms": 1763800000000,
- *   "consensus": {"timeout_propose_ms": 1000, "timeout_prevote_ms": 500,
- *                 "timeout_precommit_ms": 500, "timeout_delta_ms": 250,
- *                 "batch_interval_ms": 10, "max_block_interval_ms": 2000,
+ *   "consensus": {"timeout_propose_ms": 3000, "timeout_prevote_ms": 1000,
+ *                 "timeout_precommit_ms": 1000, "timeout_delta_ms": 500,
+ *                 "batch_interval_ms": 20, "max_block_interval_ms": 1000,
  *                 "max_block_txs": 5000},
+ *     (optional, and so is each field: missing ones take these defaults;
+ *      timeout_propose_ms must exceed max_block_interval_ms, because an idle
+ *      proposer waits that long before proposing an empty block)
  *   "members": [
  *     {"id": "mois", "roles": ["validator", "issuer"],
  *      "tx_key": "<66 hex: compressed secp256k1 key signing this member's transactions>",
@@ -21,8 +24,11 @@
  *                    "p2p": "127.0.0.1:26600"}},              (validators)
  *     {"id": "skt", "roles": ["validator", "carrier"], ...}
  *   ],
- *   "observers": [{"name": "obs1", "tls_pin": "<64 hex>"}]
+ *   "observers": [{"name": "obs1", "tls_pin": "<64 hex>"}]       (optional)
  * }
+ * tx_key is required of issuers and carriers, optional for a member that
+ * is only a validator (`midctl testnet` gives every member one). Ids use
+ * a-z, 0-9, '-', '_'; unknown fields are refused so a misspelling is seen.
  * Validators are indexed in the order they appear in "members".
  * tls_pin is SHA-256 of the DER SubjectPublicKeyInfo of the node's TLS key. */
 #ifndef MN_GENESIS_H
