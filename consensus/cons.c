@@ -205,6 +205,22 @@ static void slot_clear(mn_cons *c, round_slot *s) {
     memset(v1, 0, sizeof *v1 * c->cfg.n);
 }
 
+static bool wanted_pol_round(const mn_cons *c, uint32_t round) {
+    const round_slot *cur = slot_find((mn_cons *)c, c->round);
+    for (int k = 0; cur && k < cur->nprops; k++)
+        if (cur->props[k].pol_round >= 0 && (uint32_t)cur->props[k].pol_round == round) return true;
+    return false;
+}
+
+static bool slot_protected(const mn_cons *c, uint32_t round) {
+    return round == c->round || (int64_t)round == c->locked_round || (int64_t)round == c->valid_round ||
+           wanted_pol_round(c, round);
+}
+
+/* The slot of `round`, made when missing. Rounds ahead of ours (line 55)
+ * and the round a current proposal cites as its polka (line 28) may evict
+ * the lowest unprotected round; other old rounds only fill free slots.
+ * NULL when there is no room. */
 static round_slot *slot_get(mn_cons *c, uint32_t round) {
     round_slot *s = slot_find(c, round);
     if (s) return s;
@@ -212,15 +228,13 @@ static round_slot *slot_get(mn_cons *c, uint32_t round) {
     for (int i = 0; i < MN_CONS_ROUND_SLOTS && !victim; i++)
         if (!c->slots[i].used) victim = &c->slots[i];
     if (!victim) {
+        if (round < c->round && !slot_protected(c, round)) return NULL;
         for (int i = 0; i < MN_CONS_ROUND_SLOTS; i++) {
             round_slot *t = &c->slots[i];
-            if (t->round == c->round || (int64_t)t->round == c->locked_round ||
-                (int64_t)t->round == c->valid_round)
-                continue;
+            if (slot_protected(c, t->round)) continue;
             if (!victim || t->round < victim->round) victim = t;
         }
-        /* A slot for an old round is not worth evicting a newer one. */
-        if (!victim || victim->round > round) return NULL;
+        if (!victim) return NULL;
     }
     slot_clear(c, victim);
     victim->used = true;
@@ -415,6 +429,29 @@ static bool lock_allows(const mn_cons *c, const uint8_t hash[MN_HASH_LEN], int32
     return pol_round >= 0 && c->locked_round <= pol_round;
 }
 
+/* The prevotes behind a lock go to the vote log with it: after a restart
+ * the lock is restored, and without its polka this validator could neither
+ * re-propose the locked value nor convince others (line 28) to unlock. */
+static void persist_polka(mn_cons *c, const round_slot *s, const uint8_t hash[MN_HASH_LEN]) {
+    const vote_slot *vs = s->votes[0];
+    for (uint32_t i = 0; i < c->cfg.n; i++) {
+        if (!vs[i].has || (int64_t)i == c->cfg.self || !vs[i].v.has_hash ||
+            memcmp(vs[i].v.block_hash, hash, MN_HASH_LEN) != 0)
+            continue;
+        mn_cons_action a = {.kind = MN_CONS_PERSIST};
+        mn_cons_record *r = &a.u.record;
+        r->height = c->height;
+        r->round = s->round;
+        r->step = MN_SIGN_PREVOTE;
+        r->has_hash = true;
+        memcpy(r->block_hash, hash, MN_HASH_LEN);
+        r->pol_round = -1;
+        r->validator_index = i;
+        memcpy(r->sig, vs[i].v.sig, MN_SIG_LEN);
+        push(c, &a);
+    }
+}
+
 /* One pass over the rules of the current round; true when one fired. */
 static bool step_rules(mn_cons *c) {
     if (try_commit(c)) return true;
@@ -458,6 +495,7 @@ static bool step_rules(mn_cons *c) {
             if (verdict_of(c, h, c->round) != 1) continue;
             s->polka_seen = true;
             if (c->step == STEP_PREVOTE) {
+                persist_polka(c, s, h);
                 c->locked_round = (int32_t)c->round;
                 memcpy(c->locked_hash, h, MN_HASH_LEN);
                 c->step = STEP_PRECOMMIT;
@@ -764,6 +802,7 @@ int mn_cons_start(mn_cons *c, uint64_t height, const mn_cons_record *records, si
         if (r->step < MN_SIGN_PROPOSAL || r->step > MN_SIGN_PRECOMMIT) return MN_EINVAL;
         if (r->height > height) return MN_ESTATE;
         if (r->height < height) continue;
+        if (c->cfg.self < 0 || r->validator_index != (uint32_t)c->cfg.self) continue;
         if (!last || cmp_hrs(r->height, r->round, r->step, last->height, last->round, last->step) > 0) last = r;
         if (r->step == MN_SIGN_PRECOMMIT && r->has_hash && (!lock || r->round > lock->round)) lock = r;
     }
@@ -785,10 +824,27 @@ int mn_cons_start(mn_cons *c, uint64_t height, const mn_cons_record *records, si
     c->round = round;
     /* Bring back what was signed in the restored round, so it is resent
      * as it was and counted in this node's own tallies. */
+    if (lock) {
+        /* the polka behind the lock, and this validator's own prevote in it */
+        round_slot *ls = slot_get(c, lock->round);
+        for (size_t i = 0; ls && i < count; i++) {
+            const mn_cons_record *r = &records[i];
+            if (r->height != height || r->round != lock->round || r->step != MN_SIGN_PREVOTE || !r->has_hash ||
+                r->validator_index >= c->cfg.n || memcmp(r->block_hash, lock->block_hash, MN_HASH_LEN) != 0)
+                continue;
+            mn_cons_vote v = {.type = MN_CONS_PREVOTE, .has_hash = true, .height = height, .round = r->round,
+                              .validator_index = r->validator_index};
+            memcpy(v.block_hash, r->block_hash, MN_HASH_LEN);
+            memcpy(v.sig, r->sig, MN_SIG_LEN);
+            store_vote(c, ls, &v);
+        }
+    }
     round_slot *s = slot_get(c, round);
     for (size_t i = 0; s && i < count; i++) {
         const mn_cons_record *r = &records[i];
-        if (r->height != height || r->round != round || c->cfg.self < 0) continue;
+        if (r->height != height || r->round != round || c->cfg.self < 0 ||
+            r->validator_index != (uint32_t)c->cfg.self)
+            continue;
         if (r->step == MN_SIGN_PROPOSAL) {
             mn_cons_proposal p = {.height = height, .round = round, .pol_round = r->pol_round,
                                   .proposer_index = (uint32_t)c->cfg.self};
