@@ -349,6 +349,18 @@ static void send_proposal(mn_cons *c, const uint8_t hash[MN_HASH_LEN], int32_t p
 /* ------------------------------------------------------------ rules */
 
 static void start_round(mn_cons *c, uint32_t round) {
+    if (c->cfg.self >= 0 && round > 0 && round != c->round) {
+        /* Entering a round is made durable too: a validator restarted into
+         * an earlier round than its peers could leave them a vote short of
+         * every timeout (they moved on counting on it). */
+        mn_cons_action a = {.kind = MN_CONS_PERSIST};
+        a.u.record.height = c->height;
+        a.u.record.round = round;
+        a.u.record.step = MN_CONS_STEP_ROUND;
+        a.u.record.pol_round = -1;
+        a.u.record.validator_index = (uint32_t)c->cfg.self;
+        push(c, &a);
+    }
     c->round = round;
     c->step = STEP_PROPOSE;
     c->awaiting_block = false;
@@ -665,29 +677,39 @@ int mn_cons_on_proposal(mn_cons *c, const mn_cons_proposal *p) {
     return rc;
 }
 
+static void push_vote(mn_cons *c, const mn_cons_vote *v) {
+    mn_cons_action a = {.kind = MN_CONS_SEND_VOTE};
+    a.u.vote = *v;
+    push(c, &a);
+}
+
+/* Relays what this node holds, as the paper's gossip assumes (a message one
+ * correct process received, all eventually receive): every vote of the
+ * current and the previous round, the proposals and polka of the current
+ * and valid rounds, and this node's own votes of every remembered round.
+ * A peer left behind in a round needs these to time out of it (line 47) or
+ * catch up (line 55). Bounded by the slots: at most 4n + 2 * slots + 4. */
 static void resend(mn_cons *c) {
-    /* What this node holds for the current round, and the polka behind its
-     * valid value: enough for every honest node to converge once messages
-     * flow again, without relaying whole histories. */
-    uint32_t rounds[2] = {c->round, c->valid_round >= 0 ? (uint32_t)c->valid_round : c->round};
-    int nr = (c->valid_round >= 0 && (uint32_t)c->valid_round != c->round) ? 2 : 1;
-    for (int r = 0; r < nr; r++) {
-        round_slot *s = slot_find(c, rounds[r]);
-        if (!s) continue;
-        for (int k = 0; k < s->nprops; k++) {
-            mn_cons_action a = {.kind = MN_CONS_SEND_PROPOSAL};
-            a.u.proposal = s->props[k];
-            push(c, &a);
-        }
-        for (int t = 0; t < 2; t++) {
-            if (r == 1 && t == 1) break;
-            for (uint32_t i = 0; i < c->cfg.n; i++) {
-                if (!s->votes[t][i].has) continue;
-                mn_cons_action a = {.kind = MN_CONS_SEND_VOTE};
-                a.u.vote = s->votes[t][i].v;
+    for (int i = 0; i < MN_CONS_ROUND_SLOTS; i++) {
+        const round_slot *s = &c->slots[i];
+        if (!s->used) continue;
+        bool current = s->round == c->round;
+        bool previous = c->round > 0 && s->round == c->round - 1;
+        bool valid = c->valid_round >= 0 && s->round == (uint32_t)c->valid_round;
+        if (current || valid)
+            for (int k = 0; k < s->nprops; k++) {
+                mn_cons_action a = {.kind = MN_CONS_SEND_PROPOSAL};
+                a.u.proposal = s->props[k];
                 push(c, &a);
             }
-        }
+        for (int t = 0; t < 2; t++)
+            for (uint32_t v = 0; v < c->cfg.n; v++) {
+                const vote_slot *vs = &s->votes[t][v];
+                if (!vs->has) continue;
+                bool polka = valid && t == 0 && vs->v.has_hash &&
+                             memcmp(vs->v.block_hash, c->valid_hash, MN_HASH_LEN) == 0;
+                if (current || previous || polka || (int64_t)v == c->cfg.self) push_vote(c, &vs->v);
+            }
     }
     set_timer(c, MN_CONS_TIMEOUT_RESEND, c->cfg.resend_ms);
 }
@@ -797,12 +819,15 @@ void mn_cons_free(mn_cons *c) {
 int mn_cons_start(mn_cons *c, uint64_t height, const mn_cons_record *records, size_t count) {
     if (!c || height == 0 || (count > 0 && !records)) return MN_EINVAL;
     const mn_cons_record *last = NULL, *lock = NULL;
+    uint32_t max_round = 0;
     for (size_t i = 0; i < count; i++) {
         const mn_cons_record *r = &records[i];
-        if (r->step < MN_SIGN_PROPOSAL || r->step > MN_SIGN_PRECOMMIT) return MN_EINVAL;
+        if (r->step > MN_SIGN_PRECOMMIT) return MN_EINVAL;
         if (r->height > height) return MN_ESTATE;
         if (r->height < height) continue;
         if (c->cfg.self < 0 || r->validator_index != (uint32_t)c->cfg.self) continue;
+        if (r->round > max_round) max_round = r->round;
+        if (r->step == MN_CONS_STEP_ROUND) continue;
         if (!last || cmp_hrs(r->height, r->round, r->step, last->height, last->round, last->step) > 0) last = r;
         if (r->step == MN_SIGN_PRECOMMIT && r->has_hash && (!lock || r->round > lock->round)) lock = r;
     }
@@ -820,7 +845,7 @@ int mn_cons_start(mn_cons *c, uint64_t height, const mn_cons_record *records, si
         memcpy(c->locked_hash, lock->block_hash, MN_HASH_LEN);
         memcpy(c->valid_hash, lock->block_hash, MN_HASH_LEN);
     }
-    uint32_t round = last ? last->round : 0;
+    uint32_t round = max_round;
     c->round = round;
     /* Bring back what was signed in the restored round, so it is resent
      * as it was and counted in this node's own tallies. */
@@ -843,7 +868,7 @@ int mn_cons_start(mn_cons *c, uint64_t height, const mn_cons_record *records, si
     for (size_t i = 0; s && i < count; i++) {
         const mn_cons_record *r = &records[i];
         if (r->height != height || r->round != round || c->cfg.self < 0 ||
-            r->validator_index != (uint32_t)c->cfg.self)
+            r->validator_index != (uint32_t)c->cfg.self || r->step == MN_CONS_STEP_ROUND)
             continue;
         if (r->step == MN_SIGN_PROPOSAL) {
             mn_cons_proposal p = {.height = height, .round = round, .pol_round = r->pol_round,
@@ -859,8 +884,9 @@ int mn_cons_start(mn_cons *c, uint64_t height, const mn_cons_record *records, si
             store_vote(c, s, &v);
         }
     }
+    c->round = round; /* already in the log: start_round persists nothing */
     start_round(c, round);
-    if (last && last->step > STEP_PROPOSE) {
+    if (last && last->round == round && last->step > STEP_PROPOSE) {
         c->step = last->step;
         /* re-send the restored votes now rather than at the first resend */
         for (int t = 0; s && t < 2; t++) {

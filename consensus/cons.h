@@ -109,11 +109,14 @@ typedef struct mn_cons_proposal {
     uint8_t sig[MN_SIG_LEN];
 } mn_cons_proposal;
 
+#define MN_CONS_STEP_ROUND 0
+
 /* One signed message of the vote log (proto SignedRecord). */
 typedef struct mn_cons_record {
     uint64_t height;
     uint32_t round;
-    uint8_t step;                     /* MN_SIGN_PROPOSAL, _PREVOTE, _PRECOMMIT */
+    uint8_t step;                     /* MN_SIGN_PROPOSAL, _PREVOTE, _PRECOMMIT, or
+                                         MN_CONS_STEP_ROUND: entered `round` (no signature) */
     bool has_hash;
     uint8_t block_hash[MN_HASH_LEN];
     int32_t pol_round;                /* proposals; -1 otherwise */
