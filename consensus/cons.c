@@ -864,24 +864,30 @@ int mn_cons_start(mn_cons *c, uint64_t height, const mn_cons_record *records, si
             store_vote(c, ls, &v);
         }
     }
+    /* Everything this validator signed in recent rounds goes back into the
+     * slots: it is resent as it was (peers may still be waiting for it) and
+     * counted in this node's own tallies. */
     round_slot *s = slot_get(c, round);
+    uint32_t oldest = round > MN_CONS_ROUND_AHEAD ? round - MN_CONS_ROUND_AHEAD : 0;
     for (size_t i = 0; s && i < count; i++) {
         const mn_cons_record *r = &records[i];
-        if (r->height != height || r->round != round || c->cfg.self < 0 ||
+        if (r->height != height || r->round < oldest || r->round > round || c->cfg.self < 0 ||
             r->validator_index != (uint32_t)c->cfg.self || r->step == MN_CONS_STEP_ROUND)
             continue;
+        round_slot *rs = slot_get(c, r->round);
+        if (!rs) continue;
         if (r->step == MN_SIGN_PROPOSAL) {
             mn_cons_proposal p = {.height = height, .round = round, .pol_round = r->pol_round,
                                   .proposer_index = (uint32_t)c->cfg.self};
             memcpy(p.block_hash, r->block_hash, MN_HASH_LEN);
             memcpy(p.sig, r->sig, MN_SIG_LEN);
-            store_proposal(s, &p);
+            store_proposal(rs, &p);
         } else {
-            mn_cons_vote v = {.type = r->step, .has_hash = r->has_hash, .height = height, .round = round,
+            mn_cons_vote v = {.type = r->step, .has_hash = r->has_hash, .height = height, .round = r->round,
                               .validator_index = (uint32_t)c->cfg.self};
             memcpy(v.block_hash, r->block_hash, MN_HASH_LEN);
             memcpy(v.sig, r->sig, MN_SIG_LEN);
-            store_vote(c, s, &v);
+            store_vote(c, rs, &v);
         }
     }
     c->round = round; /* already in the log: start_round persists nothing */
