@@ -14,8 +14,9 @@ enum { STEP_PROPOSE = 1, STEP_PREVOTE = 2, STEP_PRECOMMIT = 3 };
 #define PROPS_PER_ROUND 2
 
 typedef struct {
-    bool has;
+    bool has, has_conflict;
     mn_cons_vote v;
+    mn_cons_vote conflict; /* the first conflicting vote seen: reported once */
 } vote_slot;
 
 typedef struct {
@@ -610,7 +611,9 @@ static int ingest_vote(mn_cons *c, const mn_cons_vote *v, bool verified) {
     if (rc != MN_OK) return rc;
     round_slot *s = v->height == c->height ? slot_find(c, v->round) : NULL;
     const vote_slot *have = s ? &s->votes[v->type == MN_CONS_PREVOTE ? 0 : 1][v->validator_index] : NULL;
-    if (have && have->has && vote_equal(&have->v, v)) return MN_OK; /* duplicate: no re-verify */
+    /* duplicates (of the vote or of its reported conflict): no re-verify */
+    if (have && have->has && (vote_equal(&have->v, v) || (have->has_conflict && vote_equal(&have->conflict, v))))
+        return MN_OK;
     if (!verified) {
         uint8_t digest[MN_HASH_LEN];
         if (mn_cons_vote_digest(&c->cfg.crypto, c->cfg.chain_id, v, digest) != MN_OK) return MN_EINVAL;
@@ -624,7 +627,9 @@ static int ingest_vote(mn_cons *c, const mn_cons_vote *v, bool verified) {
     if (!s) return MN_ESTATE;
     vote_slot *vs = &s->votes[v->type == MN_CONS_PREVOTE ? 0 : 1][v->validator_index];
     if (vs->has) {
-        if (!same_vote_value(&vs->v, v)) {
+        if (!same_vote_value(&vs->v, v) && !vs->has_conflict) {
+            vs->has_conflict = true;
+            vs->conflict = *v;
             mn_cons_action a = {.kind = MN_CONS_EVIDENCE};
             a.u.evidence.first = vs->v;
             a.u.evidence.second = *v;

@@ -55,6 +55,11 @@ typedef struct {
 } sim_event;
 
 typedef struct {
+    uint64_t time_ms, seq;
+    uint32_t slot;
+} sim_key;
+
+typedef struct {
     uint8_t hash[MN_HASH_LEN];
     uint64_t height;
     bool valid, proposed;
@@ -91,13 +96,16 @@ struct sim {
     sim_result *r;
     uint64_t rng;
     uint64_t now_ms, seq;
-    sim_event *heap;
-    size_t nheap, capheap;
+    sim_key *heap;
+    sim_event *pool;
+    uint32_t *free_list;
+    size_t nheap, capheap, nfree;
     sim_node nodes[MN_VALIDATORS_MAX];
     uint8_t pubkeys[MN_VALIDATORS_MAX][MN_PUBKEY_LEN];
-    sim_commit *commits;         /* [node * MAX_HEIGHTS + height] */
     sim_commit canon[MAX_HEIGHTS];
     mn_cons_cert *certs;         /* [height]: certificate of the first honest commit */
+    size_t capcerts;
+    uint32_t *block_index;       /* open addressing over blocks, capacity 2 * capblocks */
     sim_block *blocks;
     size_t nblocks, capblocks;
     uint64_t block_counter;
@@ -190,41 +198,53 @@ static void sign_proposal_as(sim *s, uint32_t i, mn_cons_proposal *p) {
 
 /* ------------------------------------------------------------ event heap */
 
-static bool ev_before(const sim_event *a, const sim_event *b) {
+/* The heap orders small keys; events themselves sit in a pool with a free
+ * list, so sifting never copies a whole message. */
+static bool key_before(const sim_key *a, const sim_key *b) {
     return a->time_ms != b->time_ms ? a->time_ms < b->time_ms : a->seq < b->seq;
 }
 
 static void schedule(sim *s, sim_event *e, uint64_t delay_ms) {
     if (s->nheap == s->capheap) {
         size_t cap = s->capheap ? s->capheap * 2 : 1024;
-        sim_event *h = realloc(s->heap, cap * sizeof *h);
-        assert(h);
-        if (!h) abort();
+        sim_key *h = realloc(s->heap, cap * sizeof *h);
+        sim_event *pool = realloc(s->pool, cap * sizeof *pool);
+        uint32_t *fl = realloc(s->free_list, cap * sizeof *fl);
+        if (!h || !pool || !fl) abort();
+        for (size_t i = s->capheap; i < cap; i++) fl[s->nfree++] = (uint32_t)(cap - 1 - (i - s->capheap));
         s->heap = h;
+        s->pool = pool;
+        s->free_list = fl;
         s->capheap = cap;
     }
     e->time_ms = s->now_ms + delay_ms;
     e->seq = s->seq++;
+    assert(s->nfree > 0);
+    uint32_t slot = s->free_list[--s->nfree];
+    s->pool[slot] = *e;
+    sim_key k = {.time_ms = e->time_ms, .seq = e->seq, .slot = slot};
     size_t i = s->nheap++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!ev_before(e, &s->heap[parent])) break;
+        if (!key_before(&k, &s->heap[parent])) break;
         s->heap[i] = s->heap[parent];
         i = parent;
     }
-    s->heap[i] = *e;
+    s->heap[i] = k;
 }
 
 static bool pop(sim *s, sim_event *out) {
     if (s->nheap == 0) return false;
-    *out = s->heap[0];
-    sim_event last = s->heap[--s->nheap];
+    uint32_t slot = s->heap[0].slot;
+    *out = s->pool[slot];
+    s->free_list[s->nfree++] = slot;
+    sim_key last = s->heap[--s->nheap];
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        const sim_event *best = &last;
-        if (l < s->nheap && ev_before(&s->heap[l], best)) { m = l; best = &s->heap[l]; }
-        if (r < s->nheap && ev_before(&s->heap[r], best)) { m = r; }
+        const sim_key *best = &last;
+        if (l < s->nheap && key_before(&s->heap[l], best)) { m = l; best = &s->heap[l]; }
+        if (r < s->nheap && key_before(&s->heap[r], best)) { m = r; }
         if (m == i) break;
         s->heap[i] = s->heap[m];
         i = m;
@@ -235,30 +255,53 @@ static bool pop(sim *s, sim_event *out) {
 
 /* ------------------------------------------------------------ blocks */
 
+static size_t block_slot(const uint8_t hash[MN_HASH_LEN], size_t cap) {
+    uint64_t x;
+    memcpy(&x, hash, 8);
+    return (size_t)(x & (cap - 1));
+}
+
 static sim_block *block_find(sim *s, const uint8_t hash[MN_HASH_LEN]) {
-    for (size_t i = s->nblocks; i-- > 0;)
-        if (memcmp(s->blocks[i].hash, hash, MN_HASH_LEN) == 0) return &s->blocks[i];
-    return NULL;
+    if (!s->capblocks) return NULL;
+    size_t cap = 2 * s->capblocks;
+    for (size_t k = block_slot(hash, cap);; k = (k + 1) & (cap - 1)) {
+        uint32_t v = s->block_index[k];
+        if (v == 0) return NULL;
+        if (memcmp(s->blocks[v - 1].hash, hash, MN_HASH_LEN) == 0) return &s->blocks[v - 1];
+    }
+}
+
+static void block_index_add(sim *s, size_t i) {
+    size_t cap = 2 * s->capblocks;
+    size_t k = block_slot(s->blocks[i].hash, cap);
+    while (s->block_index[k]) k = (k + 1) & (cap - 1);
+    s->block_index[k] = (uint32_t)i + 1;
 }
 
 static sim_block *block_new(sim *s, uint64_t height, bool valid, bool proposed, uint8_t out[MN_HASH_LEN]) {
     if (s->nblocks == s->capblocks) {
         size_t cap = s->capblocks ? s->capblocks * 2 : 256;
         sim_block *b = realloc(s->blocks, cap * sizeof *b);
-        if (!b) abort();
+        uint32_t *ix = calloc(2 * cap, sizeof *ix);
+        if (!b || !ix) abort();
+        free(s->block_index);
         s->blocks = b;
+        s->block_index = ix;
         s->capblocks = cap;
+        for (size_t i = 0; i < s->nblocks; i++) block_index_add(s, i);
     }
     uint8_t seedbuf[24];
     uint64_t k = ++s->block_counter;
     memcpy(seedbuf, &s->p.seed, 8);
     memcpy(seedbuf + 8, &k, 8);
     memcpy(seedbuf + 16, &height, 8);
-    sim_block *b = &s->blocks[s->nblocks++];
+    sim_block *b = &s->blocks[s->nblocks];
     mn_sha256(b->hash, seedbuf, sizeof seedbuf);
     b->height = height;
     b->valid = valid;
     b->proposed = proposed;
+    block_index_add(s, s->nblocks);
+    s->nblocks++;
     memcpy(out, b->hash, MN_HASH_LEN);
     return b;
 }
@@ -486,11 +529,17 @@ static void record_commit(sim *s, uint32_t i, uint64_t h, const uint8_t hash[MN_
     if (!b || !b->proposed) fail(s, "node %u committed h=%" PRIu64 " a block never proposed", i, h);
     else if (!b->valid) fail(s, "node %u committed h=%" PRIu64 " a block judged invalid", i, h);
     else if (b->height != h) fail(s, "node %u committed at h=%" PRIu64 " a block built for h=%" PRIu64, i, h, b->height);
-    s->commits[(size_t)i * MAX_HEIGHTS + h].has = true;
-    memcpy(s->commits[(size_t)i * MAX_HEIGHTS + h].hash, hash, MN_HASH_LEN);
     if (!s->canon[h].has) {
         s->canon[h].has = true;
         memcpy(s->canon[h].hash, hash, MN_HASH_LEN);
+        if (h >= s->capcerts) {
+            size_t cap = s->capcerts ? s->capcerts * 2 : 64;
+            while (cap <= h) cap *= 2;
+            mn_cons_cert *cs = realloc(s->certs, cap * sizeof *cs);
+            if (!cs) abort();
+            s->certs = cs;
+            s->capcerts = cap;
+        }
         s->certs[h] = *cert;
     } else if (memcmp(s->canon[h].hash, hash, MN_HASH_LEN) != 0) {
         char a[17], bb[17];
@@ -796,9 +845,6 @@ bool sim_run(const sim_params *params, sim_result *result) {
     uint32_t maxf = (params->n - 1) / 3;
     s->nbyz = params->byzantine < 0 ? maxf : (uint32_t)params->byzantine;
     if (s->nbyz > params->n) s->nbyz = params->n;
-    s->commits = calloc((size_t)params->n * MAX_HEIGHTS, sizeof *s->commits);
-    s->certs = calloc(MAX_HEIGHTS, sizeof *s->certs);
-    if (!s->commits || !s->certs) abort();
 
     /* this seed's fault mix */
     static const double losses[] = {0, 0.02, 0.1, 0.25};
@@ -879,8 +925,10 @@ bool sim_run(const sim_params *params, sim_result *result) {
         free(s->nodes[i].log);
     }
     free(s->heap);
+    free(s->pool);
+    free(s->free_list);
     free(s->blocks);
-    free(s->commits);
+    free(s->block_index);
     free(s->certs);
     free(s);
     return result->ok;
