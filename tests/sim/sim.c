@@ -477,7 +477,7 @@ static void node_boot(sim *s, uint32_t i) {
     sim_node *nd = &s->nodes[i];
     mn_cons_config cfg = {.n = s->p.n, .self = (int32_t)i, .crypto = crypto_of(s, i),
                           .timeout_propose_ms = 300, .timeout_prevote_ms = 100, .timeout_precommit_ms = 100,
-                          .timeout_delta_ms = 50, .resend_ms = 400,
+                          .timeout_delta_ms = 50, .resend_ms = 800,
                           .test_flags = nd->byz ? 0 : flags_of(s->p.variant)};
     snprintf(cfg.chain_id, sizeof cfg.chain_id, "%s", s->chain_id);
     memcpy(cfg.pubkeys, s->pubkeys, sizeof s->pubkeys[0] * s->p.n);
