@@ -17,7 +17,10 @@
 #define TLS_RECORD_OVERHEAD_BYTES 32 /* header + tag + content type, rounded up */
 #define SWEEP_MS_MAX 1000
 
-enum link_state { LINK_CONNECTING, LINK_HANDSHAKE, LINK_LIVE, LINK_CLOSING };
+/* RETIRED: the losing duplicate. Nothing new is written on it, but it is read
+ * to its end so that frames already sent on it are still delivered; the end
+ * that dialled it shuts it down once its writes have drained. */
+enum link_state { LINK_CONNECTING, LINK_HANDSHAKE, LINK_LIVE, LINK_RETIRED, LINK_CLOSING };
 
 typedef struct mn_link mn_link;
 
@@ -36,6 +39,8 @@ struct mn_link {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai_req;
+    uv_shutdown_t shutdown_req;
+    bool shut;             /* shutdown requested: no more writes */
     int refs;              /* the tcp handle, plus one while resolving */
     bool resolving;
     bool counted_pending;  /* inbound, counted in net->pending_inbound */
@@ -373,6 +378,13 @@ static void link_flush(mn_link *l) {
     if (l->state == LINK_CLOSING || l->tls == NULL) return;
     size_t n = mn_tls_conn_out_pending(l->tls);
     if (n == 0) return;
+    if (l->shut) {
+        /* TLS 1.3 sends nothing we need after the handshake: drop it. */
+        uint8_t sink[1024];
+        size_t got;
+        while (n > 0 && mn_tls_conn_take_out(l->tls, sink, sizeof sink, &got) == MN_OK && got > 0) n -= got;
+        return;
+    }
     write_req *w = malloc(sizeof *w + n);
     if (w == NULL) {
         link_close(l, "out of memory", false);
@@ -444,6 +456,11 @@ static mn_link *duplicate_keeper(const mn_net *net, mn_link *old, mn_link *young
     return self_lower ? ours : theirs;
 }
 
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+    mn_link *l = req->data;
+    if (status < 0 && status != UV_ECANCELED) link_close(l, uv_strerror(status), false);
+}
+
 static void link_authenticated(mn_link *l) {
     mn_net *net = l->net;
     uint8_t pin[MN_TLS_PIN_LEN];
@@ -493,7 +510,21 @@ static void link_authenticated(mn_link *l) {
     mn_link *lose = keep == l ? old : l;
     p->live = keep;
     net->stats.dropped_duplicate++;
-    link_close(lose, "duplicate link", false);
+    if (old->outbound == l->outbound) {
+        link_close(lose, "superseded by a newer link", false);
+        return;
+    }
+    LOG_DEBUG("peer_link_retired", "peer=%s dir=%s", p->cfg.name, lose->outbound ? "out" : "in");
+    lose->state = LINK_RETIRED;
+    lose->deadline_ms = now_ms(net) + net->handshake_timeout_ms;
+    if (lose->outbound) {
+        link_flush(lose);
+        if (lose->state == LINK_CLOSING) return;
+        lose->shut = true;
+        lose->shutdown_req.data = lose;
+        int r = uv_shutdown(&lose->shutdown_req, (uv_stream_t *)&lose->tcp, shutdown_cb);
+        if (r != 0) link_close(lose, uv_strerror(r), false);
+    }
 }
 
 static int deliver(void *ctx, const uint8_t *frame, size_t len) {
@@ -502,7 +533,7 @@ static int deliver(void *ctx, const uint8_t *frame, size_t len) {
     net->stats.frames_in++;
     if (net->cb.on_message) net->cb.on_message(net->cb.ctx, l->peer->cfg.name, frame, len);
     /* The callback may have closed this link or stopped the net. */
-    return l->state == LINK_LIVE && !net->stopped ? MN_OK : MN_ESTATE;
+    return (l->state == LINK_LIVE || l->state == LINK_RETIRED) && !net->stopped ? MN_OK : MN_ESTATE;
 }
 
 static void link_process(mn_link *l) {
@@ -518,9 +549,9 @@ static void link_process(mn_link *l) {
             return;
         }
         link_authenticated(l);
-        if (l->state != LINK_LIVE) return;
+        if (l->state != LINK_LIVE && l->state != LINK_RETIRED) return;
     }
-    while (l->state == LINK_LIVE && !net->stopped) {
+    while ((l->state == LINK_LIVE || l->state == LINK_RETIRED) && !net->stopped) {
         size_t n = 0;
         int r = mn_tls_conn_read(l->tls, net->pbuf, sizeof net->pbuf, &n);
         if (r == MN_EAGAIN) break;
@@ -566,8 +597,10 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (buf->base == (char *)net->rbuf) net->rbuf_busy = false;
     if (l->state == LINK_CLOSING) return;
     if (nread < 0) {
-        link_close(l, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread),
-                   l->state != LINK_LIVE && nread != UV_EOF);
+        const char *why = nread != UV_EOF           ? uv_strerror((int)nread)
+                          : l->state == LINK_RETIRED ? "duplicate link drained"
+                                                     : "peer closed the connection";
+        link_close(l, why, l->state != LINK_LIVE && l->state != LINK_RETIRED && nread != UV_EOF);
         return;
     }
     if (nread == 0) return;
@@ -704,6 +737,8 @@ static void sweep_cb(uv_timer_t *t) {
         mn_link *next = l->next;
         if ((l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) && now >= l->deadline_ms)
             link_close(l, "handshake timeout", !l->outbound);
+        else if (l->state == LINK_RETIRED && now >= l->deadline_ms)
+            link_close(l, "duplicate link did not drain", false);
         l = next;
     }
 }
@@ -951,6 +986,8 @@ size_t mn_net_peers(const mn_net *net, mn_net_peer_info *out, size_t cap) {
         o->up = p->live != NULL;
         o->outbound = p->live != NULL && p->live->outbound;
         o->out_queue_bytes = p->live != NULL ? link_queued(p->live) : 0;
+        for (const mn_link *l = net->links; l != NULL; l = l->next)
+            if (l->peer == p && (l->state == LINK_LIVE || l->state == LINK_RETIRED)) o->links++;
     }
     return n;
 }

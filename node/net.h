@@ -17,8 +17,11 @@
  * link to the same peer comes up, both ends keep the same one: if the two
  * links were dialled from different ends, the one dialled by the node whose
  * name sorts lower (strcmp) survives; if both were dialled from the same end,
- * the newer survives (the older is presumed half-open). Frames queued on the
- * closed duplicate are lost; peer messages must tolerate loss anyway.
+ * the newer survives (the older is presumed half-open, and is closed). The
+ * losing link of the first case is drained, not cut: neither end writes on it
+ * any more, both read it to its end (its dialler shuts it down after its
+ * queued writes), so frames already sent on it still arrive, possibly out of
+ * order with frames on the surviving link.
  *
  * Slow peers: each link's bytes waiting to be written are bounded by
  * out_queue_bytes_max; a send that would exceed it closes the link (logged as
@@ -110,6 +113,7 @@ typedef struct mn_net_peer_info {
     bool up;
     bool outbound;                    /* the live link was dialled by us */
     size_t out_queue_bytes;           /* bytes waiting to be written on the live link */
+    size_t links;                     /* connections to it: the live one, plus a duplicate draining */
 } mn_net_peer_info;
 
 /* Creates the net, starts listening and dialling. Returns MN_OK, MN_EINVAL

@@ -66,6 +66,11 @@ int mn_tls_ctx_new(mn_tls_ctx **out, EVP_PKEY *key, X509 *cert, char *err, size_
     }
     SSL_CTX *s = c->ssl_ctx;
     int rc = MN_ECRYPTO;
+    if (X509_check_private_key(cert, key) != 1) {
+        set_err(err, err_len, "tls: private key does not match the certificate");
+        rc = MN_EINVAL;
+        goto fail;
+    }
     if (SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(s, TLS1_3_VERSION) != 1) {
         set_err(err, err_len, "tls: cannot restrict to TLS 1.3");
