@@ -151,10 +151,13 @@ int mn_rpc_reply(mn_rpc_call *call, int code, int tx_code, const char *message,
                  const uint8_t *payload, size_t len);
 
 /* Sends one stream item (code RPC_OK, more = true); the call stays open.
- * Returns MN_OK, MN_ESTATE (connection gone: stop streaming and reply to
- * free the call), MN_ETOOBIG (item over the bound: not sent), MN_EAGAIN
- * (the client is not reading fast enough: this item was not sent; the
- * daemon decides whether to drop or end the stream), MN_EIO. */
+ * Returns MN_OK; MN_ESTATE (connection gone or closing: nothing sent; stop
+ * streaming; the call stays valid until its cancel callback runs or the
+ * daemon replies); MN_ETOOBIG (item over the bound: not sent); MN_EAGAIN
+ * (the client is not reading fast enough: this item was not sent, the
+ * daemon decides whether to drop it or end the stream); MN_EIO / MN_ENOMEM
+ * (the write failed: the connection closes on a later loop turn, the call
+ * is cancelled then). Never runs a cancel callback itself. */
 int mn_rpc_stream(mn_rpc_call *call, const uint8_t *payload, size_t len);
 
 #endif
