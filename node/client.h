@@ -82,8 +82,8 @@ int mn_client_call(mn_client *c, const char *method, const uint8_t *payload, siz
 
 /* ---- typed helpers (errors: see the top of this file) ---- */
 
-/* tx_hash receives SHA-256 of tx (computed locally, so it is known even when
- * the call fails after sending). */
+/* The tx hash is SHA-256 of tx: compute it locally (mn_client_build_tx
+ * returns it) so that it is known even when this call fails. */
 int mn_client_submit_tx(mn_client *c, const uint8_t *tx, size_t tx_len, bool wait_commit,
                         uint32_t timeout_ms, Midnode__SubmitTxResponse **out) MN_WARN_UNUSED;
 int mn_client_get_status(mn_client *c, const uint8_t credential_id[static MN_ID_LEN],
