@@ -65,7 +65,7 @@ static void hold(fake *f, mn_rpc_call *call, const uint8_t *p, size_t len, bool 
     }
     held *h = &f->held[f->held_count++];
     h->call = call;
-    memcpy(h->payload, p, len);
+    if (len) memcpy(h->payload, p, len);
     h->len = len;
     h->has_cancel = with_cancel;
     if (with_cancel) mn_rpc_call_on_cancel(call, on_cancel, f);
