@@ -579,7 +579,7 @@ static void connection_limit_refuses_extra_connections(void **state) {
         int rc = mn_client_call(y, MN_RPC_GET_SIGNER, NULL, 0, &r);
         assert_int_equal(rc, MN_OK);
         int code = (int)r->code;
-        if (code == 0) assert_non_null(strstr(r->message, "refused=1"));
+        if (code == 0) assert_true(stat_field(r->message, "refused") >= 1); /* retries may add more */
         midnode__rpc_response__free_unpacked(r, NULL);
         mn_client_free(y);
         if (code == 0) break;
