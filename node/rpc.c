@@ -1,0 +1,648 @@
+/* rpc.c: the client RPC server: frame decoding, limits, call lifetimes.
+ *
+ * Each connection owns two libuv handles (its socket and one timer) and is
+ * freed only when both close callbacks have run. The timer does three jobs:
+ * the idle timeout, the linger after a refusal (close once the error has been
+ * written, or after MN_RPC_LINGER_MS), and deferred closes requested from
+ * inside mn_rpc_reply / mn_rpc_stream, so that cancel callbacks never run
+ * re-entrantly inside a call the daemon made. */
+#include "rpc.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "midnode.pb-c.h"
+
+#define MN_RPC_READ_BUF_BYTES (64 * 1024)
+#define MN_RPC_LINGER_MS 2000
+#define MN_RPC_BACKLOG 511
+/* Connections over the limit still get a one-frame refusal, up to this many
+ * at a time; beyond that they are closed without a word. */
+#define MN_RPC_REFUSING_MAX 64
+
+typedef struct rpc_conn rpc_conn;
+
+struct mn_rpc_call {
+    rpc_conn *conn; /* NULL once detached */
+    uint64_t id;
+    mn_rpc_cancel_fn cancel;
+    void *cancel_arg;
+    mn_rpc_call *prev, *next;
+};
+
+struct rpc_conn {
+    mn_rpc *srv;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int handles_open;
+    rpc_conn *prev, *next;
+    bool closing;      /* uv_close issued */
+    bool close_soon;   /* a deferred close is scheduled on the timer */
+    bool draining;     /* refused: finish writing, shut down, discard input */
+    bool shutdown_sent;
+    bool refused;      /* over connections_max */
+    uint32_t writes_pending;
+    /* frame being read */
+    uint8_t hdr[4];
+    uint32_t hdr_have;
+    uint8_t *body;
+    uint32_t body_len;
+    uint32_t body_have;
+    /* calls handed to the handler and not yet ended */
+    mn_rpc_call *calls;
+    uint32_t inflight;
+};
+
+struct mn_rpc {
+    uv_loop_t *loop;
+    mn_rpc_config cfg;
+    mn_rpc_handler handler;
+    void *ctx;
+    uv_tcp_t listener;
+    bool listener_open;
+    bool closing;
+    uint16_t port;
+    rpc_conn *conns;
+    uint32_t conn_count;
+    uint32_t refusing;
+    mn_rpc_stats stats;
+    uint8_t rbuf[MN_RPC_READ_BUF_BYTES]; /* shared: every read is consumed in its callback */
+};
+
+typedef struct rpc_write {
+    uv_write_t req;
+    rpc_conn *conn;
+    uint8_t data[];
+} rpc_write;
+
+static const char *const k_methods[] = {
+    MN_RPC_SUBMIT_TX, MN_RPC_GET_STATUS, MN_RPC_GET_STATUS_BATCH, MN_RPC_GET_CHAIN_INFO,
+    MN_RPC_GET_SIGNER, MN_RPC_GET_BLOCK, MN_RPC_GET_TX, MN_RPC_WATCH_STATUS_CHANGES,
+};
+
+bool mn_rpc_method_known(const char *name) {
+    if (!name) return false;
+    for (size_t i = 0; i < sizeof k_methods / sizeof k_methods[0]; i++)
+        if (strcmp(name, k_methods[i]) == 0) return true;
+    return false;
+}
+
+void mn_rpc_config_default(mn_rpc_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
+    cfg->port = 26601;
+    cfg->frame_bytes_max = MN_RPC_FRAME_BYTES_MAX;
+    cfg->connections_max = 1024;
+    cfg->inflight_max = 256;
+    cfg->idle_timeout_ms = 60000;
+    cfg->write_queue_bytes_max = 32u * 1024 * 1024;
+}
+
+static void set_err(char *err, size_t err_len, const char *fmt, const char *a, long b) {
+    if (err && err_len) snprintf(err, err_len, fmt, a, b);
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+static void srv_maybe_free(mn_rpc *srv) {
+    if (srv->closing && !srv->listener_open && srv->conns == NULL) free(srv);
+}
+
+static void conn_unlink_call(rpc_conn *c, mn_rpc_call *call) {
+    if (call->prev) call->prev->next = call->next;
+    else c->calls = call->next;
+    if (call->next) call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+    assert(c->inflight > 0); /* every listed call was counted */
+    c->inflight--;
+    c->srv->stats.calls_pending--;
+}
+
+static void on_conn_handle_closed(uv_handle_t *h) {
+    rpc_conn *c = h->data;
+    if (--c->handles_open > 0) return;
+    mn_rpc *srv = c->srv;
+    if (c->prev) c->prev->next = c->next;
+    else srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    srv->conn_count--;
+    if (c->refused) srv->refusing--;
+    srv->stats.connections_open = srv->conn_count;
+    free(c->body);
+    free(c);
+    srv_maybe_free(srv);
+}
+
+/* Closes now: cancels pending calls (their callbacks run here), then the
+ * handles. Only called from libuv callbacks or mn_rpc_free, never from
+ * inside a function the daemon called. */
+static void conn_close(rpc_conn *c) {
+    if (c->closing) return;
+    c->closing = true;
+    while (c->calls) {
+        mn_rpc_call *call = c->calls;
+        conn_unlink_call(c, call);
+        if (call->cancel) {
+            call->cancel(call->cancel_arg, call);
+            free(call);
+        } else {
+            call->conn = NULL; /* detached: freed by the daemon's mn_rpc_reply */
+        }
+    }
+    free(c->body);
+    c->body = NULL;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void conn_close_soon(rpc_conn *c) {
+    if (c->closing || c->close_soon) return;
+    c->close_soon = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
+static void conn_touch(rpc_conn *c) {
+    if (c->closing || c->close_soon || c->draining) return;
+    if (c->srv->cfg.idle_timeout_ms) uv_timer_start(&c->timer, on_timer, c->srv->cfg.idle_timeout_ms, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+    rpc_conn *c = t->data;
+    if (c->close_soon || c->draining) {
+        conn_close(c);
+        return;
+    }
+    if (c->inflight > 0 || c->writes_pending > 0) {
+        conn_touch(c); /* a watch or a slow answer is not idleness */
+        return;
+    }
+    LOG_DEBUG("rpc_idle_close", "idle_ms=%u", c->srv->cfg.idle_timeout_ms);
+    conn_close(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    (void)status;
+    free(req);
+}
+
+/* After a refusal: once the error frame is out, shut down our side and keep
+ * discarding input until EOF (closing with unread input would reset the
+ * connection and could destroy the error frame before the client reads it). */
+static void conn_drain_progress(rpc_conn *c) {
+    if (c->closing || !c->draining || c->writes_pending > 0 || c->shutdown_sent) return;
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+        return;
+    }
+    c->shutdown_sent = true;
+}
+
+static void conn_start_drain(rpc_conn *c) {
+    if (c->closing || c->draining) return;
+    c->draining = true;
+    free(c->body);
+    c->body = NULL;
+    uv_timer_start(&c->timer, on_timer, MN_RPC_LINGER_MS, 0);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static void on_write(uv_write_t *req, int status) {
+    rpc_write *w = (rpc_write *)req;
+    rpc_conn *c = w->conn;
+    free(w);
+    c->writes_pending--;
+    if (c->closing) return;
+    if (status < 0) {
+        LOG_DEBUG("rpc_write_failed", "err=%s", uv_strerror(status));
+        conn_close(c);
+        return;
+    }
+    conn_drain_progress(c);
+}
+
+/* Queues one response frame. Never closes synchronously (see conn_close).
+ * Returns MN_OK, MN_ESTATE (closing), MN_ETOOBIG (response over the bound,
+ * nothing queued), MN_EIO (queue over its bound or write failed: a close is
+ * scheduled), MN_ENOMEM (a close is scheduled). */
+static int conn_send(rpc_conn *c, uint64_t id, int code, int tx_code, const char *message,
+                     const uint8_t *payload, size_t len, bool more) {
+    if (c->closing || c->close_soon) return MN_ESTATE;
+    Midnode__RpcResponse r = MIDNODE__RPC_RESPONSE__INIT;
+    r.id = id;
+    r.code = (Midnode__RpcCode)code;
+    r.tx_code = (Midnode__TxCode)tx_code;
+    r.message = (char *)(message ? message : "");
+    r.payload.data = (uint8_t *)payload;
+    r.payload.len = payload ? len : 0;
+    r.more = more;
+    size_t size = midnode__rpc_response__get_packed_size(&r);
+    if (size > MN_RPC_RESPONSE_BYTES_MAX) return MN_ETOOBIG;
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (queued + size + 4 > c->srv->cfg.write_queue_bytes_max) {
+        LOG_WARN("rpc_slow_reader", "queued_bytes=%zu", queued);
+        conn_close_soon(c);
+        return MN_EIO;
+    }
+    rpc_write *w = malloc(sizeof *w + 4 + size);
+    if (!w) {
+        conn_close_soon(c);
+        return MN_ENOMEM;
+    }
+    w->conn = c;
+    w->data[0] = (uint8_t)(size >> 24);
+    w->data[1] = (uint8_t)(size >> 16);
+    w->data[2] = (uint8_t)(size >> 8);
+    w->data[3] = (uint8_t)size;
+    size_t packed = midnode__rpc_response__pack(&r, w->data + 4);
+    assert(packed == size);
+    (void)packed;
+    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)(4 + size));
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc != 0) {
+        free(w);
+        LOG_DEBUG("rpc_write_failed", "err=%s", uv_strerror(rc));
+        conn_close_soon(c);
+        return MN_EIO;
+    }
+    c->writes_pending++;
+    mn_rpc_stats *st = &c->srv->stats;
+    st->responses++;
+    st->bytes_out += 4 + size;
+    if (code != 0) st->errors++;
+    return MN_OK;
+}
+
+/* An error this module answers itself. */
+static void conn_error(rpc_conn *c, uint64_t id, int code, const char *message) {
+    (void)conn_send(c, id, code, 0, message, NULL, 0, false);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void handle_frame(rpc_conn *c, const uint8_t *data, size_t len) {
+    mn_rpc *srv = c->srv;
+    Midnode__RpcRequest *req = midnode__rpc_request__unpack(NULL, len, data);
+    if (!req) {
+        LOG_DEBUG("rpc_bad_frame", "len=%zu", len);
+        conn_error(c, 0, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, "frame does not decode as RpcRequest");
+        conn_start_drain(c);
+        return;
+    }
+    srv->stats.requests++;
+    char msg[96];
+    if (!mn_rpc_method_known(req->method)) {
+        snprintf(msg, sizeof msg, "unknown method \"%.*s\"", MN_RPC_METHOD_MAX, req->method ? req->method : "");
+        conn_error(c, req->id, MIDNODE__RPC_CODE__RPC_UNKNOWN_METHOD, msg);
+        goto out;
+    }
+    if (c->inflight >= srv->cfg.inflight_max) {
+        snprintf(msg, sizeof msg, "more than %u requests in flight", srv->cfg.inflight_max);
+        conn_error(c, req->id, MIDNODE__RPC_CODE__RPC_OVERLOADED, msg);
+        goto out;
+    }
+    for (mn_rpc_call *p = c->calls; p; p = p->next) {
+        if (p->id == req->id) {
+            snprintf(msg, sizeof msg, "request id %llu already in flight", (unsigned long long)req->id);
+            conn_error(c, req->id, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, msg);
+            goto out;
+        }
+    }
+    mn_rpc_call *call = calloc(1, sizeof *call);
+    if (!call) {
+        conn_error(c, req->id, MIDNODE__RPC_CODE__RPC_INTERNAL, "out of memory");
+        goto out;
+    }
+    call->conn = c;
+    call->id = req->id;
+    call->next = c->calls;
+    if (c->calls) c->calls->prev = call;
+    c->calls = call;
+    c->inflight++;
+    srv->stats.calls_pending++;
+    srv->handler(srv->ctx, call, req->method, req->payload.data, req->payload.len);
+out:
+    midnode__rpc_request__free_unpacked(req, NULL);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    rpc_conn *c = h->data;
+    *buf = uv_buf_init((char *)c->srv->rbuf, sizeof c->srv->rbuf);
+}
+
+static uint32_t be32(const uint8_t b[4]) {
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static bool conn_reading(const rpc_conn *c) {
+    return !c->closing && !c->close_soon && !c->draining;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    rpc_conn *c = s->data;
+    if (nread < 0) {
+        if (nread != UV_EOF) LOG_DEBUG("rpc_read_failed", "err=%s", uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->closing) return;
+    c->srv->stats.bytes_in += (uint64_t)nread;
+    if (!conn_reading(c)) return; /* draining after a refusal: discard */
+    conn_touch(c);
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t n = (size_t)nread;
+    while (n > 0 && conn_reading(c)) {
+        if (!c->body) {
+            if (c->hdr_have < 4) {
+                size_t take = 4 - c->hdr_have < n ? 4 - c->hdr_have : n;
+                memcpy(c->hdr + c->hdr_have, p, take);
+                c->hdr_have += (uint32_t)take;
+                p += take;
+                n -= take;
+                if (c->hdr_have < 4) break;
+            }
+            uint32_t len = be32(c->hdr);
+            if (len > c->srv->cfg.frame_bytes_max) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "frame of %u bytes is over the limit of %u", len,
+                         c->srv->cfg.frame_bytes_max);
+                LOG_DEBUG("rpc_frame_too_large", "len=%u", len);
+                conn_error(c, 0, MIDNODE__RPC_CODE__RPC_TOO_LARGE, msg);
+                conn_start_drain(c);
+                break;
+            }
+            if (n >= len) { /* whole frame in this read: no copy */
+                c->hdr_have = 0;
+                handle_frame(c, p, len);
+                p += len;
+                n -= len;
+                continue;
+            }
+            c->body = malloc(len);
+            if (!c->body) {
+                conn_error(c, 0, MIDNODE__RPC_CODE__RPC_INTERNAL, "out of memory");
+                conn_start_drain(c);
+                break;
+            }
+            c->body_len = len;
+            c->body_have = 0;
+        }
+        size_t take = c->body_len - c->body_have < n ? c->body_len - c->body_have : n;
+        memcpy(c->body + c->body_have, p, take);
+        c->body_have += (uint32_t)take;
+        p += take;
+        n -= take;
+        if (c->body_have == c->body_len) {
+            uint8_t *body = c->body;
+            c->body = NULL;
+            c->hdr_have = 0;
+            handle_frame(c, body, c->body_len);
+            free(body);
+        }
+    }
+    if (c->draining) conn_drain_progress(c);
+}
+
+/* ---------------------------------------------------------------- accepting */
+
+static void on_connection(uv_stream_t *server, int status) {
+    mn_rpc *srv = server->data;
+    if (status < 0) {
+        LOG_WARN("rpc_accept_failed", "err=%s", uv_strerror(status));
+        return;
+    }
+    rpc_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        LOG_ERROR("rpc_accept_failed", "err=out_of_memory");
+        /* Leave it in the backlog; the kernel bounds that. */
+        return;
+    }
+    c->srv = srv;
+    c->tcp.data = c;
+    c->timer.data = c;
+    if (uv_tcp_init(srv->loop, &c->tcp) != 0) {
+        free(c);
+        return;
+    }
+    c->handles_open = 1;
+    int rc = uv_timer_init(srv->loop, &c->timer);
+    if (rc == 0) c->handles_open = 2;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    srv->conn_count++;
+    srv->stats.connections_open = srv->conn_count;
+    if (rc != 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+        return;
+    }
+    srv->stats.connections_accepted++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (uv_tcp_nodelay(&c->tcp, 1) != 0) LOG_DEBUG("rpc_nodelay_failed", "%s", "");
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (srv->conn_count - srv->refusing > srv->cfg.connections_max) {
+        srv->stats.connections_refused++;
+        if (srv->refusing >= MN_RPC_REFUSING_MAX) {
+            conn_close(c);
+            return;
+        }
+        c->refused = true;
+        srv->refusing++;
+        LOG_WARN("rpc_connection_refused", "open=%u max=%u", srv->conn_count - srv->refusing,
+                 srv->cfg.connections_max);
+        conn_error(c, 0, MIDNODE__RPC_CODE__RPC_OVERLOADED, "too many connections");
+        conn_start_drain(c);
+        conn_drain_progress(c);
+        return;
+    }
+    conn_touch(c);
+}
+
+/* ---------------------------------------------------------------- public */
+
+static int check_config(const mn_rpc_config *cfg, char *err, size_t err_len) {
+    if (cfg->frame_bytes_max < 1 || cfg->frame_bytes_max > MN_RPC_FRAME_BYTES_MAX) {
+        set_err(err, err_len, "rpc: %s %ld out of range", "frame_bytes_max", (long)cfg->frame_bytes_max);
+        return MN_EINVAL;
+    }
+    if (cfg->connections_max < 1 || cfg->connections_max > MN_RPC_CONNECTIONS_MAX) {
+        set_err(err, err_len, "rpc: %s %ld out of range", "connections_max", (long)cfg->connections_max);
+        return MN_EINVAL;
+    }
+    if (cfg->inflight_max < 1 || cfg->inflight_max > MN_RPC_INFLIGHT_MAX) {
+        set_err(err, err_len, "rpc: %s %ld out of range", "inflight_max", (long)cfg->inflight_max);
+        return MN_EINVAL;
+    }
+    if (cfg->write_queue_bytes_max < MN_RPC_RESPONSE_BYTES_MAX + 4) {
+        set_err(err, err_len, "rpc: %s %ld too small", "write_queue_bytes_max", (long)cfg->write_queue_bytes_max);
+        return MN_EINVAL;
+    }
+    if (memchr(cfg->host, 0, sizeof cfg->host) == NULL || cfg->host[0] == 0) {
+        set_err(err, err_len, "rpc: %s%ld: empty or unterminated", "host", 0);
+        return MN_EINVAL;
+    }
+    return MN_OK;
+}
+
+/* Binds with plain sockets first so that every failure is reported here,
+ * synchronously, with no libuv handle to tear down. */
+static int bind_listen(int *fd_out, uint16_t *port_out, const mn_rpc_config *cfg, char *err, size_t err_len) {
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[8];
+    snprintf(port, sizeof port, "%u", cfg->port);
+    int rc = getaddrinfo(cfg->host, port, &hints, &res);
+    if (rc != 0 || !res) {
+        if (err && err_len) snprintf(err, err_len, "rpc: cannot resolve %s: %s", cfg->host, gai_strerror(rc));
+        return MN_EINVAL;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        if (err && err_len) snprintf(err, err_len, "rpc: socket: %s", strerror(errno));
+        freeaddrinfo(res);
+        return MN_EIO;
+    }
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, MN_RPC_BACKLOG) != 0) {
+        if (err && err_len) snprintf(err, err_len, "rpc: cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
+        close(fd);
+        freeaddrinfo(res);
+        return MN_EIO;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        if (err && err_len) snprintf(err, err_len, "rpc: getsockname: %s", strerror(errno));
+        close(fd);
+        return MN_EIO;
+    }
+    *port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return MN_OK;
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+    mn_rpc *srv = h->data;
+    srv->listener_open = false;
+    srv_maybe_free(srv);
+}
+
+int mn_rpc_new(mn_rpc **out, uv_loop_t *loop, const mn_rpc_config *cfg, mn_rpc_handler handler, void *ctx,
+               char *err, size_t err_len) {
+    *out = NULL;
+    if (!loop || !cfg || !handler) {
+        set_err(err, err_len, "rpc: %s%ld", "missing loop, config or handler", 0);
+        return MN_EINVAL;
+    }
+    int rc = check_config(cfg, err, err_len);
+    if (rc != MN_OK) return rc;
+    mn_rpc *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        set_err(err, err_len, "rpc: %s%ld", "out of memory", 0);
+        return MN_ENOMEM;
+    }
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    srv->handler = handler;
+    srv->ctx = ctx;
+    int fd = -1;
+    rc = bind_listen(&fd, &srv->port, cfg, err, err_len);
+    if (rc != MN_OK) {
+        free(srv);
+        return rc;
+    }
+    if (uv_tcp_init(loop, &srv->listener) != 0) {
+        close(fd);
+        free(srv);
+        set_err(err, err_len, "rpc: %s%ld", "uv_tcp_init failed", 0);
+        return MN_EIO;
+    }
+    srv->listener.data = srv;
+    srv->listener_open = true;
+    int urc = uv_tcp_open(&srv->listener, fd);
+    if (urc == 0) urc = uv_listen((uv_stream_t *)&srv->listener, MN_RPC_BACKLOG, on_connection);
+    if (urc != 0) {
+        if (err && err_len) snprintf(err, err_len, "rpc: listen: %s", uv_strerror(urc));
+        srv->closing = true;
+        uv_close((uv_handle_t *)&srv->listener, on_listener_closed); /* frees srv (and fd) when the loop runs */
+        return MN_EIO;
+    }
+    LOG_INFO("rpc_listening", "host=%s port=%u", cfg->host, srv->port);
+    *out = srv;
+    return MN_OK;
+}
+
+uint16_t mn_rpc_port(const mn_rpc *srv) { return srv->port; }
+
+void mn_rpc_get_stats(const mn_rpc *srv, mn_rpc_stats *out) { *out = srv->stats; }
+
+void mn_rpc_free(mn_rpc *srv) {
+    if (!srv || srv->closing) return;
+    srv->closing = true;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    for (rpc_conn *c = srv->conns; c; c = c->next) conn_close(c);
+}
+
+void mn_rpc_call_on_cancel(mn_rpc_call *call, mn_rpc_cancel_fn fn, void *arg) {
+    call->cancel = fn;
+    call->cancel_arg = arg;
+}
+
+uint64_t mn_rpc_call_id(const mn_rpc_call *call) { return call->id; }
+
+bool mn_rpc_call_alive(const mn_rpc_call *call) {
+    return call->conn != NULL && !call->conn->closing && !call->conn->close_soon;
+}
+
+int mn_rpc_reply(mn_rpc_call *call, int code, int tx_code, const char *message, const uint8_t *payload,
+                 size_t len) {
+    rpc_conn *c = call->conn;
+    if (!c) {
+        free(call);
+        return MN_ESTATE;
+    }
+    conn_unlink_call(c, call);
+    uint64_t id = call->id;
+    free(call);
+    int rc = conn_send(c, id, code, tx_code, message, payload, len, false);
+    if (rc == MN_ETOOBIG) {
+        LOG_WARN("rpc_response_too_large", "len=%zu", len);
+        (void)conn_send(c, id, MIDNODE__RPC_CODE__RPC_INTERNAL, 0, "response too large", NULL, 0, false);
+    }
+    return rc;
+}
+
+int mn_rpc_stream(mn_rpc_call *call, const uint8_t *payload, size_t len) {
+    rpc_conn *c = call->conn;
+    if (!c || c->closing || c->close_soon || c->draining) return MN_ESTATE;
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (queued + len + 64 > c->srv->cfg.write_queue_bytes_max / 2) return MN_EAGAIN;
+    return conn_send(c, call->id, MIDNODE__RPC_CODE__RPC_OK, 0, NULL, payload, len, true);
+}
