@@ -97,7 +97,8 @@ static int start_net(struct mn_node *n, char *err, size_t err_len)
     n->peer_state_count = count;
     for (size_t i = 0; i < count; i++) {
         memset(&n->peer_state[i], 0, sizeof n->peer_state[i]);
-        snprintf(n->peer_state[i].name, sizeof n->peer_state[i].name, "%s", peers[i].name);
+        _Static_assert(sizeof n->peer_state[i].name == sizeof peers[i].name, "same name bound");
+        memcpy(n->peer_state[i].name, peers[i].name, sizeof peers[i].name);
         n->peer_state[i].is_observer = (mn_genesis_member(g, peers[i].name) == NULL);
     }
     mn_net_config nc = {
@@ -125,7 +126,11 @@ static int start_rpc(struct mn_node *n, char *err, size_t err_len)
         snprintf(err, err_len, "config listen.rpc: %s", aerr);
         return MN_EINVAL;
     }
-    snprintf(rc.host, sizeof rc.host, "%s", a.host);
+    if (strlen(a.host) >= sizeof rc.host) {
+        snprintf(err, err_len, "config listen.rpc: host name too long");
+        return MN_EINVAL;
+    }
+    memcpy(rc.host, a.host, strlen(a.host) + 1);
     rc.port = a.port;
     if (n->cfg.limits.rpc_max_connections) rc.connections_max = n->cfg.limits.rpc_max_connections;
     if (n->cfg.limits.rpc_max_inflight) rc.inflight_max = n->cfg.limits.rpc_max_inflight;
