@@ -387,6 +387,7 @@ static int judge_block(struct mn_node *n, const uint8_t *bytes, size_t len, node
     p->tx_count = b->n_txs;
     p->verdict = 1;
     p->used = true;
+    p->first_seen_ms = t0;
     rc = MN_OK;
     if (n->m_exec_time) mn_histogram_observe(n->m_exec_time, (node_mono_ms(n) - t0) * 1000);
 out:
@@ -416,6 +417,10 @@ static int commit_pending(struct mn_node *n, node_pending *p, const Midnode__Com
     mn_counter_add(n->m_txs_committed, p->tx_count);
     mn_gauge_set(n->m_height, (double)n->height);
     mn_histogram_observe(n->m_block_interval, (n->tip_local_ms - prev_local) * 1000);
+    if (p->first_seen_ms && n->tip_local_ms >= p->first_seen_ms)
+        mn_histogram_observe(n->m_commit_latency, (n->tip_local_ms - p->first_seen_ms) * 1000);
+    uint64_t wall = node_now_ms();
+    if (wall >= (uint64_t)n->tip_time_ms) mn_histogram_observe(n->m_propagation, (wall - (uint64_t)n->tip_time_ms) * 1000);
     char hx[17];
     hex8(hx, p->hash);
     LOG_INFO("block_committed", "height=%llu txs=%zu block=%s", (unsigned long long)n->height, p->tx_count, hx);
@@ -786,6 +791,7 @@ static int build_block(struct mn_node *n, uint8_t hash_out[MN_HASH_LEN])
     b.e = NULL;
     p->tx_hashes = hashes;
     p->tx_count = b.count;
+    p->first_seen_ms = node_mono_ms(n);
     free(hb);
     free(txs);
     rc = MN_OK;

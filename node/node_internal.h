@@ -51,6 +51,7 @@ typedef struct node_pending {
     mn_exec *exec;  /* the execution behind a valid verdict */
     size_t tx_count;
     uint8_t (*tx_hashes)[MN_HASH_LEN];
+    uint64_t first_seen_ms; /* monotonic: when this node built or received it */
 } node_pending;
 
 typedef struct node_waiter {
@@ -135,7 +136,7 @@ struct mn_node {
         *m_rpc_requests, *m_status_queries, *m_sync_blocks, *m_evidence, *m_invalid_proposals,
         *m_peer_msgs_bad;
     struct mn_gauge *m_height, *m_round;
-    struct mn_histogram *m_block_interval, *m_commit_latency, *m_exec_time;
+    struct mn_histogram *m_block_interval, *m_commit_latency, *m_exec_time, *m_propagation, *m_rpc_latency;
 };
 
 /* node.c */

@@ -617,6 +617,7 @@ void node_rpc_handler(void *ctx, mn_rpc_call *call, const char *method, const ui
 {
     struct mn_node *n = ctx;
     mn_counter_inc(n->m_rpc_requests);
+    uint64_t t0 = uv_hrtime();
     if (n->stopping) {
         (void)mn_rpc_reply(call, MIDNODE__RPC_CODE__RPC_UNAVAILABLE, 0, "node stopping", NULL, 0);
         return;
@@ -630,4 +631,5 @@ void node_rpc_handler(void *ctx, mn_rpc_call *call, const char *method, const ui
     else if (strcmp(method, MN_RPC_GET_TX) == 0) do_tx(n, call, payload, len);
     else if (strcmp(method, MN_RPC_WATCH_STATUS_CHANGES) == 0) do_watch(n, call, payload, len);
     else (void)mn_rpc_reply(call, MIDNODE__RPC_CODE__RPC_UNKNOWN_METHOD, 0, "unknown method", NULL, 0);
+    mn_histogram_observe(n->m_rpc_latency, (uv_hrtime() - t0) / 1000);
 }
