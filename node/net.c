@@ -992,7 +992,12 @@ size_t mn_net_peers(const mn_net *net, mn_net_peer_info *out, size_t cap) {
     return n;
 }
 
-void mn_net_stats_get(const mn_net *net, mn_net_stats *out) { *out = net->stats; }
+void mn_net_stats_get(const mn_net *net, mn_net_stats *out) {
+    *out = net->stats;
+    out->links_open = 0;
+    for (const mn_link *l = net->links; l != NULL; l = l->next)
+        if (l->state != LINK_CLOSING) out->links_open++;
+}
 
 void mn_net_stop(mn_net *net) {
     if (net == NULL || net->stopped) return;

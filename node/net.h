@@ -105,6 +105,7 @@ typedef struct mn_net_stats {
     uint64_t dropped_slow;            /* links closed for a full outbound queue */
     uint64_t dropped_duplicate;       /* links closed by the duplicate rule */
     uint64_t dials;                   /* outbound connection attempts */
+    uint64_t links_open;              /* gauge: connections now open, in any state */
 } mn_net_stats;
 
 typedef struct mn_net_peer_info {

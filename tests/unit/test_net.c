@@ -724,6 +724,9 @@ static bool single_links(fixture *f, void *arg) {
     for (int i = 0; i < 2; i++) {
         mn_net_peer_info info;
         if (mn_net_peers(f->nodes[idx[i]].net, &info, 1) != 1 || !info.up || info.links != 1) return false;
+        mn_net_stats st;
+        mn_net_stats_get(f->nodes[idx[i]].net, &st);
+        if (st.links_open != 1) return false; /* no duplicate still in its handshake */
     }
     return true;
 }
