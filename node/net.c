@@ -678,7 +678,14 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
             snprintf(reason, sizeof reason, "resolve: %s", uv_strerror(status));
             link_close(l, reason, false);
         } else {
-            link_connect(l, res->ai_addr);
+            /* Prefer IPv4: "localhost" often lists ::1 first while nodes listen on 127.0.0.1. */
+            const struct addrinfo *pick = res;
+            for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+                if (ai->ai_family == AF_INET) {
+                    pick = ai;
+                    break;
+                }
+            link_connect(l, pick->ai_addr);
         }
     }
     uv_freeaddrinfo(res);

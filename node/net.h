@@ -30,6 +30,12 @@
  * Threading: single-threaded, on the loop given to mn_net_new. Callbacks run
  * on that loop; inside one it is safe to call mn_net_send, mn_net_broadcast,
  * mn_net_stop and mn_net_free (a link is freed only in its close callback).
+ * on_peer_down may also fire from inside mn_net_send / mn_net_broadcast, when
+ * the send closes a slow link.
+ *
+ * Addresses: numeric IPv4/IPv6 are used as they are; a host name is resolved
+ * on every dial (uv_getaddrinfo, IPv4 preferred), so a restarted container
+ * with a new address is found again.
  * The peer name passed to a callback stays valid until mn_net_free.
  *
  * Shutdown: mn_net_stop closes every handle and fires no more callbacks;

@@ -731,6 +731,35 @@ static bool single_links(fixture *f, void *arg) {
     return true;
 }
 
+static void host_name_address_is_resolved(void **state) {
+    fixture *f = *state;
+    int a_peers[] = {1}, b_peers[] = {0};
+    start_node(f, 0, a_peers, 1, 0, NULL, NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "localhost:%u", (unsigned)mn_net_listen_port(f->nodes[0].net));
+    const char *addrs[] = {addr};
+    start_node(f, 1, b_peers, 1, 0, addrs, NULL);
+    int both[] = {0, 1};
+    count_arg ca = {both, 2, 1};
+    assert_true(run_until(f, all_have_peers, &ca, DEADLINE_MS));
+    mn_net_peer_info info;
+    assert_int_equal(mn_net_peers(f->nodes[1].net, &info, 1), 1);
+    assert_string_equal(info.addr, addr);
+    assert_true(info.outbound);
+}
+
+static void free_while_resolving_and_connecting_leaks_nothing(void **state) {
+    fixture *f = *state;
+    int b_peers[] = {0, 2};
+    const char *addrs[] = {"localhost:1", "127.0.0.1:1"};
+    start_node(f, 1, b_peers, 2, 0, addrs, NULL);
+    mn_net_stats st;
+    mn_net_stats_get(f->nodes[1].net, &st);
+    assert_int_equal(st.dials, 2);
+    mn_net_free(f->nodes[1].net); /* the teardown runs the loop and checks it closes */
+    f->nodes[1].net = NULL;
+}
+
 static void simultaneous_dials_leave_exactly_one_link(void **state) {
     fixture *f = *state;
     int a_peers[] = {1}, b_peers[] = {0};
@@ -862,6 +891,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(garbage_and_wrong_preamble_are_refused_listener_keeps_serving, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(peer_restart_is_redialled, setup, teardown),
+        cmocka_unit_test_setup_teardown(host_name_address_is_resolved, setup, teardown),
+        cmocka_unit_test_setup_teardown(free_while_resolving_and_connecting_leaks_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(simultaneous_dials_leave_exactly_one_link, setup, teardown),
         cmocka_unit_test_setup_teardown(slow_peer_hits_queue_bound_and_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_inside_callback_and_free_closes_every_handle, setup, teardown),
