@@ -599,7 +599,8 @@ static void oversized_frame_drops_link_before_allocating(void **state) {
     start_node(f, 0, a_peers, 1, 0, NULL, NULL);
     node *a = &f->nodes[0];
     /* bravo is known to alpha but is played by hand: it announces a frame of
-     * almost 4 GiB. Allocating that would abort under ASan. */
+     * almost 4 GiB. frame_decoder_splits_and_bounds shows that such a header
+     * leaves no buffer allocated; here the link must be dropped for it. */
     fake *k = fake_connect(f, mn_net_listen_port(a->net), &f->nodes[1], true);
     ups_arg u = {a, 1};
     assert_true(run_until(f, has_ups, &u, DEADLINE_MS));
@@ -681,6 +682,24 @@ static void garbage_and_wrong_preamble_are_refused_listener_keeps_serving(void *
     mn_net_stats st;
     mn_net_stats_get(a->net, &st);
     assert_int_equal(st.refused, 2);
+}
+
+static void silent_connection_times_out_in_handshake(void **state) {
+    fixture *f = *state;
+    int a_peers[] = {1};
+    mn_net_config quick = {.handshake_timeout_ms = 100};
+    start_node(f, 0, a_peers, 1, 0, NULL, &quick);
+    node *a = &f->nodes[0];
+    /* The preamble, then nothing: a slowloris holding a pending slot. */
+    fake *k = fake_connect(f, mn_net_listen_port(a->net), NULL, false);
+    assert_true(run_until(f, fake_connected_cond, k, DEADLINE_MS));
+    fake_raw(k, (const uint8_t *)MN_NET_PREAMBLE, MN_NET_PREAMBLE_LEN);
+    assert_true(run_until(f, fake_ended, k, DEADLINE_MS));
+    mn_net_stats st;
+    mn_net_stats_get(a->net, &st);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(st.links_open, 0);
+    fake_close(k);
 }
 
 static void peer_restart_is_redialled(void **state) {
@@ -890,6 +909,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(oversized_frame_drops_link_before_allocating, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_and_wrong_preamble_are_refused_listener_keeps_serving, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(silent_connection_times_out_in_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(peer_restart_is_redialled, setup, teardown),
         cmocka_unit_test_setup_teardown(host_name_address_is_resolved, setup, teardown),
         cmocka_unit_test_setup_teardown(free_while_resolving_and_connecting_leaks_nothing, setup, teardown),
