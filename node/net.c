@@ -16,6 +16,8 @@
 #define PLAIN_CHUNK_BYTES (16 * 1024)
 #define TLS_RECORD_OVERHEAD_BYTES 32 /* header + tag + content type, rounded up */
 #define SWEEP_MS_MAX 1000
+#define MN_NET_BACKOFF_MS_LIMIT (10u * 60 * 1000)
+#define MN_NET_OUT_QUEUE_BYTES_LIMIT ((size_t)1 << 30)
 
 /* RETIRED: the losing duplicate. Nothing new is written on it, but it is read
  * to its end so that frames already sent on it are still delivered; the end
@@ -864,7 +866,11 @@ int mn_net_new(mn_net **out, uv_loop_t *loop, const mn_net_config *cfg, char *er
     net->frame_bytes_max = cfg->frame_bytes_max ? cfg->frame_bytes_max : MN_PEER_FRAME_BYTES_MAX;
     net->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : MN_NET_BACKOFF_MIN_MS_DEFAULT;
     net->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : MN_NET_BACKOFF_MAX_MS_DEFAULT;
+    /* Bounds keep the doubling and the uv_buf_t length (unsigned int) from overflowing. */
+    if (net->backoff_min_ms > MN_NET_BACKOFF_MS_LIMIT) net->backoff_min_ms = MN_NET_BACKOFF_MS_LIMIT;
+    if (net->backoff_max_ms > MN_NET_BACKOFF_MS_LIMIT) net->backoff_max_ms = MN_NET_BACKOFF_MS_LIMIT;
     if (net->backoff_max_ms < net->backoff_min_ms) net->backoff_max_ms = net->backoff_min_ms;
+    if (net->out_queue_bytes_max > MN_NET_OUT_QUEUE_BYTES_LIMIT) net->out_queue_bytes_max = MN_NET_OUT_QUEUE_BYTES_LIMIT;
     net->handshake_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : MN_NET_HANDSHAKE_MS_DEFAULT;
     int rc = mn_tls_ctx_new(&net->tls, cfg->key, cfg->cert, err, err_len);
     if (rc != MN_OK) {

@@ -23,6 +23,14 @@
  * queued writes), so frames already sent on it still arrive, possibly out of
  * order with frames on the surviving link.
  *
+ * Names: the rule needs every node to call each other by the same names
+ * (they come from genesis); the names are not authenticated, the pins are.
+ *
+ * Memory per link is bounded by the outbound queue bound plus one partial
+ * inbound frame (frame_bytes_max), and only authenticated peers get as far
+ * as sending frames; unauthenticated connections are bounded in number
+ * (MN_NET_PENDING_MAX) and time (handshake_timeout_ms).
+ *
  * Slow peers: each link's bytes waiting to be written are bounded by
  * out_queue_bytes_max; a send that would exceed it closes the link (logged as
  * peer_slow) instead of growing memory. The peer will redial or be redialled.
@@ -94,7 +102,9 @@ typedef struct mn_net_config {
     const mn_net_peer_config *peers;  /* copied; names unique, not own name */
     size_t peer_count;                /* <= MN_NET_PEERS_MAX */
     mn_net_callbacks cb;
-    /* 0 selects the default for each of these. */
+    /* 0 selects the default for each of these. out_queue_bytes_max should
+     * exceed the largest frame sent, or sending it always drops the link;
+     * it is capped at 1 GiB and the backoffs at 10 minutes. */
     size_t out_queue_bytes_max;
     uint32_t frame_bytes_max;         /* <= MN_PEER_FRAME_BYTES_MAX */
     uint32_t backoff_min_ms;
