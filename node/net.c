@@ -668,6 +668,7 @@ static void link_start(mn_link *l) {
         link_close(l, "tls set-up failed", false);
         return;
     }
+    if (l->outbound) mn_tls_conn_expect_pin(l->tls, l->peer->cfg.pin);
     l->state = LINK_HANDSHAKE;
     int r = uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, read_cb);
     if (r != 0) {

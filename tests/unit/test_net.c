@@ -257,6 +257,26 @@ static void tls_memory_pair_authenticates_and_pins(void **state) {
 
     mn_tls_conn_free(cli);
     mn_tls_conn_free(srv);
+
+    /* A client expecting another key stops inside the handshake, before the
+     * server could complete its side. */
+    assert_int_equal(mn_tls_conn_new(&cli, ca, false), MN_OK);
+    assert_int_equal(mn_tls_conn_new(&srv, cb, true), MN_OK);
+    mn_tls_conn_expect_pin(cli, a->pin);
+    rc_c = rc_s = MN_EAGAIN;
+    char err_c[256] = "";
+    for (int round = 0; round < 10 && rc_c == MN_EAGAIN; round++) {
+        rc_c = mn_tls_conn_handshake(cli, err_c, sizeof err_c);
+        pump(cli, srv);
+        rc_s = mn_tls_conn_handshake(srv, err, sizeof err);
+        pump(srv, cli);
+    }
+    assert_int_equal(rc_c, MN_ECRYPTO);
+    if (strstr(err_c, "expected pin") == NULL) fail_msg("client error: %s", err_c);
+    assert_int_not_equal(rc_s, MN_OK);
+    assert_false(mn_tls_conn_established(srv));
+    mn_tls_conn_free(cli);
+    mn_tls_conn_free(srv);
     mn_tls_ctx_free(ca);
     mn_tls_ctx_free(cb);
 }
@@ -439,6 +459,37 @@ static void unknown_pin_is_refused_on_both_sides(void **state) {
     assert_int_equal(mn_net_peer_count(a->net), 0);
     assert_int_equal(mn_net_peer_count(b->net), 0);
     assert_int_equal(a->msgs + b->msgs, 0);
+}
+
+static bool refused_twice(fixture *f, void *arg) {
+    (void)f;
+    mn_net_stats st;
+    mn_net_stats_get(((node *)arg)->net, &st);
+    return st.refused >= 2;
+}
+
+static void dialler_with_wrong_pin_never_brings_the_server_up(void **state) {
+    fixture *f = *state;
+    node *a = &f->nodes[0], *b = &f->nodes[1];
+    int a_peers[] = {1};
+    mn_net_config fast = {.backoff_min_ms = 10, .backoff_max_ms = 20};
+    start_node(f, 0, a_peers, 1, 0, NULL, &fast);
+    /* bravo believes alpha has charlie's key. */
+    mn_net_peer_config pb = {.should_dial = true};
+    snprintf(pb.name, sizeof pb.name, "alpha");
+    memcpy(pb.pin, f->nodes[2].pin, MN_TLS_PIN_LEN);
+    snprintf(pb.addr, sizeof pb.addr, "127.0.0.1:%u", (unsigned)mn_net_listen_port(a->net));
+    mn_net_config cb = {.name = "bravo", .listen_addr = "127.0.0.1:0", .key = b->key, .cert = b->cert,
+                        .peers = &pb, .peer_count = 1, .backoff_min_ms = 10, .backoff_max_ms = 20,
+                        .cb = {.ctx = b, .on_message = on_message, .on_peer_up = on_up, .on_peer_down = on_down}};
+    char err[256];
+    assert_int_equal(mn_net_new(&b->net, &f->loop, &cb, err, sizeof err), MN_OK);
+    assert_true(run_until(f, refused_twice, b, DEADLINE_MS));
+    assert_int_equal(a->ups, 0);
+    assert_int_equal(b->ups, 0);
+    mn_net_stats st;
+    mn_net_stats_get(a->net, &st);
+    assert_int_equal(st.links_up, 0);
 }
 
 /* ---------------- a hand-driven peer for the abuse cases ---------------- */
@@ -906,6 +957,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(two_nodes_exchange_frames_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(three_nodes_broadcast_reaches_everyone, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_pin_is_refused_on_both_sides, setup, teardown),
+        cmocka_unit_test_setup_teardown(dialler_with_wrong_pin_never_brings_the_server_up, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_frame_drops_link_before_allocating, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_and_wrong_preamble_are_refused_listener_keeps_serving, setup,
                                         teardown),
