@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -857,6 +858,17 @@ int mn_net_new(mn_net **out, uv_loop_t *loop, const mn_net_config *cfg, char *er
             if (memcmp(cfg->peers[j].pin, pc->pin, MN_TLS_PIN_LEN) == 0)
                 return setup_fail(err, err_len, MN_EINVAL, "net: peer %s shares its pin with another", pc->name);
         }
+    }
+    /* libuv writes with write(2): a peer that resets its connection would
+     * otherwise kill the process with SIGPIPE. Keep a handler someone set. */
+    struct sigaction sa_old;
+    if (sigaction(SIGPIPE, NULL, &sa_old) == 0 && sa_old.sa_handler == SIG_DFL) {
+        struct sigaction sa_ign;
+        memset(&sa_ign, 0, sizeof sa_ign);
+        sa_ign.sa_handler = SIG_IGN;
+        sigemptyset(&sa_ign.sa_mask);
+        if (sigaction(SIGPIPE, &sa_ign, NULL) != 0)
+            return setup_fail(err, err_len, MN_EIO, "net: %s", "cannot ignore SIGPIPE");
     }
     mn_net *net = calloc(1, sizeof *net);
     if (net == NULL) return setup_fail(err, err_len, MN_ENOMEM, "net: %s", "out of memory");

@@ -46,6 +46,9 @@
  * with a new address is found again.
  * The peer name passed to a callback stays valid until mn_net_free.
  *
+ * Signals: mn_net_new sets SIGPIPE to ignored if it has the default action
+ * (a reset connection must surface as a write error, not end the process).
+ *
  * Shutdown: mn_net_stop closes every handle and fires no more callbacks;
  * mn_net_free stops (if needed) and releases the net once the close callbacks
  * have run, so run the loop (uv_run) after mn_net_free and before

@@ -36,6 +36,7 @@ typedef struct node {
     uint8_t last[256];
     size_t last_len;
     char from[MSG_MAX][MN_NET_NAME_MAX + 1];
+    bool free_on_message; /* frees its own net from inside the callback */
 } node;
 
 typedef struct fixture {
@@ -52,6 +53,10 @@ static void on_message(void *ctx, const char *peer, const uint8_t *frame, size_t
     snprintf(n->last_from, sizeof n->last_from, "%s", peer);
     n->last_len = len;
     memcpy(n->last, frame, len < sizeof n->last ? len : sizeof n->last);
+    if (n->free_on_message) {
+        mn_net_free(n->net);
+        n->net = NULL;
+    }
 }
 
 static void on_up(void *ctx, const char *peer) {
@@ -927,6 +932,31 @@ static void stop_inside_callback_and_free_closes_every_handle(void **state) {
     assert_int_equal(uv_timer_init(&f->loop, &f->tick), 0); /* for teardown */
 }
 
+static bool net_gone(fixture *f, void *arg) {
+    (void)f;
+    return ((node *)arg)->net == NULL;
+}
+
+static void free_from_inside_on_message_is_safe(void **state) {
+    fixture *f = *state;
+    int a_peers[] = {1}, b_peers[] = {0};
+    start_node(f, 0, a_peers, 1, 0, NULL, NULL);
+    char addr[64];
+    addr_of(f, 0, addr, sizeof addr);
+    const char *addrs[] = {addr};
+    start_node(f, 1, b_peers, 1, 0, addrs, NULL);
+    int both[] = {0, 1};
+    count_arg ca = {both, 2, 1};
+    assert_true(run_until(f, all_have_peers, &ca, DEADLINE_MS));
+    node *a = &f->nodes[0], *b = &f->nodes[1];
+    a->free_on_message = true;
+    /* Several frames in one read: the rest must not be delivered to a freed net. */
+    for (int i = 0; i < 5; i++) assert_int_equal(mn_net_send(b->net, "alpha", (const uint8_t *)"bye", 3), MN_OK);
+    assert_true(run_until(f, net_gone, a, DEADLINE_MS));
+    assert_int_equal(a->msgs, 1);
+    assert_true(run_until(f, peer_down, b, DEADLINE_MS));
+}
+
 static void bad_config_is_refused_with_a_reason(void **state) {
     fixture *f = *state;
     node *a = &f->nodes[0];
@@ -968,6 +998,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(simultaneous_dials_leave_exactly_one_link, setup, teardown),
         cmocka_unit_test_setup_teardown(slow_peer_hits_queue_bound_and_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_inside_callback_and_free_closes_every_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(free_from_inside_on_message_is_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_config_is_refused_with_a_reason, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
