@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #define PLAIN_CHUNK_BYTES (16 * 1024)
 #define TLS_RECORD_OVERHEAD_BYTES 32 /* header + tag + content type, rounded up */
 #define SWEEP_MS_MAX 1000
+#define MN_NET_BACKOFF_MS_LIMIT (10u * 60 * 1000)
+#define MN_NET_OUT_QUEUE_BYTES_LIMIT ((size_t)1 << 30)
 
 /* RETIRED: the losing duplicate. Nothing new is written on it, but it is read
  * to its end so that frames already sent on it are still delivered; the end
@@ -41,6 +44,9 @@ struct mn_link {
     uv_getaddrinfo_t gai_req;
     uv_shutdown_t shutdown_req;
     bool shut;             /* shutdown requested: no more writes */
+    bool dirty;            /* frames queued but not yet handed to the socket */
+    size_t stage_len;
+    uint8_t stage[PLAIN_CHUNK_BYTES]; /* small frames gathered into one TLS record */
     int refs;              /* the tcp handle, plus one while resolving */
     bool resolving;
     bool counted_pending;  /* inbound, counted in net->pending_inbound */
@@ -71,6 +77,13 @@ struct mn_net {
     uint16_t port;
     uv_timer_t sweep;
     bool sweep_init;
+    /* Write out the frames queued during one loop iteration: the check phase
+     * catches sends made by I/O callbacks, the prepare phase (before the
+     * loop blocks) those made by timers, idle handles and close callbacks. */
+    uv_check_t flusher;
+    uv_prepare_t preflusher;
+    bool flusher_init, preflusher_init;
+    bool any_dirty;
 
     mn_peer *peers;
     size_t peer_count;
@@ -87,7 +100,6 @@ struct mn_net {
     uint8_t rbuf[READ_CHUNK_BYTES];
     bool rbuf_busy;
     uint8_t pbuf[PLAIN_CHUNK_BYTES];
-    uint8_t wbuf[PLAIN_CHUNK_BYTES];
 };
 
 typedef struct write_req {
@@ -374,8 +386,23 @@ static void raw_write(mn_link *l, const uint8_t *data, size_t len) {
 }
 
 /* Moves every waiting TLS record onto the socket as one write. */
+/* Encrypts the gathered small frames as one record. Returns MN_OK or
+ * MN_ECRYPTO (the link is then closed). */
+static int link_seal(mn_link *l) {
+    if (l->stage_len == 0) return MN_OK;
+    size_t n = l->stage_len;
+    l->stage_len = 0;
+    if (l->shut) return MN_OK; /* a retired link writes nothing more */
+    if (mn_tls_conn_write(l->tls, l->stage, n) != MN_OK) {
+        link_close(l, "tls write failed", false);
+        return MN_ECRYPTO;
+    }
+    return MN_OK;
+}
+
 static void link_flush(mn_link *l) {
     if (l->state == LINK_CLOSING || l->tls == NULL) return;
+    if (link_seal(l) != MN_OK) return;
     size_t n = mn_tls_conn_out_pending(l->tls);
     if (n == 0) return;
     if (l->shut) {
@@ -409,7 +436,7 @@ static void link_flush(mn_link *l) {
 }
 
 static size_t link_queued(const mn_link *l) {
-    size_t q = l->tcp.write_queue_size;
+    size_t q = l->tcp.write_queue_size + l->stage_len;
     if (l->tls != NULL) q += mn_tls_conn_out_pending(l->tls);
     return q;
 }
@@ -427,23 +454,26 @@ static int link_send_frame(mn_link *l, const uint8_t *bytes, size_t len) {
         return MN_EAGAIN;
     }
     uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
-    int rc;
-    if (len <= sizeof net->wbuf - 4) {
-        /* One record for small frames instead of a 4-byte record of its own. */
-        memcpy(net->wbuf, hdr, 4);
-        if (len > 0) memcpy(net->wbuf + 4, bytes, len);
-        rc = mn_tls_conn_write(l->tls, net->wbuf, len + 4);
-    } else {
-        rc = mn_tls_conn_write(l->tls, hdr, 4);
-        if (rc == MN_OK) rc = mn_tls_conn_write(l->tls, bytes, len);
-    }
-    if (rc != MN_OK) {
-        link_close(l, "tls write failed", false);
-        return MN_ECRYPTO;
+    if (l->stage_len + 4 + len > sizeof l->stage && link_seal(l) != MN_OK) return MN_ECRYPTO;
+    memcpy(l->stage + l->stage_len, hdr, 4);
+    l->stage_len += 4;
+    size_t head = sizeof l->stage - l->stage_len;
+    if (head > len) head = len;
+    if (head > 0) memcpy(l->stage + l->stage_len, bytes, head);
+    l->stage_len += head;
+    if (head < len) {
+        /* A large frame: its first record is full, the rest goes straight in. */
+        if (link_seal(l) != MN_OK) return MN_ECRYPTO;
+        if (mn_tls_conn_write(l->tls, bytes + head, len - head) != MN_OK) {
+            link_close(l, "tls write failed", false);
+            return MN_ECRYPTO;
+        }
     }
     net->stats.frames_out++;
-    link_flush(l);
-    return l->state == LINK_CLOSING ? MN_EIO : MN_OK;
+    /* Coalesce: the frames of one loop iteration leave in one write. */
+    l->dirty = true;
+    net->any_dirty = true;
+    return MN_OK;
 }
 
 /* Picks which of two live links to one peer survives; both ends agree. */
@@ -639,6 +669,7 @@ static void link_start(mn_link *l) {
         link_close(l, "tls set-up failed", false);
         return;
     }
+    if (l->outbound) mn_tls_conn_expect_pin(l->tls, l->peer->cfg.pin);
     l->state = LINK_HANDSHAKE;
     int r = uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, read_cb);
     if (r != 0) {
@@ -678,7 +709,14 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
             snprintf(reason, sizeof reason, "resolve: %s", uv_strerror(status));
             link_close(l, reason, false);
         } else {
-            link_connect(l, res->ai_addr);
+            /* Prefer IPv4: "localhost" often lists ::1 first while nodes listen on 127.0.0.1. */
+            const struct addrinfo *pick = res;
+            for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+                if (ai->ai_family == AF_INET) {
+                    pick = ai;
+                    break;
+                }
+            link_connect(l, pick->ai_addr);
         }
     }
     uv_freeaddrinfo(res);
@@ -728,6 +766,19 @@ static void peer_dial(mn_peer *p) {
 }
 
 static void redial_cb(uv_timer_t *t) { peer_dial(t->data); }
+
+static void flush_dirty(mn_net *net) {
+    if (!net->any_dirty) return;
+    net->any_dirty = false;
+    for (mn_link *l = net->links; l != NULL; l = l->next) {
+        if (!l->dirty) continue;
+        l->dirty = false;
+        link_flush(l);
+    }
+}
+
+static void flusher_cb(uv_check_t *c) { flush_dirty(c->data); }
+static void preflusher_cb(uv_prepare_t *p) { flush_dirty(p->data); }
 
 static void sweep_cb(uv_timer_t *t) {
     mn_net *net = t->data;
@@ -808,6 +859,17 @@ int mn_net_new(mn_net **out, uv_loop_t *loop, const mn_net_config *cfg, char *er
                 return setup_fail(err, err_len, MN_EINVAL, "net: peer %s shares its pin with another", pc->name);
         }
     }
+    /* libuv writes with write(2): a peer that resets its connection would
+     * otherwise kill the process with SIGPIPE. Keep a handler someone set. */
+    struct sigaction sa_old;
+    if (sigaction(SIGPIPE, NULL, &sa_old) == 0 && sa_old.sa_handler == SIG_DFL) {
+        struct sigaction sa_ign;
+        memset(&sa_ign, 0, sizeof sa_ign);
+        sa_ign.sa_handler = SIG_IGN;
+        sigemptyset(&sa_ign.sa_mask);
+        if (sigaction(SIGPIPE, &sa_ign, NULL) != 0)
+            return setup_fail(err, err_len, MN_EIO, "net: %s", "cannot ignore SIGPIPE");
+    }
     mn_net *net = calloc(1, sizeof *net);
     if (net == NULL) return setup_fail(err, err_len, MN_ENOMEM, "net: %s", "out of memory");
     net->loop = loop;
@@ -817,7 +879,11 @@ int mn_net_new(mn_net **out, uv_loop_t *loop, const mn_net_config *cfg, char *er
     net->frame_bytes_max = cfg->frame_bytes_max ? cfg->frame_bytes_max : MN_PEER_FRAME_BYTES_MAX;
     net->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : MN_NET_BACKOFF_MIN_MS_DEFAULT;
     net->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : MN_NET_BACKOFF_MAX_MS_DEFAULT;
+    /* Bounds keep the doubling and the uv_buf_t length (unsigned int) from overflowing. */
+    if (net->backoff_min_ms > MN_NET_BACKOFF_MS_LIMIT) net->backoff_min_ms = MN_NET_BACKOFF_MS_LIMIT;
+    if (net->backoff_max_ms > MN_NET_BACKOFF_MS_LIMIT) net->backoff_max_ms = MN_NET_BACKOFF_MS_LIMIT;
     if (net->backoff_max_ms < net->backoff_min_ms) net->backoff_max_ms = net->backoff_min_ms;
+    if (net->out_queue_bytes_max > MN_NET_OUT_QUEUE_BYTES_LIMIT) net->out_queue_bytes_max = MN_NET_OUT_QUEUE_BYTES_LIMIT;
     net->handshake_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : MN_NET_HANDSHAKE_MS_DEFAULT;
     int rc = mn_tls_ctx_new(&net->tls, cfg->key, cfg->cert, err, err_len);
     if (rc != MN_OK) {
@@ -863,6 +929,30 @@ int mn_net_new(mn_net **out, uv_loop_t *loop, const mn_net_config *cfg, char *er
         rc = setup_fail(err, err_len, MN_EIO, "net: %s", "timer start failed");
         goto fail;
     }
+    if (uv_check_init(loop, &net->flusher) != 0) {
+        rc = setup_fail(err, err_len, MN_EIO, "net: %s", "check init failed");
+        goto fail;
+    }
+    net->flusher.data = net;
+    net->flusher_init = true;
+    net->handles_open++;
+    if (uv_check_start(&net->flusher, flusher_cb) != 0) {
+        rc = setup_fail(err, err_len, MN_EIO, "net: %s", "check start failed");
+        goto fail;
+    }
+    uv_unref((uv_handle_t *)&net->flusher); /* it alone must not keep the loop running */
+    if (uv_prepare_init(loop, &net->preflusher) != 0) {
+        rc = setup_fail(err, err_len, MN_EIO, "net: %s", "prepare init failed");
+        goto fail;
+    }
+    net->preflusher.data = net;
+    net->preflusher_init = true;
+    net->handles_open++;
+    if (uv_prepare_start(&net->preflusher, preflusher_cb) != 0) {
+        rc = setup_fail(err, err_len, MN_EIO, "net: %s", "prepare start failed");
+        goto fail;
+    }
+    uv_unref((uv_handle_t *)&net->preflusher);
     if (cfg->listen_addr != NULL && cfg->listen_addr[0] != '\0') {
         char host[MN_NET_ADDR_MAX + 1];
         uint16_t port = 0;
@@ -992,13 +1082,20 @@ size_t mn_net_peers(const mn_net *net, mn_net_peer_info *out, size_t cap) {
     return n;
 }
 
-void mn_net_stats_get(const mn_net *net, mn_net_stats *out) { *out = net->stats; }
+void mn_net_stats_get(const mn_net *net, mn_net_stats *out) {
+    *out = net->stats;
+    out->links_open = 0;
+    for (const mn_link *l = net->links; l != NULL; l = l->next)
+        if (l->state != LINK_CLOSING) out->links_open++;
+}
 
 void mn_net_stop(mn_net *net) {
     if (net == NULL || net->stopped) return;
     net->stopped = true;
     if (net->listener_init) uv_close((uv_handle_t *)&net->listener, handle_closed);
     if (net->sweep_init) uv_close((uv_handle_t *)&net->sweep, handle_closed);
+    if (net->flusher_init) uv_close((uv_handle_t *)&net->flusher, handle_closed);
+    if (net->preflusher_init) uv_close((uv_handle_t *)&net->preflusher, handle_closed);
     for (size_t i = 0; i < net->peer_timers_init; i++) uv_close((uv_handle_t *)&net->peers[i].redial, peer_timer_closed);
     for (mn_link *l = net->links; l != NULL; l = l->next) link_close(l, "stopping", false);
 }

@@ -23,6 +23,14 @@
  * queued writes), so frames already sent on it still arrive, possibly out of
  * order with frames on the surviving link.
  *
+ * Names: the rule needs every node to call each other by the same names
+ * (they come from genesis); the names are not authenticated, the pins are.
+ *
+ * Memory per link is bounded by the outbound queue bound plus one partial
+ * inbound frame (frame_bytes_max), and only authenticated peers get as far
+ * as sending frames; unauthenticated connections are bounded in number
+ * (MN_NET_PENDING_MAX) and time (handshake_timeout_ms).
+ *
  * Slow peers: each link's bytes waiting to be written are bounded by
  * out_queue_bytes_max; a send that would exceed it closes the link (logged as
  * peer_slow) instead of growing memory. The peer will redial or be redialled.
@@ -30,7 +38,16 @@
  * Threading: single-threaded, on the loop given to mn_net_new. Callbacks run
  * on that loop; inside one it is safe to call mn_net_send, mn_net_broadcast,
  * mn_net_stop and mn_net_free (a link is freed only in its close callback).
+ * on_peer_down may also fire from inside mn_net_send / mn_net_broadcast, when
+ * the send closes a slow link.
+ *
+ * Addresses: numeric IPv4/IPv6 are used as they are; a host name is resolved
+ * on every dial (uv_getaddrinfo, IPv4 preferred), so a restarted container
+ * with a new address is found again.
  * The peer name passed to a callback stays valid until mn_net_free.
+ *
+ * Signals: mn_net_new sets SIGPIPE to ignored if it has the default action
+ * (a reset connection must surface as a write error, not end the process).
  *
  * Shutdown: mn_net_stop closes every handle and fires no more callbacks;
  * mn_net_free stops (if needed) and releases the net once the close callbacks
@@ -88,7 +105,9 @@ typedef struct mn_net_config {
     const mn_net_peer_config *peers;  /* copied; names unique, not own name */
     size_t peer_count;                /* <= MN_NET_PEERS_MAX */
     mn_net_callbacks cb;
-    /* 0 selects the default for each of these. */
+    /* 0 selects the default for each of these. out_queue_bytes_max should
+     * exceed the largest frame sent, or sending it always drops the link;
+     * it is capped at 1 GiB and the backoffs at 10 minutes. */
     size_t out_queue_bytes_max;
     uint32_t frame_bytes_max;         /* <= MN_PEER_FRAME_BYTES_MAX */
     uint32_t backoff_min_ms;
@@ -105,6 +124,7 @@ typedef struct mn_net_stats {
     uint64_t dropped_slow;            /* links closed for a full outbound queue */
     uint64_t dropped_duplicate;       /* links closed by the duplicate rule */
     uint64_t dials;                   /* outbound connection attempts */
+    uint64_t links_open;              /* gauge: connections now open, in any state */
 } mn_net_stats;
 
 typedef struct mn_net_peer_info {

@@ -25,6 +25,9 @@ struct mn_tls_conn {
     BIO *rbio; /* ciphertext from the socket; owned by ssl */
     BIO *wbio; /* ciphertext to the socket; owned by ssl */
     bool established;
+    bool expect_pin;
+    bool pin_mismatch;
+    uint8_t expected_pin[MN_TLS_PIN_LEN];
 };
 
 static void set_err(char *err, size_t err_len, const char *what) {
@@ -44,7 +47,18 @@ static void set_err(char *err, size_t err_len, const char *what) {
  * handshake still proves possession of the certificate's key. */
 static int verify_accept_any(int preverify_ok, X509_STORE_CTX *store) {
     (void)preverify_ok;
-    (void)store;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    mn_tls_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    if (c == NULL || !c->expect_pin || X509_STORE_CTX_get_error_depth(store) != 0) return 1;
+    /* A dialler knows whom it called: stop before sending its own
+     * certificate and Finished, so the other end never sees a live link. */
+    uint8_t pin[MN_TLS_PIN_LEN];
+    X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+    if (leaf == NULL || mn_tls_pin_of_cert(pin, leaf) != MN_OK ||
+        mn_memcmp_ct(pin, c->expected_pin, MN_TLS_PIN_LEN) != 0) {
+        c->pin_mismatch = true;
+        return 0;
+    }
     return 1;
 }
 
@@ -193,6 +207,7 @@ int mn_tls_conn_new(mn_tls_conn **out, mn_tls_ctx *ctx, bool is_server) {
     BIO_set_mem_eof_return(c->rbio, -1);
     BIO_set_mem_eof_return(c->wbio, -1);
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_app_data(c->ssl, c);
     if (is_server)
         SSL_set_accept_state(c->ssl);
     else
@@ -239,9 +254,15 @@ int mn_tls_conn_handshake(mn_tls_conn *c, char *err, size_t err_len) {
     }
     int e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return MN_EAGAIN;
-    set_err(err, err_len, "tls: handshake failed");
+    set_err(err, err_len, c->pin_mismatch ? "tls: peer key is not the expected pin" : "tls: handshake failed");
     ERR_clear_error();
     return MN_ECRYPTO;
+}
+
+void mn_tls_conn_expect_pin(mn_tls_conn *c, const uint8_t pin[static MN_TLS_PIN_LEN]) {
+    assert(c != NULL);
+    memcpy(c->expected_pin, pin, MN_TLS_PIN_LEN);
+    c->expect_pin = true;
 }
 
 bool mn_tls_conn_established(const mn_tls_conn *c) { return c != NULL && c->established; }

@@ -60,6 +60,12 @@ void mn_tls_cert_free(X509 *cert);
 int mn_tls_conn_new(mn_tls_conn **out, mn_tls_ctx *ctx, bool is_server) MN_WARN_UNUSED;
 void mn_tls_conn_free(mn_tls_conn *c);
 
+/* Makes the handshake fail unless the peer's key has this pin (checked as
+ * its certificate arrives). For the dialling side, which knows whom it
+ * called: it then never completes a handshake with the wrong server. Call
+ * before the first mn_tls_conn_handshake. */
+void mn_tls_conn_expect_pin(mn_tls_conn *c, const uint8_t pin[static MN_TLS_PIN_LEN]);
+
 /* Hands ciphertext received from the socket to TLS. Returns MN_OK or
  * MN_ENOMEM. Call mn_tls_conn_handshake or mn_tls_conn_read next. */
 int mn_tls_conn_feed(mn_tls_conn *c, const uint8_t *data, size_t len) MN_WARN_UNUSED;
