@@ -702,7 +702,8 @@ static void pipelined_echo_throughput(void **state) {
     while (got < N) {
         while (sent < N && sent - got < DEPTH) {
             uint64_t id;
-            assert_int_equal(mn_client_send(c, &id, MN_RPC_GET_CHAIN_INFO, payload, sizeof payload), MN_OK);
+            assert_int_equal(mn_client_queue(c, &id, MN_RPC_GET_CHAIN_INFO, payload, sizeof payload), MN_OK);
+            assert_int_equal(id, (uint64_t)sent + 1);
             sent++;
         }
         Midnode__RpcResponse *r = NULL;
