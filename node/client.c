@@ -519,11 +519,6 @@ const char *mn_rpc_code_name(int rpc_code) {
     return v ? v->name : "?";
 }
 
-const char *mn_tx_code_name(int tx_code) {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&midnode__tx_code__descriptor, tx_code);
-    return v ? v->name : "?";
-}
-
 const char *mn_status_name(int status) {
     switch (status) {
     case MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN: return "UNKNOWN";

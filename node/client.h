@@ -131,7 +131,7 @@ int mn_client_code_to_err(int rpc_code);
 
 /* Names: "RPC_OK", "TX_WRONG_NONCE", "ACTIVE", ... (static strings; "?" when unknown). */
 const char *mn_rpc_code_name(int rpc_code);
-const char *mn_tx_code_name(int tx_code);
+const char *mn_tx_code_name(int tx_code); /* defined in ledger.c */
 const char *mn_status_name(int status);
 
 #endif

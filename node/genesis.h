@@ -9,10 +9,13 @@
  * {
  *   "chain_id": "midnode-testnet",
  *   "genesis_time_ms": 1763800000000,
- *   "consensus": {"timeout_propose_ms": 1000, "timeout_prevote_ms": 500,
- *                 "timeout_precommit_ms": 500, "timeout_delta_ms": 250,
- *                 "batch_interval_ms": 10, "max_block_interval_ms": 2000,
+ *   "consensus": {"timeout_propose_ms": 3000, "timeout_prevote_ms": 1000,
+ *                 "timeout_precommit_ms": 1000, "timeout_delta_ms": 500,
+ *                 "batch_interval_ms": 20, "max_block_interval_ms": 1000,
  *                 "max_block_txs": 5000},
+ *     (optional, and so is each field: missing ones take these defaults;
+ *      timeout_propose_ms must exceed max_block_interval_ms, because an idle
+ *      proposer waits that long before proposing an empty block)
  *   "members": [
  *     {"id": "mois", "roles": ["validator", "issuer"],
  *      "tx_key": "<66 hex: compressed secp256k1 key signing this member's transactions>",
@@ -21,8 +24,11 @@
  *                    "p2p": "127.0.0.1:26600"}},              (validators)
  *     {"id": "skt", "roles": ["validator", "carrier"], ...}
  *   ],
- *   "observers": [{"name": "obs1", "tls_pin": "<64 hex>"}]
+ *   "observers": [{"name": "obs1", "tls_pin": "<64 hex>"}]       (optional)
  * }
+ * tx_key is required of issuers and carriers, optional for a member that
+ * is only a validator (`midctl testnet` gives every member one). Ids use
+ * a-z, 0-9, '-', '_'; unknown fields are refused so a misspelling is seen.
  * Validators are indexed in the order they appear in "members".
  * tls_pin is SHA-256 of the DER SubjectPublicKeyInfo of the node's TLS key. */
 #ifndef MN_GENESIS_H
@@ -98,6 +104,32 @@ const mn_member *mn_genesis_member(const mn_genesis *g, const char *id);
 
 /* The member that is validator `index`, or NULL when out of range. */
 const mn_member *mn_genesis_validator(const mn_genesis *g, uint32_t index);
+
+/* A new zeroed genesis (member validator_index set to -1 is the caller's
+ * job) with the default consensus parameters; NULL when out of memory.
+ * Used by writers (`midctl testnet`, `midnode --dev`). */
+mn_genesis *mn_genesis_new(void);
+
+/* The defaults: propose 3000, prevote 1000, precommit 1000, delta 500,
+ * batch_interval 20, max_block_interval 1000, max_block_txs 5000 (ms). */
+void mn_consensus_params_default(mn_consensus_params *p);
+
+/* Serialises g as genesis.json text (the layout above, two-space indent,
+ * trailing newline) into a new NUL-terminated buffer the caller frees with
+ * free(). Only the fields a file holds are written (not the derived hashes
+ * or validator indexes). Returns MN_OK, MN_ENOMEM, or MN_EINVAL when g does
+ * not hold a valid genesis (err names the field). */
+int mn_genesis_dump(const mn_genesis *g, char **json, char *err, size_t err_len) MN_WARN_UNUSED;
+
+/* mn_genesis_dump, then an atomic write of path (mode 0644). Returns MN_OK,
+ * MN_EINVAL, MN_ENOMEM or MN_EIO. */
+int mn_genesis_write(const mn_genesis *g, const char *path, char *err, size_t err_len) MN_WARN_UNUSED;
+
+/* Role names "validator", "issuer", "carrier": one role bit to its name
+ * (NULL when not exactly one known bit), and a name to its bit (0 when
+ * unknown). */
+const char *mn_role_name(uint32_t role);
+uint32_t mn_role_from_name(const char *name);
 
 /* Credential type name ("resident", "driver", "veteran", "foreigner",
  * "overseas") to its number 1..5; 0 when unknown. And back (NULL when unknown). */

@@ -1,0 +1,859 @@
+/* ledger.c: executes credential transactions over an overlay of committed
+ * state, computes the state root and commits a block in one batch (rules in
+ * ledger.h, DESIGN.md sections 4 and 5). */
+#include "ledger.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "kvmap.h"
+#include "smt.h"
+
+#define REC_BYTES_MAX 1024
+#define REPORT_REF_MAX 64
+#define CHANGES_PER_TX_MAX (MN_DEVICE_LIVE_MAX + 1)
+
+struct mn_ledger {
+    mn_store *store;
+    const mn_genesis *g;
+    mn_smt_src src;
+};
+
+typedef struct tx_loc {
+    uint8_t hash[MN_HASH_LEN];
+    uint32_t index;
+} tx_loc;
+
+struct mn_exec {
+    mn_ledger *l;
+    uint64_t height;
+    int64_t time_ms;
+    uint8_t base_root[MN_HASH_LEN];
+    mn_kvmap *ov;  /* the block's accepted changes (then tree nodes and logs) */
+    mn_kvmap *txw; /* the changes of the transaction being applied */
+    mn_status_change *changes;
+    size_t n_changes, cap_changes;
+    uint32_t tx_count, ok_count;
+    bool finished, failed, committed;
+    uint8_t root[MN_HASH_LEN];
+    mn_tx_info last;
+};
+
+/* A credential record in plain C form. */
+typedef struct rec {
+    uint8_t id[MN_ID_LEN];
+    uint32_t type;
+    uint8_t holder[MN_ID_LEN];
+    uint8_t device[MN_ID_LEN];
+    char carrier[MN_MEMBER_ID_MAX + 1];
+    char issuer[MN_MEMBER_ID_MAX + 1];
+    int64_t not_before, expires_at;
+    int status;
+    bool loss, issuer_susp;
+    char reason[MN_REASON_MAX + 1];
+    uint64_t issued_height, updated_height;
+    uint8_t issued_tx[MN_HASH_LEN], updated_tx[MN_HASH_LEN];
+    bool has_superseded;
+    uint8_t superseded_by[MN_ID_LEN];
+} rec;
+
+/* A decoded, checked transaction. */
+typedef struct txp {
+    Midnode__Tx *tx;
+    Midnode__TxPayload *p;
+    const mn_member *signer;
+} txp;
+
+enum { ST_UNKNOWN = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN,
+       ST_ACTIVE = MIDNODE__CREDENTIAL_STATUS__ACTIVE,
+       ST_SUSPENDED = MIDNODE__CREDENTIAL_STATUS__SUSPENDED,
+       ST_REVOKED = MIDNODE__CREDENTIAL_STATUS__REVOKED,
+       ST_SUPERSEDED = MIDNODE__CREDENTIAL_STATUS__SUPERSEDED,
+       ST_EXPIRED = MIDNODE__CREDENTIAL_STATUS__EXPIRED };
+
+enum { TX_OK = MIDNODE__TX_CODE__TX_OK, TX_MALFORMED = MIDNODE__TX_CODE__TX_MALFORMED,
+       TX_BAD_SIG = MIDNODE__TX_CODE__TX_BAD_SIGNATURE,
+       TX_UNKNOWN_SIGNER = MIDNODE__TX_CODE__TX_UNKNOWN_SIGNER,
+       TX_ROLE = MIDNODE__TX_CODE__TX_ROLE_NOT_ALLOWED,
+       TX_NONCE = MIDNODE__TX_CODE__TX_WRONG_NONCE,
+       TX_UNKNOWN_CRED = MIDNODE__TX_CODE__TX_UNKNOWN_CREDENTIAL,
+       TX_EXISTS = MIDNODE__TX_CODE__TX_CREDENTIAL_EXISTS,
+       TX_NOT_YOURS = MIDNODE__TX_CODE__TX_NOT_YOUR_SUBSCRIBER,
+       TX_TRANSITION = MIDNODE__TX_CODE__TX_INVALID_TRANSITION,
+       TX_TOO_LARGE = MIDNODE__TX_CODE__TX_TOO_LARGE,
+       TX_WRONG_CHAIN = MIDNODE__TX_CODE__TX_WRONG_CHAIN };
+
+/* Internal result for store failures, never returned to callers as is. */
+#define TX_IO_ERROR (-1)
+
+static int refuse(char *msg, size_t len, int code, const char *fmt, ...) MN_PRINTF(4, 5);
+static int refuse(char *msg, size_t len, int code, const char *fmt, ...) {
+    if (msg && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *mn_tx_code_name(int code) {
+    static const char *names[] = {"TX_OK", "TX_MALFORMED", "TX_BAD_SIGNATURE", "TX_UNKNOWN_SIGNER",
+                                  "TX_ROLE_NOT_ALLOWED", "TX_WRONG_NONCE", "TX_UNKNOWN_CREDENTIAL",
+                                  "TX_CREDENTIAL_EXISTS", "TX_NOT_YOUR_SUBSCRIBER",
+                                  "TX_INVALID_TRANSITION", "TX_TOO_LARGE", "TX_WRONG_CHAIN",
+                                  "TX_MEMPOOL_FULL", "TX_DUPLICATE"};
+    if (code < 0 || (size_t)code >= sizeof names / sizeof names[0]) return "TX_UNKNOWN_CODE";
+    return names[code];
+}
+
+static const mn_member *member_lookup(const mn_genesis *g, const char *id) {
+    for (size_t i = 0; i < g->member_count && i < MN_MEMBERS_MAX; i++)
+        if (strcmp(g->members[i].id, id) == 0) return &g->members[i];
+    return NULL;
+}
+
+/* Local copy of the type names: genesis.c owns mn_cred_type_name, but the
+ * ledger must not depend on the genesis loader. */
+static const char *type_name(unsigned type) {
+    static const char *names[] = {"unspecified", "resident", "driver", "veteran", "foreigner", "overseas"};
+    return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---------------------------------------------------------------- records */
+
+static size_t rec_pack(const rec *r, uint8_t *out, size_t cap) {
+    Midnode__CredentialRecord m = MIDNODE__CREDENTIAL_RECORD__INIT;
+    m.credential_id = (ProtobufCBinaryData){MN_ID_LEN, (uint8_t *)r->id};
+    m.type = (Midnode__CredentialType)r->type;
+    m.holder_ref = (ProtobufCBinaryData){MN_ID_LEN, (uint8_t *)r->holder};
+    m.device_ref = (ProtobufCBinaryData){MN_ID_LEN, (uint8_t *)r->device};
+    m.carrier = (char *)r->carrier;
+    m.issuer = (char *)r->issuer;
+    m.not_before = r->not_before;
+    m.expires_at = r->expires_at;
+    m.status = (Midnode__CredentialStatus)r->status;
+    m.loss_suspended = r->loss;
+    m.issuer_suspended = r->issuer_susp;
+    m.revoke_reason = (char *)r->reason;
+    m.issued_height = r->issued_height;
+    m.issued_tx = (ProtobufCBinaryData){MN_HASH_LEN, (uint8_t *)r->issued_tx};
+    m.updated_height = r->updated_height;
+    m.updated_tx = (ProtobufCBinaryData){MN_HASH_LEN, (uint8_t *)r->updated_tx};
+    if (r->has_superseded) m.superseded_by = (ProtobufCBinaryData){MN_ID_LEN, (uint8_t *)r->superseded_by};
+    size_t n = midnode__credential_record__get_packed_size(&m);
+    if (n > cap) return 0;
+    return midnode__credential_record__pack(&m, out);
+}
+
+static bool copy_id(uint8_t *dst, ProtobufCBinaryData b) {
+    if (b.len != MN_ID_LEN) return false;
+    memcpy(dst, b.data, MN_ID_LEN);
+    return true;
+}
+
+static bool copy_str(char *dst, size_t cap, const char *s) {
+    size_t n = strlen(s);
+    if (n >= cap) return false;
+    memcpy(dst, s, n + 1);
+    return true;
+}
+
+static int rec_unpack(rec *r, const uint8_t *buf, size_t len) {
+    Midnode__CredentialRecord *m = midnode__credential_record__unpack(NULL, len, buf);
+    if (!m) return MN_ECORRUPT;
+    memset(r, 0, sizeof *r);
+    bool ok = copy_id(r->id, m->credential_id) && copy_id(r->holder, m->holder_ref) &&
+              copy_id(r->device, m->device_ref) &&
+              copy_str(r->carrier, sizeof r->carrier, m->carrier) &&
+              copy_str(r->issuer, sizeof r->issuer, m->issuer) &&
+              copy_str(r->reason, sizeof r->reason, m->revoke_reason) &&
+              m->issued_tx.len == MN_HASH_LEN && m->updated_tx.len == MN_HASH_LEN;
+    if (ok) {
+        r->type = (uint32_t)m->type;
+        r->not_before = m->not_before;
+        r->expires_at = m->expires_at;
+        r->status = m->status;
+        r->loss = m->loss_suspended;
+        r->issuer_susp = m->issuer_suspended;
+        r->issued_height = m->issued_height;
+        r->updated_height = m->updated_height;
+        memcpy(r->issued_tx, m->issued_tx.data, MN_HASH_LEN);
+        memcpy(r->updated_tx, m->updated_tx.data, MN_HASH_LEN);
+        if (m->superseded_by.len) {
+            ok = copy_id(r->superseded_by, m->superseded_by);
+            r->has_superseded = true;
+        }
+    }
+    midnode__credential_record__free_unpacked(m, NULL);
+    return ok ? MN_OK : MN_ECORRUPT;
+}
+
+static bool is_final(int status) { return status == ST_REVOKED || status == ST_SUPERSEDED; }
+
+static bool expired_at(int64_t expires_at, int64_t time_ms) {
+    return expires_at != 0 && time_ms / 1000 >= expires_at;
+}
+
+Midnode__CredentialStatus mn_ledger_effective_status(const Midnode__CredentialRecord *r,
+                                                     int64_t time_ms) {
+    if (!r) return MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
+    if (((int)r->status == ST_ACTIVE || (int)r->status == ST_SUSPENDED) && expired_at(r->expires_at, time_ms))
+        return MIDNODE__CREDENTIAL_STATUS__EXPIRED;
+    return r->status;
+}
+
+/* ---------------------------------------------------------------- ledger */
+
+int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) {
+    *out = NULL;
+    mn_ledger *l = calloc(1, sizeof *l);
+    if (!l) return MN_ENOMEM;
+    l->store = store;
+    l->g = genesis;
+    l->src.get = mn_store_smt_get;
+    l->src.ctx = store;
+    *out = l;
+    return MN_OK;
+}
+
+void mn_ledger_free(mn_ledger *l) { free(l); }
+
+uint64_t mn_ledger_height(const mn_ledger *l) { return mn_store_height(l->store); }
+
+void mn_ledger_root(const mn_ledger *l, uint8_t out[static MN_HASH_LEN]) { mn_store_root(l->store, out); }
+
+int mn_ledger_get_record(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
+                         Midnode__CredentialRecord **out) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = mn_store_get_record(l->store, id, &buf, &len);
+    if (rc != MN_OK) return rc;
+    *out = midnode__credential_record__unpack(NULL, len, buf);
+    free(buf);
+    return *out ? MN_OK : MN_ECORRUPT;
+}
+
+int mn_ledger_get_nonce(mn_ledger *l, const char *signer, uint64_t *nonce) {
+    return mn_store_get_nonce(l->store, signer, nonce);
+}
+
+int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **record,
+                    size_t *record_len, Midnode__MerkleProof *proof, uint64_t *height) {
+    uint8_t root[MN_HASH_LEN], kh[MN_HASH_LEN];
+    mn_store_root(l->store, root);
+    *height = mn_store_height(l->store);
+    *record = NULL;
+    *record_len = 0;
+    int rc = mn_store_get_record(l->store, id, record, record_len);
+    if (rc == MN_ENOTFOUND)
+        rc = MN_OK;
+    else if (rc != MN_OK)
+        return rc;
+    mn_smt_key_credential(kh, id);
+    rc = mn_smt_prove(&l->src, NULL, root, kh, proof);
+    if (rc == MN_OK) {
+        /* Pair check: what we hand out must verify, or the store is inconsistent. */
+        const char *why = NULL;
+        if (mn_smt_verify(root, kh, *record, *record_len, proof, &why) != MN_OK) {
+            mn_smt_proof_clear(proof);
+            rc = MN_ECORRUPT;
+        }
+    }
+    if (rc != MN_OK) {
+        free(*record);
+        *record = NULL;
+        *record_len = 0;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- decoding */
+
+static void txp_free(txp *t) {
+    if (t->p) midnode__tx_payload__free_unpacked(t->p, NULL);
+    if (t->tx) midnode__tx__free_unpacked(t->tx, NULL);
+    memset(t, 0, sizeof *t);
+}
+
+static bool id_ok(ProtobufCBinaryData b) { return b.len == MN_ID_LEN; }
+
+/* Checks everything that depends only on the bytes and the genesis. */
+static int decode_tx(const mn_genesis *g, const uint8_t *bytes, size_t len, mn_tx_info *info,
+                     txp *t, char *msg, size_t msg_len) {
+    memset(t, 0, sizeof *t);
+    if (info) memset(info, 0, sizeof *info);
+    if (len > MN_TX_BYTES_MAX)
+        return refuse(msg, msg_len, TX_TOO_LARGE, "transaction is %zu bytes, the limit is %d", len,
+                      MN_TX_BYTES_MAX);
+    if (info) mn_sha256(info->hash, bytes, len);
+    t->tx = midnode__tx__unpack(NULL, len, bytes);
+    if (!t->tx) return refuse(msg, msg_len, TX_MALFORMED, "transaction does not decode");
+    if (t->tx->signature.len != MN_SIG_LEN)
+        return refuse(msg, msg_len, TX_MALFORMED, "signature must be %d bytes", MN_SIG_LEN);
+    t->p = midnode__tx_payload__unpack(NULL, t->tx->payload.len, t->tx->payload.data);
+    if (!t->p) return refuse(msg, msg_len, TX_MALFORMED, "payload does not decode");
+    Midnode__TxPayload *p = t->p;
+    if (info) {
+        snprintf(info->signer, sizeof info->signer, "%s", p->signer);
+        info->nonce = p->nonce;
+        info->kind = (int)p->body_case;
+    }
+    if (strcmp(p->chain_id, g->chain_id) != 0)
+        return refuse(msg, msg_len, TX_WRONG_CHAIN, "chain id \"%.64s\" is not this chain (%s)",
+                      p->chain_id, g->chain_id);
+    const mn_member *m = strlen(p->signer) <= MN_MEMBER_ID_MAX ? member_lookup(g, p->signer) : NULL;
+    if (!m || !m->has_tx_key)
+        return refuse(msg, msg_len, TX_UNKNOWN_SIGNER, "signer \"%.32s\" is not a member with a transaction key",
+                      p->signer);
+    t->signer = m;
+    uint8_t digest[MN_HASH_LEN];
+    mn_sha256(digest, t->tx->payload.data, t->tx->payload.len);
+    if (!mn_verify(t->tx->signature.data, digest, m->tx_pubkey))
+        return refuse(msg, msg_len, TX_BAD_SIG, "signature does not verify with %s's transaction key", m->id);
+    if (p->nonce == 0) return refuse(msg, msg_len, TX_NONCE, "nonce 0 is never valid (the first is 1)");
+    bool issuer_op = false, carrier_op = false;
+    switch (p->body_case) {
+    case MIDNODE__TX_PAYLOAD__BODY_ISSUE: {
+        const Midnode__IssueBody *b = p->issue;
+        issuer_op = true;
+        if (!id_ok(b->credential_id) || !id_ok(b->holder_ref) || !id_ok(b->device_ref))
+            return refuse(msg, msg_len, TX_MALFORMED, "credential_id, holder_ref and device_ref must be 32 bytes");
+        if ((int)b->type < MN_CRED_TYPE_MIN || (int)b->type > MN_CRED_TYPE_MAX)
+            return refuse(msg, msg_len, TX_MALFORMED, "unknown credential type %d", (int)b->type);
+        if (b->not_before < 0 || b->expires_at < 0 || (b->expires_at != 0 && b->expires_at <= b->not_before))
+            return refuse(msg, msg_len, TX_MALFORMED, "expires_at must be 0 or after not_before");
+        const mn_member *c = strlen(b->carrier) <= MN_MEMBER_ID_MAX ? member_lookup(g, b->carrier) : NULL;
+        if (!c || !(c->roles & MN_ROLE_CARRIER))
+            return refuse(msg, msg_len, TX_MALFORMED, "carrier \"%.32s\" is not a carrier member", b->carrier);
+        break;
+    }
+    case MIDNODE__TX_PAYLOAD__BODY_REVOKE:
+        issuer_op = true;
+        if (!id_ok(p->revoke->credential_id))
+            return refuse(msg, msg_len, TX_MALFORMED, "credential_id must be 32 bytes");
+        if (strlen(p->revoke->reason) > MN_REASON_MAX)
+            return refuse(msg, msg_len, TX_MALFORMED, "revoke reason over %d bytes", MN_REASON_MAX);
+        break;
+    case MIDNODE__TX_PAYLOAD__BODY_SUSPEND:
+        issuer_op = true;
+        if (!id_ok(p->suspend->credential_id))
+            return refuse(msg, msg_len, TX_MALFORMED, "credential_id must be 32 bytes");
+        break;
+    case MIDNODE__TX_PAYLOAD__BODY_RESUME:
+        issuer_op = true;
+        if (!id_ok(p->resume->credential_id))
+            return refuse(msg, msg_len, TX_MALFORMED, "credential_id must be 32 bytes");
+        break;
+    case MIDNODE__TX_PAYLOAD__BODY_REPORT_LOSS:
+        carrier_op = true;
+        if (!id_ok(p->report_loss->device_ref))
+            return refuse(msg, msg_len, TX_MALFORMED, "device_ref must be 32 bytes");
+        if (p->report_loss->report_ref.len > REPORT_REF_MAX)
+            return refuse(msg, msg_len, TX_MALFORMED, "report_ref over %d bytes", REPORT_REF_MAX);
+        break;
+    case MIDNODE__TX_PAYLOAD__BODY_REPORT_RECOVERY:
+        carrier_op = true;
+        if (!id_ok(p->report_recovery->device_ref))
+            return refuse(msg, msg_len, TX_MALFORMED, "device_ref must be 32 bytes");
+        break;
+    default:
+        return refuse(msg, msg_len, TX_MALFORMED, "transaction has no body");
+    }
+    if (issuer_op && !(m->roles & MN_ROLE_ISSUER))
+        return refuse(msg, msg_len, TX_ROLE, "%s is not an issuer", m->id);
+    if (carrier_op && !(m->roles & MN_ROLE_CARRIER))
+        return refuse(msg, msg_len, TX_ROLE, "%s is not a carrier", m->id);
+    if (p->body_case == MIDNODE__TX_PAYLOAD__BODY_ISSUE && !(m->cred_types & (1u << p->issue->type)))
+        return refuse(msg, msg_len, TX_ROLE, "%s may not issue %s credentials", m->id,
+                      type_name(p->issue->type));
+    return TX_OK;
+}
+
+int mn_ledger_check_tx(mn_ledger *l, const uint8_t *tx, size_t len, mn_tx_info *info, char *msg,
+                       size_t msg_len) {
+    txp t;
+    if (msg && msg_len) msg[0] = '\0';
+    int code = decode_tx(l->g, tx, len, info, &t, msg, msg_len);
+    if (code == TX_OK) {
+        uint64_t last = 0;
+        if (mn_store_get_nonce(l->store, t.signer->id, &last) != MN_OK)
+            code = refuse(msg, msg_len, TX_MALFORMED, "store error reading the nonce");
+        else if (t.p->nonce <= last)
+            code = refuse(msg, msg_len, TX_NONCE, "nonce %llu already used (last committed %llu)",
+                          (unsigned long long)t.p->nonce, (unsigned long long)last);
+    }
+    txp_free(&t);
+    return code;
+}
+
+/* ---------------------------------------------------------------- execution */
+
+mn_exec *mn_exec_begin(mn_ledger *l, uint64_t height, int64_t time_ms) {
+    if (height != mn_store_height(l->store) + 1) return NULL;
+    mn_exec *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->l = l;
+    e->height = height;
+    e->time_ms = time_ms;
+    mn_store_root(l->store, e->base_root);
+    e->ov = mn_kv_new();
+    e->txw = mn_kv_new();
+    if (!e->ov || !e->txw) {
+        mn_exec_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void mn_exec_free(mn_exec *e) {
+    if (!e) return;
+    mn_kv_free(e->ov);
+    mn_kv_free(e->txw);
+    free(e->changes);
+    free(e);
+}
+
+bool mn_exec_failed(const mn_exec *e) { return e->failed; }
+uint32_t mn_exec_tx_count(const mn_exec *e) { return e->tx_count; }
+uint32_t mn_exec_ok_count(const mn_exec *e) { return e->ok_count; }
+const mn_tx_info *mn_exec_last_info(const mn_exec *e) { return &e->last; }
+
+const mn_status_change *mn_exec_changes(const mn_exec *e, size_t *n) {
+    *n = e->n_changes;
+    return e->changes;
+}
+
+/* Reads key through the transaction, the block, then the store.
+ * Returns MN_OK with *out (malloc'd), MN_ENOTFOUND, MN_EIO, MN_ENOMEM. */
+static int ex_read(mn_exec *e, const uint8_t *key, size_t kl, uint8_t **out, size_t *len) {
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    int st = mn_kv_get(e->txw, key, kl, &v, &vl);
+    if (st == MN_KV_ABSENT) st = mn_kv_get(e->ov, key, kl, &v, &vl);
+    if (st == MN_KV_DELETED) return MN_ENOTFOUND;
+    if (st == MN_KV_VALUE) {
+        *out = malloc(vl ? vl : 1);
+        if (!*out) return MN_ENOMEM;
+        if (vl) memcpy(*out, v, vl);
+        *len = vl;
+        return MN_OK;
+    }
+    return mn_store_get(e->l->store, key, kl, out, len);
+}
+
+/* Reads a record; MN_OK, MN_ENOTFOUND, or an error. */
+static int ex_get_rec(mn_exec *e, const uint8_t *id, rec *r) {
+    uint8_t k[MN_STORE_KEY_MAX];
+    size_t kl = mn_store_key_record(k, id);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = ex_read(e, k, kl, &buf, &len);
+    if (rc != MN_OK) return rc;
+    rc = rec_unpack(r, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int ex_put_rec(mn_exec *e, const rec *r) {
+    uint8_t k[MN_STORE_KEY_MAX], buf[REC_BYTES_MAX];
+    size_t kl = mn_store_key_record(k, r->id);
+    size_t n = rec_pack(r, buf, sizeof buf);
+    if (n == 0) return MN_ETOOBIG;
+    return mn_kv_put(e->txw, k, kl, buf, n);
+}
+
+/* The not-final credential ids of a device (at most MN_DEVICE_LIVE_MAX). */
+typedef struct devlist {
+    size_t n;
+    uint8_t ids[MN_DEVICE_LIVE_MAX][MN_ID_LEN];
+} devlist;
+
+static int ex_get_dev(mn_exec *e, const uint8_t *device, devlist *d) {
+    uint8_t k[MN_STORE_KEY_MAX];
+    size_t kl = mn_store_key_device(k, device);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    d->n = 0;
+    int rc = ex_read(e, k, kl, &buf, &len);
+    if (rc == MN_ENOTFOUND) return MN_OK;
+    if (rc != MN_OK) return rc;
+    if (len % MN_ID_LEN != 0 || len / MN_ID_LEN > MN_DEVICE_LIVE_MAX) {
+        free(buf);
+        return MN_ECORRUPT;
+    }
+    d->n = len / MN_ID_LEN;
+    memcpy(d->ids, buf, len);
+    free(buf);
+    return MN_OK;
+}
+
+static int ex_put_dev(mn_exec *e, const uint8_t *device, const devlist *d) {
+    uint8_t k[MN_STORE_KEY_MAX];
+    size_t kl = mn_store_key_device(k, device);
+    if (d->n == 0) return mn_kv_del(e->txw, k, kl);
+    return mn_kv_put(e->txw, k, kl, d->ids, d->n * MN_ID_LEN);
+}
+
+static void dev_remove(devlist *d, const uint8_t *id) {
+    for (size_t i = 0; i < d->n; i++)
+        if (memcmp(d->ids[i], id, MN_ID_LEN) == 0) {
+            memmove(d->ids[i], d->ids[i + 1], (d->n - i - 1) * MN_ID_LEN);
+            d->n--;
+            return;
+        }
+}
+
+static int ex_dev_remove(mn_exec *e, const uint8_t *device, const uint8_t *id) {
+    devlist d;
+    int rc = ex_get_dev(e, device, &d);
+    if (rc != MN_OK) return rc;
+    dev_remove(&d, id);
+    return ex_put_dev(e, device, &d);
+}
+
+/* Drops the holder index entry when it still names id. */
+static int ex_holder_release(mn_exec *e, const rec *r) {
+    uint8_t k[MN_STORE_KEY_MAX];
+    size_t kl = mn_store_key_holder(k, r->holder, r->type);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = ex_read(e, k, kl, &buf, &len);
+    if (rc == MN_ENOTFOUND) return MN_OK;
+    if (rc != MN_OK) return rc;
+    bool same = len == MN_ID_LEN && memcmp(buf, r->id, MN_ID_LEN) == 0;
+    free(buf);
+    return same ? mn_kv_del(e->txw, k, kl) : MN_OK;
+}
+
+static int add_change(mn_exec *e, const uint8_t *tx_hash, const rec *r, int prev, const char *signer,
+                      const char *kind) {
+    if (e->n_changes == e->cap_changes) {
+        size_t nc = e->cap_changes ? e->cap_changes * 2 : 64;
+        mn_status_change *n = realloc(e->changes, nc * sizeof *n);
+        if (!n) return MN_ENOMEM;
+        e->changes = n;
+        e->cap_changes = nc;
+    }
+    mn_status_change *c = &e->changes[e->n_changes++];
+    memset(c, 0, sizeof *c);
+    c->height = e->height;
+    c->time_ms = e->time_ms;
+    memcpy(c->tx_hash, tx_hash, MN_HASH_LEN);
+    memcpy(c->credential_id, r->id, MN_ID_LEN);
+    c->status = (Midnode__CredentialStatus)r->status;
+    c->previous = (Midnode__CredentialStatus)prev;
+    snprintf(c->signer, sizeof c->signer, "%s", signer);
+    c->kind = kind;
+    return MN_OK;
+}
+
+static void touch(mn_exec *e, rec *r, const uint8_t *tx_hash) {
+    r->updated_height = e->height;
+    memcpy(r->updated_tx, tx_hash, MN_HASH_LEN);
+}
+
+static int status_of(const rec *r) { return (r->loss || r->issuer_susp) ? ST_SUSPENDED : ST_ACTIVE; }
+
+/* Each rule returns a TxCode, or TX_IO_ERROR when the store failed. */
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        if ((expr) != MN_OK) return TX_IO_ERROR;                                                   \
+    } while (0)
+
+static int exec_issue(mn_exec *e, const txp *t, const uint8_t *h, char *msg, size_t ml) {
+    const Midnode__IssueBody *b = t->p->issue;
+    const char *signer = t->signer->id;
+    rec old, r;
+    int rc = ex_get_rec(e, b->credential_id.data, &old);
+    if (rc == MN_OK) return refuse(msg, ml, TX_EXISTS, "credential already exists");
+    if (rc != MN_ENOTFOUND) return TX_IO_ERROR;
+
+    /* One live credential per holder and type: the new copy supersedes it. */
+    uint8_t hk[MN_STORE_KEY_MAX];
+    size_t hkl = mn_store_key_holder(hk, b->holder_ref.data, (uint32_t)b->type);
+    uint8_t *live = NULL;
+    size_t live_len = 0;
+    rc = ex_read(e, hk, hkl, &live, &live_len);
+    if (rc == MN_OK) {
+        int rc2 = live_len == MN_ID_LEN ? ex_get_rec(e, live, &old) : MN_ECORRUPT;
+        free(live);
+        if (rc2 != MN_OK) return TX_IO_ERROR;
+        if (!is_final(old.status)) {
+            int prev = old.status;
+            old.status = ST_SUPERSEDED;
+            old.has_superseded = true;
+            memcpy(old.superseded_by, b->credential_id.data, MN_ID_LEN);
+            touch(e, &old, h);
+            TRY(ex_put_rec(e, &old));
+            TRY(ex_dev_remove(e, old.device, old.id));
+            TRY(add_change(e, h, &old, prev, signer, "supersede"));
+        }
+    } else if (rc != MN_ENOTFOUND) {
+        return TX_IO_ERROR;
+    }
+
+    devlist d;
+    TRY(ex_get_dev(e, b->device_ref.data, &d));
+    if (d.n >= MN_DEVICE_LIVE_MAX) {
+        /* Expired credentials no longer need a place on the phone. */
+        devlist keep = {0};
+        for (size_t i = 0; i < d.n; i++) {
+            rec x;
+            TRY(ex_get_rec(e, d.ids[i], &x));
+            if (!is_final(x.status) && !expired_at(x.expires_at, e->time_ms))
+                memcpy(keep.ids[keep.n++], d.ids[i], MN_ID_LEN);
+        }
+        d = keep;
+        if (d.n >= MN_DEVICE_LIVE_MAX)
+            return refuse(msg, ml, TX_TOO_LARGE, "device already holds %d live credentials",
+                          MN_DEVICE_LIVE_MAX);
+    }
+    memcpy(d.ids[d.n++], b->credential_id.data, MN_ID_LEN);
+    TRY(ex_put_dev(e, b->device_ref.data, &d));
+
+    memset(&r, 0, sizeof r);
+    memcpy(r.id, b->credential_id.data, MN_ID_LEN);
+    r.type = (uint32_t)b->type;
+    memcpy(r.holder, b->holder_ref.data, MN_ID_LEN);
+    memcpy(r.device, b->device_ref.data, MN_ID_LEN);
+    snprintf(r.carrier, sizeof r.carrier, "%s", b->carrier);
+    snprintf(r.issuer, sizeof r.issuer, "%s", signer);
+    r.not_before = b->not_before;
+    r.expires_at = b->expires_at;
+    r.status = ST_ACTIVE;
+    r.issued_height = e->height;
+    memcpy(r.issued_tx, h, MN_HASH_LEN);
+    touch(e, &r, h);
+    TRY(ex_put_rec(e, &r));
+    TRY(mn_kv_put(e->txw, hk, hkl, r.id, MN_ID_LEN));
+    TRY(add_change(e, h, &r, ST_UNKNOWN, signer, "issue"));
+    return TX_OK;
+}
+
+/* REVOKE, SUSPEND, RESUME: by the credential's own issuer, not final. */
+static int exec_issuer_op(mn_exec *e, const txp *t, const uint8_t *h, char *msg, size_t ml) {
+    const Midnode__TxPayload *p = t->p;
+    const char *signer = t->signer->id;
+    const ProtobufCBinaryData *id = p->body_case == MIDNODE__TX_PAYLOAD__BODY_REVOKE ? &p->revoke->credential_id
+                                    : p->body_case == MIDNODE__TX_PAYLOAD__BODY_SUSPEND
+                                        ? &p->suspend->credential_id
+                                        : &p->resume->credential_id;
+    rec r;
+    int rc = ex_get_rec(e, id->data, &r);
+    if (rc == MN_ENOTFOUND) return refuse(msg, ml, TX_UNKNOWN_CRED, "no such credential");
+    if (rc != MN_OK) return TX_IO_ERROR;
+    if (strcmp(r.issuer, signer) != 0)
+        return refuse(msg, ml, TX_ROLE, "credential was issued by %s, not %s", r.issuer, signer);
+    if (is_final(r.status))
+        return refuse(msg, ml, TX_TRANSITION, "credential is %s (final)",
+                      r.status == ST_REVOKED ? "REVOKED" : "SUPERSEDED");
+    int prev = r.status;
+    const char *kind;
+    switch (p->body_case) {
+    case MIDNODE__TX_PAYLOAD__BODY_REVOKE:
+        r.status = ST_REVOKED;
+        snprintf(r.reason, sizeof r.reason, "%s", p->revoke->reason);
+        TRY(ex_dev_remove(e, r.device, r.id));
+        TRY(ex_holder_release(e, &r));
+        kind = "revoke";
+        break;
+    case MIDNODE__TX_PAYLOAD__BODY_SUSPEND:
+        if (r.issuer_susp) return refuse(msg, ml, TX_TRANSITION, "credential is already suspended by its issuer");
+        r.issuer_susp = true;
+        r.status = status_of(&r);
+        kind = "suspend";
+        break;
+    default:
+        if (!r.issuer_susp) return refuse(msg, ml, TX_TRANSITION, "credential is not suspended by its issuer");
+        r.issuer_susp = false;
+        r.status = status_of(&r);
+        kind = "resume";
+        break;
+    }
+    touch(e, &r, h);
+    TRY(ex_put_rec(e, &r));
+    TRY(add_change(e, h, &r, prev, signer, kind));
+    return TX_OK;
+}
+
+/* REPORT_LOSS / REPORT_RECOVERY: only the signer's own subscribers. */
+static int exec_carrier_op(mn_exec *e, const txp *t, const uint8_t *h, char *msg, size_t ml) {
+    bool loss = t->p->body_case == MIDNODE__TX_PAYLOAD__BODY_REPORT_LOSS;
+    const uint8_t *device = loss ? t->p->report_loss->device_ref.data : t->p->report_recovery->device_ref.data;
+    const char *signer = t->signer->id;
+    devlist d;
+    TRY(ex_get_dev(e, device, &d));
+    size_t mine = 0, changed = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        rec r;
+        TRY(ex_get_rec(e, d.ids[i], &r));
+        if (strcmp(r.carrier, signer) != 0 || is_final(r.status)) continue;
+        mine++;
+        if (r.loss == loss) continue;
+        int prev = r.status;
+        r.loss = loss;
+        r.status = status_of(&r);
+        touch(e, &r, h);
+        TRY(ex_put_rec(e, &r));
+        TRY(add_change(e, h, &r, prev, signer, loss ? "report_loss" : "report_recovery"));
+        changed++;
+    }
+    if (mine == 0)
+        return refuse(msg, ml, TX_NOT_YOURS, "device has no live credential of %s's subscribers", signer);
+    if (changed == 0)
+        return refuse(msg, ml, TX_TRANSITION, loss ? "device is already reported lost"
+                                                   : "device is not reported lost");
+    return TX_OK;
+}
+
+int mn_exec_apply_tx(mn_exec *e, const uint8_t *tx, size_t len, char *msg, size_t msg_len) {
+    if (msg && msg_len) msg[0] = '\0';
+    uint32_t index = e->tx_count++;
+    if (e->finished || e->failed) {
+        memset(&e->last, 0, sizeof e->last);
+        return refuse(msg, msg_len, TX_MALFORMED, "block execution already finished");
+    }
+    txp t;
+    int code = decode_tx(e->l->g, tx, len, &e->last, &t, msg, msg_len);
+    size_t changes_before = e->n_changes;
+    mn_kv_clear(e->txw);
+    if (code == TX_OK) {
+        uint8_t nk[MN_STORE_KEY_MAX];
+        size_t nkl = mn_store_key_nonce(nk, t.signer->id);
+        uint64_t last = 0;
+        uint8_t *buf = NULL;
+        size_t blen = 0;
+        int rc = ex_read(e, nk, nkl, &buf, &blen);
+        if (rc == MN_OK && blen == 8)
+            last = get_u64(buf);
+        else if (rc != MN_ENOTFOUND)
+            code = TX_IO_ERROR;
+        free(buf);
+        if (code == TX_OK && t.p->nonce != last + 1)
+            code = refuse(msg, msg_len, TX_NONCE, "nonce %llu, expected %llu",
+                          (unsigned long long)t.p->nonce, (unsigned long long)(last + 1));
+        if (code == TX_OK) {
+            const uint8_t *h = e->last.hash;
+            switch (t.p->body_case) {
+            case MIDNODE__TX_PAYLOAD__BODY_ISSUE: code = exec_issue(e, &t, h, msg, msg_len); break;
+            case MIDNODE__TX_PAYLOAD__BODY_REPORT_LOSS:
+            case MIDNODE__TX_PAYLOAD__BODY_REPORT_RECOVERY: code = exec_carrier_op(e, &t, h, msg, msg_len); break;
+            default: code = exec_issuer_op(e, &t, h, msg, msg_len); break;
+            }
+        }
+        if (code == TX_OK) {
+            uint8_t v[8], tk[MN_STORE_KEY_MAX], loc[12];
+            put_u64(v, t.p->nonce);
+            size_t tkl = mn_store_key_tx(tk, e->last.hash);
+            put_u64(loc, e->height);
+            loc[8] = (uint8_t)(index >> 24);
+            loc[9] = (uint8_t)(index >> 16);
+            loc[10] = (uint8_t)(index >> 8);
+            loc[11] = (uint8_t)index;
+            if (mn_kv_put(e->txw, nk, nkl, v, 8) != MN_OK || mn_kv_put(e->txw, tk, tkl, loc, 12) != MN_OK ||
+                mn_kv_merge(e->ov, e->txw) != MN_OK)
+                code = TX_IO_ERROR;
+        }
+    }
+    txp_free(&t);
+    mn_kv_clear(e->txw);
+    if (code == TX_IO_ERROR) {
+        e->failed = true;
+        code = refuse(msg, msg_len, TX_MALFORMED, "store error");
+    }
+    if (code != TX_OK) {
+        e->n_changes = changes_before;
+        return code;
+    }
+    e->ok_count++;
+    return TX_OK;
+}
+
+int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
+    if (e->failed) return MN_ESTATE;
+    if (e->finished) {
+        memcpy(state_root, e->root, MN_HASH_LEN);
+        return MN_OK;
+    }
+    size_t n = mn_kv_count(e->ov), m = 0;
+    mn_smt_item *items = malloc((n ? n : 1) * sizeof *items);
+    if (!items) return MN_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        mn_kv_entry(e->ov, i, &k, &kl, &v, &vl);
+        if (!v) continue; /* records and nonces are never deleted */
+        if (k[0] == 'r' && kl == 1 + MN_ID_LEN) {
+            mn_smt_key_credential(items[m].key_hash, k + 1);
+        } else if (k[0] == 'n' && kl >= 2 && kl <= 1 + MN_MEMBER_ID_MAX) {
+            char signer[MN_MEMBER_ID_MAX + 1];
+            memcpy(signer, k + 1, kl - 1);
+            signer[kl - 1] = '\0';
+            mn_smt_key_nonce(items[m].key_hash, signer);
+        } else {
+            continue;
+        }
+        mn_sha256(items[m].value_hash, v, vl);
+        items[m].remove = false;
+        m++;
+    }
+    int rc = mn_smt_update(&e->l->src, e->ov, e->base_root, items, m, e->root);
+    free(items);
+    if (rc != MN_OK) {
+        e->failed = true;
+        return rc;
+    }
+    e->finished = true;
+    memcpy(state_root, e->root, MN_HASH_LEN);
+    return MN_OK;
+}
+
+int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uint8_t *cert,
+                   size_t cert_len) {
+    if (e->failed || e->committed || mn_store_height(e->l->store) + 1 != e->height) return MN_ESTATE;
+    uint8_t root[MN_HASH_LEN];
+    int rc = mn_exec_finish(e, root);
+    if (rc != MN_OK) return rc;
+    uint8_t cur[MN_HASH_LEN];
+    mn_store_root(e->l->store, cur);
+    if (memcmp(cur, e->base_root, MN_HASH_LEN) != 0) return MN_ESTATE;
+    for (size_t i = 0; i < e->n_changes; i++) {
+        const mn_status_change *c = &e->changes[i];
+        Midnode__StatusChange sc = MIDNODE__STATUS_CHANGE__INIT;
+        sc.height = c->height;
+        sc.time_ms = c->time_ms;
+        sc.tx_hash = (ProtobufCBinaryData){MN_HASH_LEN, (uint8_t *)c->tx_hash};
+        sc.credential_id = (ProtobufCBinaryData){MN_ID_LEN, (uint8_t *)c->credential_id};
+        sc.status = c->status;
+        sc.previous = c->previous;
+        sc.signer = (char *)c->signer;
+        sc.kind = (char *)c->kind;
+        uint8_t buf[256], k[MN_STORE_KEY_MAX];
+        size_t need = midnode__status_change__get_packed_size(&sc);
+        assert(need <= sizeof buf);
+        size_t bl = midnode__status_change__pack(&sc, buf);
+        size_t kl = mn_store_key_change(k, e->height, (uint32_t)i);
+        if (mn_kv_put(e->ov, k, kl, buf, bl) != MN_OK) return MN_ENOMEM;
+    }
+    rc = mn_store_commit(e->l->store, e->height, block, block_len, cert, cert_len, e->ov, e->root);
+    if (rc == MN_OK) e->committed = true;
+    return rc;
+}

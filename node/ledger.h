@@ -1,0 +1,152 @@
+/* ledger.h: execution of credential transactions (DESIGN.md sections 4, 5).
+ *
+ * The ledger turns signed transactions into credential records and signer
+ * nonces, deterministically: the same blocks applied to two empty stores give
+ * byte-identical records and the same state root.
+ *
+ * Rules:
+ *   ISSUE            signer is an issuer allowed the type; credential_id new;
+ *                    carrier a member with the carrier role; a live
+ *                    credential with the same holder_ref and type becomes
+ *                    SUPERSEDED in the same transaction; at most
+ *                    MN_DEVICE_LIVE_MAX not-final credentials per device
+ *                    (credentials already expired at the block time do not count).
+ *   REVOKE           by the credential's issuer; ACTIVE or SUSPENDED -> REVOKED (final).
+ *   SUSPEND/RESUME   by the credential's issuer; sets / clears issuer_suspended.
+ *   REPORT_LOSS      by a carrier; sets loss_suspended on every not-final
+ *                    credential of that device whose carrier is the signer.
+ *   REPORT_RECOVERY  by a carrier; clears its own loss suspension only.
+ *   status = SUSPENDED while loss_suspended || issuer_suspended, else ACTIVE
+ *   (for records not final). EXPIRED is derived on read, never stored.
+ * Every transaction: size <= MN_TX_BYTES_MAX, chain id matches, signer is a
+ * genesis member with a transaction key, signature over SHA-256 of the exact
+ * payload bytes, nonce exactly last committed + 1 (counting earlier
+ * transactions of the same block).
+ *
+ * Ownership: mn_ledger_open borrows the store and the genesis (both must
+ * outlive the ledger). An mn_exec borrows the ledger; several may exist for
+ * one height (competing proposals); only one can be committed, after which
+ * the others refuse to commit (MN_ESTATE) and must be freed.
+ * Single-threaded: call from one thread. */
+#ifndef MN_LEDGER_H
+#define MN_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "genesis.h"
+#include "midnode.pb-c.h"
+#include "mn.h"
+#include "store.h"
+
+#define MN_DEVICE_LIVE_MAX 32
+#define MN_TX_MSG_MAX 160 /* a good size for the msg buffers below */
+
+typedef struct mn_ledger mn_ledger;
+typedef struct mn_exec mn_exec;
+
+/* Opens the ledger over a store (reads its height and state root).
+ * Returns MN_OK or MN_ENOMEM. */
+int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) MN_WARN_UNUSED;
+void mn_ledger_free(mn_ledger *l); /* NULL-safe; does not close the store */
+
+typedef struct mn_tx_info {
+    uint8_t hash[MN_HASH_LEN]; /* SHA-256 of the serialised Tx */
+    char signer[MN_MEMBER_ID_MAX + 1];
+    uint64_t nonce;
+    int kind; /* Midnode__TxPayload__BodyCase */
+} mn_tx_info;
+
+/* Mempool admission: every check that does not depend on other pending
+ * transactions: size, decoding, chain id, signer, signature, role (and
+ * for ISSUE the type), nonce greater than the last committed one.
+ * Returns a Midnode__TxCode (MIDNODE__TX_CODE__TX_OK when admissible);
+ * msg (may be NULL) receives a human reason. info may be NULL; it is
+ * filled whenever the Tx decodes (hash always when len is in bounds). */
+int mn_ledger_check_tx(mn_ledger *l, const uint8_t *tx, size_t len, mn_tx_info *info, char *msg,
+                       size_t msg_len);
+
+/* Last committed height and its state root. */
+uint64_t mn_ledger_height(const mn_ledger *l);
+void mn_ledger_root(const mn_ledger *l, uint8_t out[static MN_HASH_LEN]);
+
+/* Committed record of a credential. Returns MN_OK (*out to free with
+ * midnode__credential_record__free_unpacked(*out, NULL)), MN_ENOTFOUND,
+ * MN_EIO, MN_ECORRUPT. */
+int mn_ledger_get_record(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
+                         Midnode__CredentialRecord **out) MN_WARN_UNUSED;
+
+/* Status a verifier should see at time_ms: EXPIRED when ACTIVE or SUSPENDED
+ * and expires_at != 0 and time_ms/1000 >= expires_at; else the stored one. */
+Midnode__CredentialStatus mn_ledger_effective_status(const Midnode__CredentialRecord *r,
+                                                     int64_t time_ms);
+
+/* Last committed nonce of signer (0 when it never signed). MN_OK or MN_EIO. */
+int mn_ledger_get_nonce(mn_ledger *l, const char *signer, uint64_t *nonce) MN_WARN_UNUSED;
+
+/* Proof of a credential's committed state: *record and *record_len the
+ * serialised record (malloc'd, caller frees; NULL/0 when absent) and the
+ * Merkle path in *proof (caller initialised with midnode__merkle_proof__init,
+ * released with mn_smt_proof_clear), against mn_ledger_root at *height.
+ * Returns MN_OK (present or absent), MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
+int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **record,
+                    size_t *record_len, Midnode__MerkleProof *proof, uint64_t *height) MN_WARN_UNUSED;
+
+/* ---- execution of one block */
+
+/* One change of a credential's status, for WatchStatusChanges. */
+typedef struct mn_status_change {
+    uint64_t height;
+    int64_t time_ms;
+    uint8_t tx_hash[MN_HASH_LEN];
+    uint8_t credential_id[MN_ID_LEN];
+    Midnode__CredentialStatus status;
+    Midnode__CredentialStatus previous;
+    char signer[MN_MEMBER_ID_MAX + 1];
+    const char *kind; /* static: "issue", "revoke", "suspend", "resume",
+                         "report_loss", "report_recovery", "supersede" */
+} mn_status_change;
+
+/* Starts executing block `height` (must be mn_ledger_height()+1) with
+ * header time time_ms on top of committed state. Returns NULL when out of
+ * memory or the height is wrong. */
+mn_exec *mn_exec_begin(mn_ledger *l, uint64_t height, int64_t time_ms);
+
+/* Applies one serialised Tx. Returns a Midnode__TxCode; on refusal the
+ * overlay is unchanged and msg names the reason. Every call, accepted or
+ * not, takes the next transaction index of the block. After
+ * mn_exec_finish, returns TX_MALFORMED. An I/O error of the store is
+ * reported as MIDNODE__TX_CODE__TX_MALFORMED with msg "store error", and
+ * mn_exec_failed() becomes true (the block cannot be committed). */
+int mn_exec_apply_tx(mn_exec *e, const uint8_t *tx, size_t len, char *msg, size_t msg_len);
+
+/* Info of the last transaction passed to mn_exec_apply_tx (hash always,
+ * the rest when it decoded). */
+const mn_tx_info *mn_exec_last_info(const mn_exec *e);
+
+bool mn_exec_failed(const mn_exec *e);
+uint32_t mn_exec_tx_count(const mn_exec *e); /* transactions passed so far */
+uint32_t mn_exec_ok_count(const mn_exec *e); /* accepted so far */
+
+/* Computes the state root after the applied transactions (idempotent).
+ * Returns MN_OK, MN_EIO, MN_ECORRUPT, MN_ENOMEM, MN_ESTATE (failed exec). */
+int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) MN_WARN_UNUSED;
+
+/* Status changes made so far (valid until mn_exec_free). */
+const mn_status_change *mn_exec_changes(const mn_exec *e, size_t *n);
+
+/* Commits: writes the block bytes, its certificate (serialised
+ * CommitCertificate; may be NULL/0), every state change, the tx index,
+ * the status-change log and the new height in one synced batch. Calls
+ * mn_exec_finish if needed. Returns MN_OK, MN_ESTATE (another block of
+ * this height already committed, or the exec failed), MN_EIO. */
+int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uint8_t *cert,
+                   size_t cert_len) MN_WARN_UNUSED;
+
+void mn_exec_free(mn_exec *e); /* NULL-safe */
+
+/* Names of the TxCode values ("TX_OK", "TX_WRONG_NONCE", ...). */
+const char *mn_tx_code_name(int code);
+
+#endif

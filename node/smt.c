@@ -1,0 +1,420 @@
+/* smt.c: sparse Merkle tree over the ledger state: batch updates, lookups
+ * and proofs (definitions in smt.h). Nodes live at positions; an update
+ * walks only the subtrees its keys touch, reading each touched node once. */
+#include "smt.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+
+typedef struct smt_node {
+    uint8_t type; /* 0 empty, 'L' leaf (a key, b value hash), 'I' internal (a left, b right) */
+    uint8_t a[MN_HASH_LEN];
+    uint8_t b[MN_HASH_LEN];
+    uint8_t h[MN_HASH_LEN]; /* this node's hash */
+} smt_node;
+
+typedef struct smt_ctx {
+    const mn_smt_src *src;
+    mn_kvmap *writes;       /* may be NULL for reads */
+    const mn_kvmap *reads;  /* overlay consulted before src */
+} smt_ctx;
+
+static const uint8_t zero32[MN_HASH_LEN];
+
+static inline int key_bit(const uint8_t *k, unsigned d) { return (k[d >> 3] >> (7 - (d & 7))) & 1; }
+
+static inline void set_bit(uint8_t *k, unsigned d, int v) {
+    uint8_t m = (uint8_t)(1u << (7 - (d & 7)));
+    if (v)
+        k[d >> 3] |= m;
+    else
+        k[d >> 3] &= (uint8_t)~m;
+}
+
+size_t mn_smt_pos_key(uint8_t out[static MN_SMT_POS_KEY_MAX], unsigned depth,
+                      const uint8_t key[static MN_HASH_LEN]) {
+    assert(depth <= MN_SMT_DEPTH_MAX);
+    out[0] = MN_SMT_PREFIX;
+    out[1] = (uint8_t)(depth >> 8);
+    out[2] = (uint8_t)depth;
+    size_t nb = (depth + 7) / 8;
+    memcpy(out + 3, key, nb);
+    if (depth & 7) out[3 + nb - 1] &= (uint8_t)(0xFF << (8 - (depth & 7)));
+    return 3 + nb;
+}
+
+void mn_smt_key_credential(uint8_t out[static MN_HASH_LEN], const uint8_t id[static MN_ID_LEN]) {
+    uint8_t buf[1 + MN_ID_LEN];
+    buf[0] = 0x01;
+    memcpy(buf + 1, id, MN_ID_LEN);
+    mn_sha256(out, buf, sizeof buf);
+}
+
+void mn_smt_key_nonce(uint8_t out[static MN_HASH_LEN], const char *signer) {
+    mn_sha256_ctx c;
+    uint8_t tag = 0x02;
+    mn_sha256_init(&c);
+    mn_sha256_update(&c, &tag, 1);
+    mn_sha256_update(&c, signer, strlen(signer));
+    mn_sha256_final(&c, out);
+}
+
+void mn_smt_leaf_hash(uint8_t out[static MN_HASH_LEN], const uint8_t key_hash[static MN_HASH_LEN],
+                      const uint8_t value_hash[static MN_HASH_LEN]) {
+    uint8_t buf[1 + 2 * MN_HASH_LEN];
+    buf[0] = 0x00;
+    memcpy(buf + 1, key_hash, MN_HASH_LEN);
+    memcpy(buf + 1 + MN_HASH_LEN, value_hash, MN_HASH_LEN);
+    mn_sha256(out, buf, sizeof buf);
+}
+
+static void inner_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *l, const uint8_t *r) {
+    uint8_t buf[1 + 2 * MN_HASH_LEN];
+    buf[0] = 0x01;
+    memcpy(buf + 1, l, MN_HASH_LEN);
+    memcpy(buf + 1 + MN_HASH_LEN, r, MN_HASH_LEN);
+    mn_sha256(out, buf, sizeof buf);
+}
+
+static void make_leaf(smt_node *n, const uint8_t *k, const uint8_t *vh) {
+    n->type = 'L';
+    memcpy(n->a, k, MN_HASH_LEN);
+    memcpy(n->b, vh, MN_HASH_LEN);
+    mn_smt_leaf_hash(n->h, k, vh);
+}
+
+static void make_inner(smt_node *n, const smt_node *l, const smt_node *r) {
+    n->type = 'I';
+    memcpy(n->a, l->h, MN_HASH_LEN);
+    memcpy(n->b, r->h, MN_HASH_LEN);
+    inner_hash(n->h, n->a, n->b);
+}
+
+static void make_empty(smt_node *n) { memset(n, 0, sizeof *n); }
+
+/* Reads the node at (depth, path) whose hash the parent records as want. */
+static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uint8_t *want,
+                smt_node *out) {
+    if (memcmp(want, zero32, MN_HASH_LEN) == 0) {
+        make_empty(out);
+        return MN_OK;
+    }
+    uint8_t pk[MN_SMT_POS_KEY_MAX];
+    size_t pl = mn_smt_pos_key(pk, depth, path);
+    uint8_t raw[MN_SMT_NODE_LEN];
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    int st = MN_KV_ABSENT;
+    if (c->writes) st = mn_kv_get(c->writes, pk, pl, &v, &vl);
+    if (st == MN_KV_ABSENT && c->reads) st = mn_kv_get(c->reads, pk, pl, &v, &vl);
+    if (st == MN_KV_DELETED) return MN_ECORRUPT;
+    if (st == MN_KV_VALUE) {
+        if (vl != MN_SMT_NODE_LEN) return MN_ECORRUPT;
+        memcpy(raw, v, MN_SMT_NODE_LEN);
+    } else {
+        int rc = c->src->get(c->src->ctx, pk, pl, raw);
+        if (rc == MN_ENOTFOUND) return MN_ECORRUPT; /* the parent says it exists */
+        if (rc != MN_OK) return rc;
+    }
+    out->type = raw[0];
+    memcpy(out->a, raw + 1, MN_HASH_LEN);
+    memcpy(out->b, raw + 1 + MN_HASH_LEN, MN_HASH_LEN);
+    if (out->type == 'L')
+        mn_smt_leaf_hash(out->h, out->a, out->b);
+    else if (out->type == 'I')
+        inner_hash(out->h, out->a, out->b);
+    else
+        return MN_ECORRUPT;
+    if (memcmp(out->h, want, MN_HASH_LEN) != 0) return MN_ECORRUPT;
+    return MN_OK;
+}
+
+static int put_node(smt_ctx *c, unsigned depth, const uint8_t *path, const smt_node *n) {
+    uint8_t pk[MN_SMT_POS_KEY_MAX];
+    size_t pl = mn_smt_pos_key(pk, depth, path);
+    uint8_t raw[MN_SMT_NODE_LEN];
+    assert(n->type == 'L' || n->type == 'I');
+    raw[0] = n->type;
+    memcpy(raw + 1, n->a, MN_HASH_LEN);
+    memcpy(raw + 1 + MN_HASH_LEN, n->b, MN_HASH_LEN);
+    return mn_kv_put(c->writes, pk, pl, raw, sizeof raw);
+}
+
+static int del_node(smt_ctx *c, unsigned depth, const uint8_t *path) {
+    uint8_t pk[MN_SMT_POS_KEY_MAX];
+    size_t pl = mn_smt_pos_key(pk, depth, path);
+    return mn_kv_del(c->writes, pk, pl);
+}
+
+/* Index of the first item whose bit d is 1 (items share bits < d, sorted). */
+static size_t split_at(const mn_smt_item *it, size_t n, unsigned d) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (key_bit(it[mid].key_hash, d))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Writes a child at depth d+1 unless it is unchanged; deletes it when empty. */
+static int place_child(smt_ctx *c, unsigned d1, const uint8_t *path, const smt_node *old,
+                       const smt_node *nw) {
+    if (nw->type == 0) return old->type ? del_node(c, d1, path) : MN_OK;
+    if (old->type == nw->type && memcmp(old->h, nw->h, MN_HASH_LEN) == 0) return MN_OK;
+    return put_node(c, d1, path, nw);
+}
+
+/* Builds the subtree at depth d from the live items plus an optional extra
+ * leaf (not among the items). Writes descendants, not position d itself. */
+static int build(smt_ctx *c, unsigned d, const uint8_t *path, const mn_smt_item *it, size_t n,
+                 const smt_node *extra, smt_node *out) {
+    size_t live = extra ? 1 : 0;
+    const mn_smt_item *one = NULL;
+    for (size_t i = 0; i < n && live < 2; i++)
+        if (!it[i].remove) {
+            live++;
+            one = &it[i];
+        }
+    if (live == 0) {
+        make_empty(out);
+        return MN_OK;
+    }
+    if (live == 1) {
+        if (one)
+            make_leaf(out, one->key_hash, one->value_hash);
+        else
+            *out = *extra;
+        return MN_OK;
+    }
+    assert(d < MN_SMT_DEPTH_MAX); /* distinct keys part before bit 256 */
+    size_t s = split_at(it, n, d);
+    const smt_node *xl = NULL, *xr = NULL;
+    if (extra) {
+        if (key_bit(extra->a, d))
+            xr = extra;
+        else
+            xl = extra;
+    }
+    uint8_t lp[MN_HASH_LEN], rp[MN_HASH_LEN];
+    memcpy(lp, path, MN_HASH_LEN);
+    memcpy(rp, path, MN_HASH_LEN);
+    set_bit(lp, d, 0);
+    set_bit(rp, d, 1);
+    smt_node l, r, none;
+    make_empty(&none);
+    int rc = build(c, d + 1, lp, it, s, xl, &l);
+    if (rc == MN_OK) rc = build(c, d + 1, rp, it + s, n - s, xr, &r);
+    if (rc != MN_OK) return rc;
+    /* Both sides non-empty, or one side holds at least two leaves: canonical. */
+    if ((l.type == 0 && r.type == 'L') || (r.type == 0 && l.type == 'L') ||
+        (l.type == 0 && r.type == 0)) {
+        /* cannot happen: live >= 2 leaves below */
+        assert(0);
+        return MN_ECORRUPT;
+    }
+    if ((rc = place_child(c, d + 1, lp, &none, &l)) != MN_OK) return rc;
+    if ((rc = place_child(c, d + 1, rp, &none, &r)) != MN_OK) return rc;
+    make_inner(out, &l, &r);
+    return MN_OK;
+}
+
+static int find_item(const mn_smt_item *it, size_t n, const uint8_t *key) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = memcmp(it[mid].key_hash, key, MN_HASH_LEN);
+        if (cmp == 0) return 1;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static int upd(smt_ctx *c, unsigned d, const uint8_t *path, const smt_node *old,
+               const mn_smt_item *it, size_t n, smt_node *out) {
+    if (n == 0) {
+        *out = *old;
+        return MN_OK;
+    }
+    if (old->type == 0) return build(c, d, path, it, n, NULL, out);
+    if (old->type == 'L') {
+        const smt_node *extra = find_item(it, n, old->a) ? NULL : old;
+        return build(c, d, path, it, n, extra, out);
+    }
+    assert(old->type == 'I' && d < MN_SMT_DEPTH_MAX);
+    uint8_t lp[MN_HASH_LEN], rp[MN_HASH_LEN];
+    memcpy(lp, path, MN_HASH_LEN);
+    memcpy(rp, path, MN_HASH_LEN);
+    set_bit(lp, d, 0);
+    set_bit(rp, d, 1);
+    size_t s = split_at(it, n, d);
+    smt_node lo, ro, ln, rn;
+    int rc = load(c, d + 1, lp, old->a, &lo);
+    if (rc == MN_OK) rc = load(c, d + 1, rp, old->b, &ro);
+    if (rc == MN_OK) rc = upd(c, d + 1, lp, &lo, it, s, &ln);
+    if (rc == MN_OK) rc = upd(c, d + 1, rp, &ro, it + s, n - s, &rn);
+    if (rc != MN_OK) return rc;
+    bool collapse = (ln.type == 0 && rn.type != 'I') || (rn.type == 0 && ln.type != 'I');
+    if (collapse) {
+        if (lo.type && (rc = del_node(c, d + 1, lp)) != MN_OK) return rc;
+        if (ro.type && (rc = del_node(c, d + 1, rp)) != MN_OK) return rc;
+        *out = ln.type ? ln : rn;
+        return MN_OK;
+    }
+    if ((rc = place_child(c, d + 1, lp, &lo, &ln)) != MN_OK) return rc;
+    if ((rc = place_child(c, d + 1, rp, &ro, &rn)) != MN_OK) return rc;
+    make_inner(out, &ln, &rn);
+    return MN_OK;
+}
+
+typedef struct { mn_smt_item item; size_t idx; } sort_ent;
+
+static int sort_cmp(const void *x, const void *y) {
+    const sort_ent *a = x, *b = y;
+    int c = memcmp(a->item.key_hash, b->item.key_hash, MN_HASH_LEN);
+    if (c) return c;
+    return a->idx < b->idx ? -1 : (a->idx > b->idx);
+}
+
+int mn_smt_update(const mn_smt_src *src, mn_kvmap *writes,
+                  const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
+                  uint8_t root_out[static MN_HASH_LEN]) {
+    smt_ctx c = {.src = src, .writes = writes, .reads = NULL};
+    size_t m = 0;
+    if (n > 0) {
+        sort_ent *tmp = malloc(n * sizeof *tmp);
+        if (!tmp) return MN_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            tmp[i].item = items[i];
+            tmp[i].idx = i;
+        }
+        qsort(tmp, n, sizeof *tmp, sort_cmp);
+        for (size_t i = 0; i < n; i++) {
+            if (i + 1 < n && memcmp(tmp[i].item.key_hash, tmp[i + 1].item.key_hash, MN_HASH_LEN) == 0)
+                continue; /* a later write of the same key wins */
+            items[m++] = tmp[i].item;
+        }
+        free(tmp);
+    }
+    smt_node root, nr;
+    int rc = load(&c, 0, zero32, root_in, &root);
+    if (rc == MN_OK) rc = upd(&c, 0, zero32, &root, items, m, &nr);
+    if (rc != MN_OK) return rc;
+    if (m > 0) {
+        if (nr.type == 0) {
+            if (root.type && (rc = del_node(&c, 0, zero32)) != MN_OK) return rc;
+        } else if (!(root.type == nr.type && memcmp(root.h, nr.h, MN_HASH_LEN) == 0)) {
+            if ((rc = put_node(&c, 0, zero32, &nr)) != MN_OK) return rc;
+        }
+    }
+    memcpy(root_out, nr.h, MN_HASH_LEN);
+    return MN_OK;
+}
+
+/* Walks from the root towards key; calls back nothing, fills the proof
+ * pieces when p is given. Ends on the empty slot or the leaf where the key
+ * would be. */
+static int walk(const mn_smt_src *src, const mn_kvmap *writes, const uint8_t *root,
+                const uint8_t *key, smt_node *end, unsigned *depth,
+                uint8_t sib[][MN_HASH_LEN], uint8_t bitmap[MN_HASH_LEN], size_t *nsib) {
+    smt_ctx c = {.src = src, .writes = NULL, .reads = writes};
+    smt_node cur;
+    int rc = load(&c, 0, key, root, &cur);
+    unsigned d = 0;
+    if (bitmap) memset(bitmap, 0, MN_HASH_LEN);
+    if (nsib) *nsib = 0;
+    while (rc == MN_OK && cur.type == 'I') {
+        if (d >= MN_SMT_DEPTH_MAX) return MN_ECORRUPT;
+        int bit = key_bit(key, d);
+        const uint8_t *s = bit ? cur.a : cur.b;
+        const uint8_t *child = bit ? cur.b : cur.a;
+        if (sib) {
+            if (memcmp(s, zero32, MN_HASH_LEN) == 0)
+                set_bit(bitmap, d, 1);
+            else
+                memcpy(sib[(*nsib)++], s, MN_HASH_LEN);
+        }
+        uint8_t want[MN_HASH_LEN];
+        memcpy(want, child, MN_HASH_LEN);
+        d++;
+        rc = load(&c, d, key, want, &cur);
+    }
+    if (rc != MN_OK) return rc;
+    *end = cur;
+    *depth = d;
+    return MN_OK;
+}
+
+int mn_smt_get(const mn_smt_src *src, const mn_kvmap *writes,
+               const uint8_t root[static MN_HASH_LEN], const uint8_t key_hash[static MN_HASH_LEN],
+               uint8_t value_hash[MN_HASH_LEN]) {
+    smt_node end;
+    unsigned d;
+    int rc = walk(src, writes, root, key_hash, &end, &d, NULL, NULL, NULL);
+    if (rc != MN_OK) return rc;
+    if (end.type != 'L' || memcmp(end.a, key_hash, MN_HASH_LEN) != 0) return MN_ENOTFOUND;
+    if (value_hash) memcpy(value_hash, end.b, MN_HASH_LEN);
+    return MN_OK;
+}
+
+static int dup_bytes(ProtobufCBinaryData *b, const uint8_t *p, size_t n) {
+    b->data = malloc(n ? n : 1);
+    if (!b->data) return MN_ENOMEM;
+    memcpy(b->data, p, n);
+    b->len = n;
+    return MN_OK;
+}
+
+void mn_smt_proof_clear(Midnode__MerkleProof *p) {
+    if (!p) return;
+    free(p->key_hash.data);
+    free(p->empty_bitmap.data);
+    free(p->other_key_hash.data);
+    free(p->other_value_hash.data);
+    for (size_t i = 0; i < p->n_siblings; i++) free(p->siblings[i].data);
+    free(p->siblings);
+    midnode__merkle_proof__init(p);
+}
+
+int mn_smt_prove(const mn_smt_src *src, const mn_kvmap *writes,
+                 const uint8_t root[static MN_HASH_LEN], const uint8_t key_hash[static MN_HASH_LEN],
+                 Midnode__MerkleProof *out) {
+    uint8_t(*sib)[MN_HASH_LEN] = malloc(MN_SMT_DEPTH_MAX * MN_HASH_LEN);
+    if (!sib) return MN_ENOMEM;
+    uint8_t bitmap[MN_HASH_LEN];
+    size_t nsib = 0;
+    smt_node end;
+    unsigned d = 0;
+    int rc = walk(src, writes, root, key_hash, &end, &d, sib, bitmap, &nsib);
+    if (rc != MN_OK) {
+        free(sib);
+        return rc;
+    }
+    midnode__merkle_proof__init(out);
+    out->depth = d;
+    rc = dup_bytes(&out->key_hash, key_hash, MN_HASH_LEN);
+    if (rc == MN_OK) rc = dup_bytes(&out->empty_bitmap, bitmap, MN_HASH_LEN);
+    if (rc == MN_OK && nsib > 0) {
+        out->siblings = calloc(nsib, sizeof(ProtobufCBinaryData));
+        if (!out->siblings) rc = MN_ENOMEM;
+        for (size_t i = 0; rc == MN_OK && i < nsib; i++) {
+            rc = dup_bytes(&out->siblings[i], sib[i], MN_HASH_LEN);
+            if (rc == MN_OK) out->n_siblings = i + 1;
+        }
+    }
+    if (rc == MN_OK && end.type == 'L' && memcmp(end.a, key_hash, MN_HASH_LEN) != 0) {
+        rc = dup_bytes(&out->other_key_hash, end.a, MN_HASH_LEN);
+        if (rc == MN_OK) rc = dup_bytes(&out->other_value_hash, end.b, MN_HASH_LEN);
+    }
+    free(sib);
+    if (rc != MN_OK) mn_smt_proof_clear(out);
+    return rc;
+}

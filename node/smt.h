@@ -1,0 +1,103 @@
+/* smt.h: the sparse Merkle tree over the ledger state (256-bit keys).
+ *
+ * Definitions (shared with every verifier):
+ *   key_hash of a credential   = SHA256(0x01 || credential_id)
+ *   key_hash of a signer nonce = SHA256(0x02 || signer id bytes)
+ *   leaf     = SHA256(0x00 || key_hash || SHA256(value))
+ *   internal = SHA256(0x01 || left || right)
+ *   empty subtree = 32 zero bytes
+ *   a subtree holding exactly one leaf is represented by that leaf's hash.
+ * Key bits are read MSB first: bit d of the key chooses the child at depth d
+ * (0 = left). The tree is canonical: it depends only on the set of
+ * (key_hash, value) pairs, never on the order of updates.
+ *
+ * Storage: each non-empty node is stored under its position (depth, first
+ * `depth` bits of the path), see mn_smt_pos_key, as 65 bytes:
+ *   'L' key_hash value_hash    for a leaf
+ *   'I' left_hash right_hash   for an internal node
+ * Reads go first to a write set (mn_kvmap, which also receives every write
+ * of an update) and then to a caller-supplied source (the store). This file
+ * does not depend on LevelDB; mn_smt_verify needs only mn_sha256. */
+#ifndef MN_SMT_H
+#define MN_SMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvmap.h"
+#include "midnode.pb-c.h"
+#include "mn.h"
+
+#define MN_SMT_DEPTH_MAX 256
+#define MN_SMT_NODE_LEN 65
+#define MN_SMT_POS_KEY_MAX (1 + 2 + 32)
+#define MN_SMT_PREFIX 's' /* first byte of every position key */
+
+/* Source of committed nodes. get fills node[65] for pos_key and returns
+ * MN_OK, MN_ENOTFOUND (no node stored there) or MN_EIO. */
+typedef struct mn_smt_src {
+    int (*get)(void *ctx, const uint8_t *pos_key, size_t pos_len,
+               uint8_t node[static MN_SMT_NODE_LEN]);
+    void *ctx;
+} mn_smt_src;
+
+/* One change of a batch. value_hash is SHA256(value); remove deletes the key. */
+typedef struct mn_smt_item {
+    uint8_t key_hash[MN_HASH_LEN];
+    uint8_t value_hash[MN_HASH_LEN];
+    bool remove;
+} mn_smt_item;
+
+/* Position key of (depth, first depth bits of key): 's', u16 BE depth, then
+ * ceil(depth/8) bytes of the key with the bits past depth cleared.
+ * out holds at least MN_SMT_POS_KEY_MAX bytes. Returns its length. */
+size_t mn_smt_pos_key(uint8_t out[static MN_SMT_POS_KEY_MAX], unsigned depth,
+                      const uint8_t key[static MN_HASH_LEN]);
+
+/* Key hashes of the two kinds of state entry. */
+void mn_smt_key_credential(uint8_t out[static MN_HASH_LEN], const uint8_t id[static MN_ID_LEN]);
+void mn_smt_key_nonce(uint8_t out[static MN_HASH_LEN], const char *signer);
+
+/* Leaf hash of (key_hash, value_hash). */
+void mn_smt_leaf_hash(uint8_t out[static MN_HASH_LEN], const uint8_t key_hash[static MN_HASH_LEN],
+                      const uint8_t value_hash[static MN_HASH_LEN]);
+
+/* Applies n items (any order; when a key repeats, the last item wins) to
+ * the tree whose root is root_in. New and deleted nodes go into writes;
+ * nodes are read from writes, then src. items is reordered (sorted).
+ * Returns MN_OK with the new root in root_out, MN_EIO, MN_ECORRUPT (a
+ * stored node does not hash to what its parent says), MN_ENOMEM. */
+int mn_smt_update(const mn_smt_src *src, mn_kvmap *writes,
+                  const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
+                  uint8_t root_out[static MN_HASH_LEN]) MN_WARN_UNUSED;
+
+/* Looks key_hash up. Returns MN_OK with *value_hash filled (may be NULL),
+ * MN_ENOTFOUND, MN_EIO, MN_ECORRUPT. writes may be NULL. */
+int mn_smt_get(const mn_smt_src *src, const mn_kvmap *writes,
+               const uint8_t root[static MN_HASH_LEN], const uint8_t key_hash[static MN_HASH_LEN],
+               uint8_t value_hash[MN_HASH_LEN]) MN_WARN_UNUSED;
+
+/* Builds the proof of key_hash (inclusion or absence) against root into
+ * *out, which the caller initialises with midnode__merkle_proof__init and
+ * releases with mn_smt_proof_clear. writes may be NULL.
+ * Returns MN_OK, MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
+int mn_smt_prove(const mn_smt_src *src, const mn_kvmap *writes,
+                 const uint8_t root[static MN_HASH_LEN], const uint8_t key_hash[static MN_HASH_LEN],
+                 Midnode__MerkleProof *out) MN_WARN_UNUSED;
+
+/* Frees what mn_smt_prove allocated inside p (not p itself) and
+ * re-initialises it. NULL-safe. */
+void mn_smt_proof_clear(Midnode__MerkleProof *p);
+
+/* Checks a proof, using only SHA-256. value is the leaf value (serialised
+ * record or 8-byte nonce) for an inclusion proof, or NULL to check absence.
+ * Returns MN_OK when the proof shows exactly that against root; otherwise
+ * MN_ECORRUPT (or MN_EINVAL for a malformed proof), and when why is not
+ * NULL a static string naming the reason ("key_hash differs", "root
+ * mismatch", ...). Pure; never allocates. */
+int mn_smt_verify(const uint8_t root[static MN_HASH_LEN], const uint8_t key_hash[static MN_HASH_LEN],
+                  const uint8_t *value, size_t value_len, const Midnode__MerkleProof *proof,
+                  const char **why) MN_WARN_UNUSED;
+
+#endif

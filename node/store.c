@@ -1,0 +1,470 @@
+/* store.c: the LevelDB-backed store (see store.h for the key layout). The
+ * only file that includes leveldb/c.h. */
+#include "store.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <leveldb/c.h>
+
+#include "log.h"
+
+struct mn_store {
+    leveldb_t *db;
+    leveldb_options_t *opts;
+    leveldb_cache_t *cache;
+    leveldb_filterpolicy_t *filter;
+    leveldb_readoptions_t *ropts;
+    leveldb_writeoptions_t *wsync;
+    uint64_t height;
+    uint8_t root[MN_HASH_LEN];
+    uint64_t vote_seq;
+    uint64_t ev_seq;
+};
+
+static const char K_HEIGHT[] = "Mheight";
+static const char K_ROOT[] = "Mroot";
+
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+size_t mn_store_key_record(uint8_t *out, const uint8_t id[static MN_ID_LEN]) {
+    out[0] = 'r';
+    memcpy(out + 1, id, MN_ID_LEN);
+    return 1 + MN_ID_LEN;
+}
+
+size_t mn_store_key_nonce(uint8_t *out, const char *signer) {
+    size_t n = strnlen(signer, MN_MEMBER_ID_MAX);
+    out[0] = 'n';
+    memcpy(out + 1, signer, n);
+    return 1 + n;
+}
+
+size_t mn_store_key_device(uint8_t *out, const uint8_t device_ref[static MN_ID_LEN]) {
+    out[0] = 'd';
+    memcpy(out + 1, device_ref, MN_ID_LEN);
+    return 1 + MN_ID_LEN;
+}
+
+size_t mn_store_key_holder(uint8_t *out, const uint8_t holder_ref[static MN_ID_LEN], uint32_t type) {
+    out[0] = 'h';
+    memcpy(out + 1, holder_ref, MN_ID_LEN);
+    out[1 + MN_ID_LEN] = (uint8_t)type;
+    return 2 + MN_ID_LEN;
+}
+
+size_t mn_store_key_tx(uint8_t *out, const uint8_t tx_hash[static MN_HASH_LEN]) {
+    out[0] = 'T';
+    memcpy(out + 1, tx_hash, MN_HASH_LEN);
+    return 1 + MN_HASH_LEN;
+}
+
+size_t mn_store_key_change(uint8_t *out, uint64_t height, uint32_t seq) {
+    out[0] = 'W';
+    put_u64(out + 1, height);
+    put_u32(out + 9, seq);
+    return 13;
+}
+
+static size_t key_height(uint8_t *out, char fam, uint64_t h) {
+    out[0] = (uint8_t)fam;
+    put_u64(out + 1, h);
+    return 9;
+}
+
+int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out, size_t *out_len) {
+    char *err = NULL;
+    size_t vl = 0;
+    char *v = leveldb_get(s->db, s->ropts, key, key_len, &vl, &err);
+    if (err) {
+        LOG_ERROR("store_get_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    if (!v) return MN_ENOTFOUND;
+    uint8_t *copy = malloc(vl ? vl : 1);
+    if (!copy) {
+        leveldb_free(v);
+        return MN_ENOMEM;
+    }
+    memcpy(copy, v, vl);
+    leveldb_free(v);
+    *out = copy;
+    *out_len = vl;
+    return MN_OK;
+}
+
+int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf, size_t cap,
+                     size_t *out_len) {
+    char *err = NULL;
+    size_t vl = 0;
+    char *v = leveldb_get(s->db, s->ropts, key, key_len, &vl, &err);
+    if (err) {
+        LOG_ERROR("store_get_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    if (!v) return MN_ENOTFOUND;
+    int rc = MN_OK;
+    if (vl > cap)
+        rc = MN_ETOOBIG;
+    else
+        memcpy(buf, v, vl);
+    if (out_len) *out_len = vl;
+    leveldb_free(v);
+    return rc;
+}
+
+int mn_store_smt_get(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]) {
+    size_t n = 0;
+    int rc = mn_store_get_buf(store, pos_key, pos_len, node, 65, &n);
+    if (rc == MN_ETOOBIG || (rc == MN_OK && n != 65)) return MN_ECORRUPT;
+    return rc;
+}
+
+/* Last key of family fam ('V' or 'E'), reading its trailing u64 sequence. */
+static uint64_t last_seq(mn_store *s, char fam, size_t key_len) {
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    char next = (char)(fam + 1);
+    leveldb_iter_seek(it, &next, 1);
+    if (leveldb_iter_valid(it))
+        leveldb_iter_prev(it);
+    else
+        leveldb_iter_seek_to_last(it);
+    uint64_t seq = 0;
+    if (leveldb_iter_valid(it)) {
+        size_t kl = 0;
+        const char *k = leveldb_iter_key(it, &kl);
+        if (kl == key_len && k[0] == fam) seq = get_u64((const uint8_t *)k + key_len - 8);
+    }
+    leveldb_iter_destroy(it);
+    return seq;
+}
+
+int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
+    *out = NULL;
+    if (mkdir(dir, 0700) != 0) {
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, err_len, "store: cannot create directory %s", dir);
+            return MN_EIO;
+        }
+    }
+    mn_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, err_len, "store: out of memory");
+        return MN_ENOMEM;
+    }
+    s->opts = leveldb_options_create();
+    s->cache = leveldb_cache_create_lru(64u << 20);
+    s->filter = leveldb_filterpolicy_create_bloom(10);
+    leveldb_options_set_create_if_missing(s->opts, 1);
+    leveldb_options_set_cache(s->opts, s->cache);
+    leveldb_options_set_filter_policy(s->opts, s->filter);
+    leveldb_options_set_write_buffer_size(s->opts, 32u << 20);
+    leveldb_options_set_paranoid_checks(s->opts, 1);
+    s->ropts = leveldb_readoptions_create();
+    s->wsync = leveldb_writeoptions_create();
+    leveldb_writeoptions_set_sync(s->wsync, 1);
+    char *lerr = NULL;
+    s->db = leveldb_open(s->opts, dir, &lerr);
+    if (lerr || !s->db) {
+        snprintf(err, err_len, "store: cannot open %s: %s", dir, lerr ? lerr : "unknown error");
+        leveldb_free(lerr);
+        mn_store_close(s);
+        return MN_EIO;
+    }
+    uint8_t buf[MN_HASH_LEN];
+    size_t n = 0;
+    int rc = mn_store_get_buf(s, K_HEIGHT, strlen(K_HEIGHT), buf, sizeof buf, &n);
+    if (rc == MN_OK && n == 8) {
+        s->height = get_u64(buf);
+        rc = mn_store_get_buf(s, K_ROOT, strlen(K_ROOT), s->root, MN_HASH_LEN, &n);
+        if (rc != MN_OK || n != MN_HASH_LEN) rc = MN_ECORRUPT;
+    } else if (rc == MN_OK || rc == MN_ETOOBIG) {
+        rc = MN_ECORRUPT;
+    } else if (rc == MN_ENOTFOUND) {
+        rc = MN_OK;
+    }
+    if (rc != MN_OK) {
+        snprintf(err, err_len, "store: %s: metadata unreadable (%s)", dir, mn_strerror(rc));
+        mn_store_close(s);
+        return rc == MN_EIO ? MN_EIO : MN_ECORRUPT;
+    }
+    s->vote_seq = last_seq(s, 'V', 17);
+    s->ev_seq = last_seq(s, 'E', 9);
+    *out = s;
+    return MN_OK;
+}
+
+void mn_store_close(mn_store *s) {
+    if (!s) return;
+    if (s->db) leveldb_close(s->db);
+    if (s->opts) leveldb_options_destroy(s->opts);
+    if (s->cache) leveldb_cache_destroy(s->cache);
+    if (s->filter) leveldb_filterpolicy_destroy(s->filter);
+    if (s->ropts) leveldb_readoptions_destroy(s->ropts);
+    if (s->wsync) leveldb_writeoptions_destroy(s->wsync);
+    free(s);
+}
+
+uint64_t mn_store_height(const mn_store *s) { return s->height; }
+
+void mn_store_root(const mn_store *s, uint8_t out[static MN_HASH_LEN]) {
+    memcpy(out, s->root, MN_HASH_LEN);
+}
+
+static int write_batch(mn_store *s, leveldb_writebatch_t *b) {
+    char *err = NULL;
+    leveldb_write(s->db, s->wsync, b, &err);
+    if (err) {
+        LOG_ERROR("store_write_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    return MN_OK;
+}
+
+int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
+                    const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
+                    const uint8_t state_root[static MN_HASH_LEN]) {
+    if (height != s->height + 1) return MN_ESTATE;
+    leveldb_writebatch_t *b = leveldb_writebatch_create();
+    uint8_t k[16];
+    size_t kl = key_height(k, 'B', height);
+    leveldb_writebatch_put(b, (const char *)k, kl, (const char *)block, block_len);
+    if (cert && cert_len) {
+        kl = key_height(k, 'C', height);
+        leveldb_writebatch_put(b, (const char *)k, kl, (const char *)cert, cert_len);
+    }
+    size_t n = mn_kv_count(changes);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *key, *val;
+        size_t key_len, val_len;
+        mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
+        assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
+        if (val)
+            leveldb_writebatch_put(b, (const char *)key, key_len, (const char *)val, val_len);
+        else
+            leveldb_writebatch_delete(b, (const char *)key, key_len);
+    }
+    uint8_t hb[8];
+    put_u64(hb, height);
+    leveldb_writebatch_put(b, K_HEIGHT, strlen(K_HEIGHT), (const char *)hb, 8);
+    leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
+    int rc = write_batch(s, b);
+    leveldb_writebatch_destroy(b);
+    if (rc != MN_OK) return rc;
+    s->height = height;
+    memcpy(s->root, state_root, MN_HASH_LEN);
+    return MN_OK;
+}
+
+int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert, size_t cert_len) {
+    if (height == 0 || height > s->height) return MN_EINVAL;
+    uint8_t k[16];
+    size_t kl = key_height(k, 'C', height);
+    char *err = NULL;
+    leveldb_put(s->db, s->wsync, (const char *)k, kl, (const char *)cert, cert_len, &err);
+    if (err) {
+        LOG_ERROR("store_write_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    return MN_OK;
+}
+
+int mn_store_get_block(mn_store *s, uint64_t height, uint8_t **out, size_t *len) {
+    uint8_t k[16];
+    size_t kl = key_height(k, 'B', height);
+    return mn_store_get(s, k, kl, out, len);
+}
+
+int mn_store_get_cert(mn_store *s, uint64_t height, uint8_t **out, size_t *len) {
+    uint8_t k[16];
+    size_t kl = key_height(k, 'C', height);
+    return mn_store_get(s, k, kl, out, len);
+}
+
+int mn_store_get_tx_location(mn_store *s, const uint8_t tx_hash[static MN_HASH_LEN],
+                             uint64_t *height, uint32_t *index) {
+    uint8_t k[MN_STORE_KEY_MAX], v[12];
+    size_t kl = mn_store_key_tx(k, tx_hash), n = 0;
+    int rc = mn_store_get_buf(s, k, kl, v, sizeof v, &n);
+    if (rc == MN_ETOOBIG || (rc == MN_OK && n != 12)) return MN_ECORRUPT;
+    if (rc != MN_OK) return rc;
+    *height = get_u64(v);
+    *index = get_u32(v + 8);
+    return MN_OK;
+}
+
+int mn_store_get_record(mn_store *s, const uint8_t id[static MN_ID_LEN], uint8_t **out,
+                        size_t *len) {
+    uint8_t k[MN_STORE_KEY_MAX];
+    size_t kl = mn_store_key_record(k, id);
+    return mn_store_get(s, k, kl, out, len);
+}
+
+int mn_store_get_nonce(mn_store *s, const char *signer, uint64_t *nonce) {
+    uint8_t k[MN_STORE_KEY_MAX], v[8];
+    size_t kl = mn_store_key_nonce(k, signer), n = 0;
+    int rc = mn_store_get_buf(s, k, kl, v, sizeof v, &n);
+    if (rc == MN_ENOTFOUND) {
+        *nonce = 0;
+        return MN_OK;
+    }
+    if (rc == MN_ETOOBIG || (rc == MN_OK && n != 8)) return MN_ECORRUPT;
+    if (rc != MN_OK) return rc;
+    *nonce = get_u64(v);
+    return MN_OK;
+}
+
+/* Iterates keys of family fam from start; cb gets key and value. */
+typedef int (*iter_cb)(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl);
+
+static int iterate(mn_store *s, const uint8_t *start, size_t start_len, char fam, size_t max,
+                   iter_cb cb, void *ctx) {
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    size_t count = 0;
+    for (leveldb_iter_seek(it, (const char *)start, start_len); leveldb_iter_valid(it) && count < max;
+         leveldb_iter_next(it)) {
+        size_t kl = 0, vl = 0;
+        const char *k = leveldb_iter_key(it, &kl);
+        if (kl == 0 || k[0] != fam) break;
+        const char *v = leveldb_iter_value(it, &vl);
+        count++;
+        if (cb(ctx, (const uint8_t *)k, kl, (const uint8_t *)v, vl)) break;
+    }
+    char *err = NULL;
+    leveldb_iter_get_error(it, &err);
+    leveldb_iter_destroy(it);
+    if (err) {
+        LOG_ERROR("store_iter_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    return MN_OK;
+}
+
+typedef struct { mn_store_change_cb cb; void *ctx; } change_ctx;
+
+static int change_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    change_ctx *c = ctx;
+    if (kl != 13) return 0;
+    return c->cb(c->ctx, get_u64(k + 1), v, vl);
+}
+
+int mn_store_status_changes(mn_store *s, uint64_t from_height, size_t max, mn_store_change_cb cb,
+                            void *ctx) {
+    uint8_t k[16];
+    size_t kl = key_height(k, 'W', from_height);
+    change_ctx c = {cb, ctx};
+    return iterate(s, k, kl, 'W', max, change_adapter, &c);
+}
+
+typedef struct { mn_store_blob_cb cb; void *ctx; } blob_ctx;
+
+static int blob_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    (void)k;
+    (void)kl;
+    blob_ctx *c = ctx;
+    return c->cb(c->ctx, v, vl);
+}
+
+int mn_store_votelog_put(mn_store *s, uint64_t height, const uint8_t *entry, size_t len) {
+    uint8_t k[17];
+    k[0] = 'V';
+    put_u64(k + 1, height);
+    put_u64(k + 9, s->vote_seq + 1);
+    char *err = NULL;
+    leveldb_put(s->db, s->wsync, (const char *)k, sizeof k, (const char *)entry, len, &err);
+    if (err) {
+        LOG_ERROR("votelog_write_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    s->vote_seq++;
+    return MN_OK;
+}
+
+int mn_store_votelog_list(mn_store *s, mn_store_blob_cb cb, void *ctx) {
+    uint8_t k[1] = {'V'};
+    blob_ctx c = {cb, ctx};
+    return iterate(s, k, 1, 'V', SIZE_MAX, blob_adapter, &c);
+}
+
+typedef struct { leveldb_writebatch_t *b; uint64_t below; size_t n; } prune_ctx;
+
+static int prune_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    prune_ctx *p = ctx;
+    if (kl != 17 || get_u64(k + 1) >= p->below) return 1;
+    leveldb_writebatch_delete(p->b, (const char *)k, kl);
+    p->n++;
+    return 0;
+}
+
+int mn_store_votelog_prune(mn_store *s, uint64_t height) {
+    uint8_t k[1] = {'V'};
+    prune_ctx p = {leveldb_writebatch_create(), height, 0};
+    int rc = iterate(s, k, 1, 'V', SIZE_MAX, prune_adapter, &p);
+    if (rc == MN_OK && p.n > 0) rc = write_batch(s, p.b);
+    leveldb_writebatch_destroy(p.b);
+    return rc;
+}
+
+int mn_store_evidence_put(mn_store *s, const uint8_t *ev, size_t len) {
+    uint8_t k[9];
+    size_t kl = key_height(k, 'E', s->ev_seq + 1);
+    char *err = NULL;
+    leveldb_put(s->db, s->wsync, (const char *)k, kl, (const char *)ev, len, &err);
+    if (err) {
+        LOG_ERROR("evidence_write_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    s->ev_seq++;
+    return MN_OK;
+}
+
+int mn_store_evidence_list(mn_store *s, mn_store_blob_cb cb, void *ctx) {
+    uint8_t k[1] = {'E'};
+    blob_ctx c = {cb, ctx};
+    return iterate(s, k, 1, 'E', SIZE_MAX, blob_adapter, &c);
+}
+
+uint64_t mn_store_approx_bytes(mn_store *s) {
+    const char *start = "\x00";
+    const char *limit = "\xff\xff";
+    size_t sl = 1, ll = 2;
+    uint64_t size = 0;
+    leveldb_compact_range(s->db, NULL, 0, NULL, 0);
+    leveldb_approximate_sizes(s->db, 1, &start, &sl, &limit, &ll, &size);
+    return size;
+}

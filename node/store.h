@@ -1,0 +1,117 @@
+/* store.h: durable state on LevelDB. The only file that includes leveldb/c.h.
+ *
+ * Key layout (first byte is the family; integers big-endian):
+ *   'M' name                  metadata: "height" (u64), "root" (32-byte state root)
+ *   'B' u64 height            serialised Block
+ *   'C' u64 height            serialised CommitCertificate of that block
+ *   'T' tx_hash[32]           u64 height, u32 index in the block
+ *   'r' credential_id[32]     serialised CredentialRecord
+ *   'n' signer id bytes       u64 last committed nonce
+ *   's' depth prefix          sparse Merkle tree node (see smt.h)
+ *   'd' device_ref[32]        credential ids (32 bytes each) not final on that device
+ *   'h' holder_ref[32] u8 type  credential id of the live credential
+ *   'W' u64 height u32 seq    serialised StatusChange
+ *   'V' u64 height u64 seq    vote log entry (opaque bytes)
+ *   'E' u64 seq               evidence (opaque bytes)
+ *
+ * A block commits in one synced WriteBatch (mn_store_commit): block,
+ * certificate, every state change and the new height, so after a crash the
+ * store holds the whole block or none of it; mn_store_height tells which.
+ *
+ * Ownership: mn_store_open returns a store the caller closes with
+ * mn_store_close. Getters returning `uint8_t **out` hand over a malloc'd
+ * buffer the caller frees with free(). The store is safe to use from one
+ * thread at a time (LevelDB itself is thread-safe; the counters here are not). */
+#ifndef MN_STORE_H
+#define MN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvmap.h"
+#include "mn.h"
+
+typedef struct mn_store mn_store;
+
+/* Opens (creating if missing) the LevelDB database in dir.
+ * Returns MN_OK, MN_EIO (message in err: locked by another process,
+ * unreadable, ...), MN_ECORRUPT (metadata does not parse). */
+int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) MN_WARN_UNUSED;
+void mn_store_close(mn_store *s); /* NULL-safe */
+
+/* Last completely committed height (0 for an empty store). */
+uint64_t mn_store_height(const mn_store *s);
+/* State root after the last committed block (32 zero bytes when empty). */
+void mn_store_root(const mn_store *s, uint8_t out[static MN_HASH_LEN]);
+
+/* Commits block `height` (must be mn_store_height()+1) in one synced batch:
+ * the block bytes, its certificate (cert may be NULL, cert_len 0), every
+ * entry of changes (values and deletions, keys as laid out above), the new
+ * height and state root. Returns MN_OK, MN_ESTATE (wrong height), MN_EIO. */
+int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
+                    const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
+                    const uint8_t state_root[static MN_HASH_LEN]) MN_WARN_UNUSED;
+
+/* Stores (synced) a certificate learned after the block committed, e.g. a
+ * later, larger one. Returns MN_OK, MN_EINVAL (height not committed), MN_EIO. */
+int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert,
+                      size_t cert_len) MN_WARN_UNUSED;
+
+/* Raw read of any key. Returns MN_OK (*out malloc'd, caller frees),
+ * MN_ENOTFOUND, MN_EIO. */
+int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out,
+                 size_t *out_len) MN_WARN_UNUSED;
+/* Raw read into a caller buffer of cap bytes. Returns MN_OK, MN_ENOTFOUND,
+ * MN_ETOOBIG (value longer than cap), MN_EIO. */
+int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf, size_t cap,
+                     size_t *out_len) MN_WARN_UNUSED;
+
+/* An mn_smt_src reading tree nodes from this store (ctx is the store). */
+int mn_store_smt_get(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]);
+
+/* ---- key builders (out holds at least MN_STORE_KEY_MAX bytes; return the length) */
+#define MN_STORE_KEY_MAX 64
+size_t mn_store_key_record(uint8_t *out, const uint8_t id[static MN_ID_LEN]);
+size_t mn_store_key_nonce(uint8_t *out, const char *signer);
+size_t mn_store_key_device(uint8_t *out, const uint8_t device_ref[static MN_ID_LEN]);
+size_t mn_store_key_holder(uint8_t *out, const uint8_t holder_ref[static MN_ID_LEN], uint32_t type);
+size_t mn_store_key_tx(uint8_t *out, const uint8_t tx_hash[static MN_HASH_LEN]);
+size_t mn_store_key_change(uint8_t *out, uint64_t height, uint32_t seq);
+
+/* ---- typed getters (MN_OK, MN_ENOTFOUND, MN_EIO; buffers caller-freed) */
+int mn_store_get_block(mn_store *s, uint64_t height, uint8_t **out, size_t *len) MN_WARN_UNUSED;
+int mn_store_get_cert(mn_store *s, uint64_t height, uint8_t **out, size_t *len) MN_WARN_UNUSED;
+int mn_store_get_tx_location(mn_store *s, const uint8_t tx_hash[static MN_HASH_LEN],
+                             uint64_t *height, uint32_t *index) MN_WARN_UNUSED;
+int mn_store_get_record(mn_store *s, const uint8_t id[static MN_ID_LEN], uint8_t **out,
+                        size_t *len) MN_WARN_UNUSED;
+/* Last committed nonce of signer; 0 (and MN_OK) when it never signed. */
+int mn_store_get_nonce(mn_store *s, const char *signer, uint64_t *nonce) MN_WARN_UNUSED;
+
+/* Calls cb for every stored StatusChange (serialised) from from_height on,
+ * in height order, at most max of them; stops early when cb returns
+ * non-zero. Returns MN_OK or MN_EIO. */
+typedef int (*mn_store_change_cb)(void *ctx, uint64_t height, const uint8_t *change, size_t len);
+int mn_store_status_changes(mn_store *s, uint64_t from_height, size_t max, mn_store_change_cb cb,
+                            void *ctx) MN_WARN_UNUSED;
+
+/* ---- vote log: what this validator signed, durable before it is sent */
+
+/* Appends an entry (synced: durable when this returns). Returns MN_OK, MN_EIO. */
+int mn_store_votelog_put(mn_store *s, uint64_t height, const uint8_t *entry,
+                         size_t len) MN_WARN_UNUSED;
+/* Calls cb for every entry in append order (stops when cb returns non-zero). */
+typedef int (*mn_store_blob_cb)(void *ctx, const uint8_t *data, size_t len);
+int mn_store_votelog_list(mn_store *s, mn_store_blob_cb cb, void *ctx) MN_WARN_UNUSED;
+/* Deletes every entry of a height below `height`. Returns MN_OK, MN_EIO. */
+int mn_store_votelog_prune(mn_store *s, uint64_t height) MN_WARN_UNUSED;
+
+/* ---- evidence of equivocation */
+int mn_store_evidence_put(mn_store *s, const uint8_t *ev, size_t len) MN_WARN_UNUSED;
+int mn_store_evidence_list(mn_store *s, mn_store_blob_cb cb, void *ctx) MN_WARN_UNUSED;
+
+/* Bytes LevelDB reports for the whole key range (approximate, for benchmarks). */
+uint64_t mn_store_approx_bytes(mn_store *s);
+
+#endif

@@ -1,0 +1,366 @@
+/* test_smt.c: the sparse Merkle tree: batch updates against a naive
+ * recomputation, canonical shape, proofs of inclusion and absence, and
+ * proofs altered in any single byte failing to verify. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "kvmap.h"
+#include "smt.h"
+
+static uint64_t rng_state;
+static uint64_t rng(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* The committed node store of a test: a kvmap. */
+static int base_get(void *ctx, const uint8_t *k, size_t kl, uint8_t node[static MN_SMT_NODE_LEN]) {
+    const uint8_t *v;
+    size_t vl;
+    if (mn_kv_get(ctx, k, kl, &v, &vl) != MN_KV_VALUE) return MN_ENOTFOUND;
+    if (vl != MN_SMT_NODE_LEN) return MN_ECORRUPT;
+    memcpy(node, v, vl);
+    return MN_OK;
+}
+
+static size_t live_nodes(const mn_kvmap *m) {
+    size_t n = 0;
+    for (size_t i = 0; i < mn_kv_count(m); i++) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        mn_kv_entry(m, i, &k, &kl, &v, &vl);
+        if (v) n++;
+    }
+    return n;
+}
+
+/* A model entry: key and value hash, kept sorted by key. */
+typedef struct { uint8_t k[32], vh[32]; } ent;
+
+static int ent_cmp(const void *a, const void *b) { return memcmp(a, b, 32); }
+
+static int bit(const uint8_t *k, unsigned d) { return (k[d / 8] >> (7 - d % 8)) & 1; }
+
+/* Root of the canonical tree over e[0..n) sharing the first d bits; counts nodes. */
+static void naive(const ent *e, size_t n, unsigned d, uint8_t out[32], size_t *nodes) {
+    if (n == 0) {
+        memset(out, 0, 32);
+        return;
+    }
+    (*nodes)++;
+    if (n == 1) {
+        mn_smt_leaf_hash(out, e[0].k, e[0].vh);
+        return;
+    }
+    size_t s = 0;
+    while (s < n && !bit(e[s].k, d)) s++;
+    uint8_t buf[65];
+    buf[0] = 1;
+    naive(e, s, d + 1, buf + 1, nodes);
+    naive(e + s, n - s, d + 1, buf + 33, nodes);
+    mn_sha256(out, buf, 65);
+}
+
+typedef struct model { ent *e; size_t n, cap; } model;
+
+static void model_set(model *m, const uint8_t *k, const uint8_t *vh, bool remove) {
+    for (size_t i = 0; i < m->n; i++)
+        if (memcmp(m->e[i].k, k, 32) == 0) {
+            if (remove) {
+                m->e[i] = m->e[--m->n];
+            } else {
+                memcpy(m->e[i].vh, vh, 32);
+            }
+            return;
+        }
+    if (remove) return;
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 256;
+        m->e = realloc(m->e, m->cap * sizeof(ent));
+        assert_non_null(m->e);
+    }
+    memcpy(m->e[m->n].k, k, 32);
+    memcpy(m->e[m->n].vh, vh, 32);
+    m->n++;
+}
+
+static void empty_tree_root_is_zero_and_proves_absence(void **state) {
+    (void)state;
+    mn_kvmap *base = mn_kv_new();
+    mn_smt_src src = {base_get, base};
+    uint8_t zero[32] = {0}, k[32], root[32];
+    mn_sha256(k, "x", 1);
+    Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
+    assert_int_equal(mn_smt_prove(&src, NULL, zero, k, &p), MN_OK);
+    assert_int_equal(p.depth, 0);
+    assert_int_equal(mn_smt_verify(zero, k, NULL, 0, &p, NULL), MN_OK);
+    assert_int_not_equal(mn_smt_verify(zero, k, (const uint8_t *)"v", 1, &p, NULL), MN_OK);
+    mn_smt_proof_clear(&p);
+    /* One leaf: the root is that leaf's hash. */
+    mn_smt_item it = {0};
+    memcpy(it.key_hash, k, 32);
+    mn_sha256(it.value_hash, "v", 1);
+    mn_kvmap *w = mn_kv_new();
+    assert_int_equal(mn_smt_update(&src, w, zero, &it, 1, root), MN_OK);
+    uint8_t leaf[32];
+    mn_smt_leaf_hash(leaf, k, it.value_hash);
+    assert_memory_equal(root, leaf, 32);
+    assert_int_equal(mn_kv_merge(base, w), MN_OK);
+    assert_int_equal(mn_smt_prove(&src, NULL, root, k, &p), MN_OK);
+    assert_int_equal(mn_smt_verify(root, k, (const uint8_t *)"v", 1, &p, NULL), MN_OK);
+    mn_smt_proof_clear(&p);
+    /* Removing it empties the tree and its node. */
+    it.remove = true;
+    mn_kv_clear(w);
+    assert_int_equal(mn_smt_update(&src, w, root, &it, 1, root), MN_OK);
+    assert_memory_equal(root, zero, 32);
+    assert_int_equal(mn_kv_merge(base, w), MN_OK);
+    assert_int_equal(live_nodes(base), 0);
+    mn_kv_free(w);
+    mn_kv_free(base);
+}
+
+static void random_batches_match_naive_recompute(void **state) {
+    (void)state;
+    rng_state = 0x9E3779B97F4A7C15ULL ^ (uint64_t)time(NULL);
+    uint64_t seed = rng_state;
+    print_message("seed %llu\n", (unsigned long long)seed);
+    mn_kvmap *base = mn_kv_new();
+    mn_smt_src src = {base_get, base};
+    model m = {0};
+    uint8_t root[32] = {0};
+    uint8_t keys[600][32];
+    for (int i = 0; i < 600; i++) {
+        uint64_t r = rng();
+        mn_sha256(keys[i], &r, sizeof r);
+        if (i % 50 == 1) { /* neighbours sharing 255 bits */
+            memcpy(keys[i], keys[i - 1], 32);
+            keys[i][31] ^= 1;
+        }
+    }
+    for (int round = 0; round < 40; round++) {
+        size_t n = 1 + rng() % 80;
+        mn_smt_item *items = calloc(n, sizeof *items);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(items[i].key_hash, keys[rng() % 600], 32);
+            uint64_t v = rng();
+            mn_sha256(items[i].value_hash, &v, sizeof v);
+            items[i].remove = rng() % 4 == 0;
+        }
+        for (size_t i = 0; i < n; i++) model_set(&m, items[i].key_hash, items[i].value_hash, items[i].remove);
+        mn_kvmap *w = mn_kv_new();
+        assert_int_equal(mn_smt_update(&src, w, root, items, n, root), MN_OK);
+        assert_int_equal(mn_kv_merge(base, w), MN_OK);
+        mn_kv_free(w);
+        free(items);
+        qsort(m.e, m.n, sizeof(ent), ent_cmp);
+        uint8_t want[32];
+        size_t nodes = 0;
+        naive(m.e, m.n, 0, want, &nodes);
+        if (memcmp(want, root, 32) != 0) fail_msg("seed %llu round %d: root differs", (unsigned long long)seed, round);
+        /* No stale node is left behind: stored nodes are exactly the tree's. */
+        assert_int_equal(live_nodes(base), nodes);
+        /* Lookups agree with the model. */
+        for (int q = 0; q < 20; q++) {
+            const uint8_t *k = keys[rng() % 600];
+            uint8_t vh[32];
+            int rc = mn_smt_get(&src, NULL, root, k, vh);
+            ent *hit = bsearch(k, m.e, m.n, sizeof(ent), ent_cmp);
+            if (hit) {
+                assert_int_equal(rc, MN_OK);
+                assert_memory_equal(vh, hit->vh, 32);
+            } else {
+                assert_int_equal(rc, MN_ENOTFOUND);
+            }
+        }
+    }
+    /* Order independence: the same set inserted in one batch, reversed. */
+    mn_kvmap *base2 = mn_kv_new();
+    mn_smt_src src2 = {base_get, base2};
+    mn_smt_item *all = calloc(m.n, sizeof *all);
+    for (size_t i = 0; i < m.n; i++) {
+        memcpy(all[i].key_hash, m.e[m.n - 1 - i].k, 32);
+        memcpy(all[i].value_hash, m.e[m.n - 1 - i].vh, 32);
+    }
+    uint8_t zero[32] = {0}, root2[32];
+    assert_int_equal(mn_smt_update(&src2, base2, zero, all, m.n, root2), MN_OK);
+    assert_memory_equal(root, root2, 32);
+    free(all);
+    free(m.e);
+    mn_kv_free(base);
+    mn_kv_free(base2);
+}
+
+/* Builds a tree of n random leaves whose values are "value i". */
+static void build_tree(mn_kvmap *base, size_t n, uint8_t keys[][32], uint8_t root[32]) {
+    mn_smt_src src = {base_get, base};
+    mn_smt_item *items = calloc(n, sizeof *items);
+    for (size_t i = 0; i < n; i++) {
+        char v[32];
+        int vl = snprintf(v, sizeof v, "value %zu", i);
+        uint64_t r = rng();
+        mn_sha256(keys[i], &r, sizeof r);
+        memcpy(items[i].key_hash, keys[i], 32);
+        mn_sha256(items[i].value_hash, v, (size_t)vl);
+    }
+    uint8_t zero[32] = {0};
+    assert_int_equal(mn_smt_update(&src, base, zero, items, n, root), MN_OK);
+    free(items);
+}
+
+/* Every single-byte change of a valid proof must fail to verify. */
+static void check_tamper(const uint8_t root[32], const uint8_t k[32], const uint8_t *val, size_t vl,
+                         Midnode__MerkleProof *p) {
+    assert_int_equal(mn_smt_verify(root, k, val, vl, p, NULL), MN_OK);
+    ProtobufCBinaryData *fields[4 + 64];
+    size_t nf = 0;
+    fields[nf++] = &p->key_hash;
+    fields[nf++] = &p->empty_bitmap;
+    fields[nf++] = &p->other_key_hash;
+    fields[nf++] = &p->other_value_hash;
+    for (size_t i = 0; i < p->n_siblings && nf < 68; i++) fields[nf++] = &p->siblings[i];
+    for (size_t f = 0; f < nf; f++)
+        for (size_t b = 0; b < fields[f]->len; b++) {
+            fields[f]->data[b] ^= 0x01;
+            const char *why = NULL;
+            if (mn_smt_verify(root, k, val, vl, p, &why) == MN_OK)
+                fail_msg("field %zu byte %zu altered still verifies", f, b);
+            assert_non_null(why);
+            fields[f]->data[b] ^= 0x01;
+        }
+    uint32_t d = p->depth;
+    p->depth = d + 1;
+    assert_int_not_equal(mn_smt_verify(root, k, val, vl, p, NULL), MN_OK);
+    p->depth = d ? d - 1 : 300;
+    assert_int_not_equal(mn_smt_verify(root, k, val, vl, p, NULL), MN_OK);
+    p->depth = d;
+    if (val) {
+        uint8_t bad[64];
+        memcpy(bad, val, vl);
+        for (size_t b = 0; b < vl; b++) {
+            bad[b] ^= 0x80;
+            assert_int_not_equal(mn_smt_verify(root, k, bad, vl, p, NULL), MN_OK);
+            bad[b] ^= 0x80;
+        }
+        assert_int_not_equal(mn_smt_verify(root, k, NULL, 0, p, NULL), MN_OK);
+    } else {
+        assert_int_not_equal(mn_smt_verify(root, k, (const uint8_t *)"x", 1, p, NULL), MN_OK);
+    }
+    uint8_t other_root[32];
+    memcpy(other_root, root, 32);
+    other_root[5] ^= 0x10;
+    assert_int_not_equal(mn_smt_verify(other_root, k, val, vl, p, NULL), MN_OK);
+    uint8_t other_key[32];
+    memcpy(other_key, k, 32);
+    other_key[0] ^= 0x80;
+    assert_int_not_equal(mn_smt_verify(root, other_key, val, vl, p, NULL), MN_OK);
+    assert_int_not_equal(mn_smt_verify(root, k, val, vl, NULL, NULL), MN_OK);
+}
+
+static void proofs_verify_and_tampering_fails(void **state) {
+    (void)state;
+    rng_state = 12345;
+    mn_kvmap *base = mn_kv_new();
+    mn_smt_src src = {base_get, base};
+    enum { N = 300 };
+    static uint8_t keys[N][32];
+    uint8_t root[32];
+    build_tree(base, N, keys, root);
+    size_t absent_empty = 0, absent_other = 0;
+    for (size_t i = 0; i < N; i += 7) {
+        char v[32];
+        int vl = snprintf(v, sizeof v, "value %zu", i);
+        Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
+        assert_int_equal(mn_smt_prove(&src, NULL, root, keys[i], &p), MN_OK);
+        assert_int_equal(p.other_key_hash.len, 0);
+        check_tamper(root, keys[i], (const uint8_t *)v, (size_t)vl, &p);
+        mn_smt_proof_clear(&p);
+    }
+    for (int i = 0; i < 60; i++) {
+        uint8_t k[32];
+        uint64_t r = rng();
+        mn_sha256(k, &r, sizeof r);
+        Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
+        assert_int_equal(mn_smt_prove(&src, NULL, root, k, &p), MN_OK);
+        if (p.other_key_hash.len)
+            absent_other++;
+        else
+            absent_empty++;
+        check_tamper(root, k, NULL, 0, &p);
+        /* An absence proof is no proof of presence of anything. */
+        assert_int_not_equal(mn_smt_verify(root, k, (const uint8_t *)"value 0", 7, &p, NULL), MN_OK);
+        mn_smt_proof_clear(&p);
+    }
+    assert_true(absent_empty > 0); /* both kinds of absence were exercised */
+    assert_true(absent_other > 0);
+    /* A proof of one key does not prove another present key. */
+    Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
+    assert_int_equal(mn_smt_prove(&src, NULL, root, keys[0], &p), MN_OK);
+    assert_int_not_equal(mn_smt_verify(root, keys[1], (const uint8_t *)"value 0", 7, &p, NULL), MN_OK);
+    mn_smt_proof_clear(&p);
+    mn_kv_free(base);
+}
+
+static void corrupt_node_is_detected(void **state) {
+    (void)state;
+    rng_state = 777;
+    mn_kvmap *base = mn_kv_new();
+    mn_smt_src src = {base_get, base};
+    static uint8_t keys[50][32];
+    uint8_t root[32];
+    build_tree(base, 50, keys, root);
+    /* Flip one byte of the root node as stored. */
+    uint8_t pk[MN_SMT_POS_KEY_MAX], zero[32] = {0};
+    size_t pl = mn_smt_pos_key(pk, 0, zero);
+    const uint8_t *v;
+    size_t vl;
+    assert_int_equal(mn_kv_get(base, pk, pl, &v, &vl), MN_KV_VALUE);
+    uint8_t node[65];
+    memcpy(node, v, 65);
+    node[10] ^= 1;
+    assert_int_equal(mn_kv_put(base, pk, pl, node, 65), MN_OK);
+    assert_int_equal(mn_smt_get(&src, NULL, root, keys[3], NULL), MN_ECORRUPT);
+    mn_smt_item it = {0};
+    mn_kvmap *w = mn_kv_new();
+    assert_int_equal(mn_smt_update(&src, w, root, &it, 1, root), MN_ECORRUPT);
+    mn_kv_free(w);
+    mn_kv_free(base);
+}
+
+static void position_keys_mask_unused_bits(void **state) {
+    (void)state;
+    uint8_t a[32], b[32], ka[MN_SMT_POS_KEY_MAX], kb[MN_SMT_POS_KEY_MAX];
+    memset(a, 0xAA, 32);
+    memcpy(b, a, 32);
+    b[1] ^= 0x01; /* differs at bit 15 */
+    assert_int_equal(mn_smt_pos_key(ka, 15, a), 3 + 2);
+    mn_smt_pos_key(kb, 15, b);
+    assert_memory_equal(ka, kb, 5);
+    mn_smt_pos_key(ka, 16, a);
+    mn_smt_pos_key(kb, 16, b);
+    assert_memory_not_equal(ka, kb, 5);
+    assert_int_equal(mn_smt_pos_key(ka, 0, a), 3);
+    assert_int_equal(mn_smt_pos_key(ka, 256, a), 35);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(empty_tree_root_is_zero_and_proves_absence),
+        cmocka_unit_test(random_batches_match_naive_recompute),
+        cmocka_unit_test(proofs_verify_and_tampering_fails),
+        cmocka_unit_test(corrupt_node_is_detected),
+        cmocka_unit_test(position_keys_mask_unused_bits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

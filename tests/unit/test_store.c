@@ -1,0 +1,292 @@
+/* test_store.c: the LevelDB store: heights across reopen, getters, the vote
+ * log and evidence, and crash atomicity (a child killed with SIGKILL in the
+ * middle of committing leaves whole blocks only). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvmap.h"
+#include "ledger_fixture.h"
+#include "store.h"
+
+typedef struct { char dir[128]; char data[160]; } tmpdir;
+
+static void tmp_make(tmpdir *t) {
+    snprintf(t->dir, sizeof t->dir, "/tmp/mn-store-test-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->data, sizeof t->data, "%s/data", t->dir);
+}
+
+static mn_store *open_or_fail(const char *path) {
+    mn_store *s = NULL;
+    char err[256] = "";
+    int rc = mn_store_open(&s, path, err, sizeof err);
+    if (rc != MN_OK) fail_msg("open %s: %s", path, err);
+    return s;
+}
+
+static void commit_simple(mn_store *s, uint64_t h) {
+    mn_kvmap *m = mn_kv_new();
+    uint8_t k[MN_STORE_KEY_MAX], id[32], root[32];
+    lf_id(id, 'c', (uint32_t)h);
+    size_t kl = mn_store_key_record(k, id);
+    char v[32];
+    int vl = snprintf(v, sizeof v, "record %llu", (unsigned long long)h);
+    assert_int_equal(mn_kv_put(m, k, kl, v, (size_t)vl), MN_OK);
+    uint8_t tk[MN_STORE_KEY_MAX], th[32], loc[12] = {0};
+    lf_id(th, 't', (uint32_t)h);
+    kl = mn_store_key_tx(tk, th);
+    loc[7] = (uint8_t)h;
+    loc[11] = 3;
+    assert_int_equal(mn_kv_put(m, tk, kl, loc, 12), MN_OK);
+    char block[32], cert[32];
+    int bl = snprintf(block, sizeof block, "block %llu", (unsigned long long)h);
+    int cl = snprintf(cert, sizeof cert, "cert %llu", (unsigned long long)h);
+    memset(root, (int)h, 32);
+    assert_int_equal(mn_store_commit(s, h, (uint8_t *)block, (size_t)bl, (uint8_t *)cert, (size_t)cl, m, root),
+                     MN_OK);
+    mn_kv_free(m);
+}
+
+static void heights_and_getters_survive_reopen(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    assert_int_equal(mn_store_height(s), 0);
+    uint8_t root[32], zero[32] = {0};
+    mn_store_root(s, root);
+    assert_memory_equal(root, zero, 32);
+    mn_kvmap *m = mn_kv_new();
+    assert_int_equal(mn_store_commit(s, 2, (uint8_t *)"b", 1, NULL, 0, m, zero), MN_ESTATE);
+    mn_kv_free(m);
+    for (uint64_t h = 1; h <= 3; h++) commit_simple(s, h);
+    mn_store_close(s);
+    s = open_or_fail(t.data);
+    assert_int_equal(mn_store_height(s), 3);
+    mn_store_root(s, root);
+    assert_int_equal(root[0], 3);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(mn_store_get_block(s, 2, &buf, &len), MN_OK);
+    assert_int_equal(len, 7);
+    assert_memory_equal(buf, "block 2", 7);
+    free(buf);
+    assert_int_equal(mn_store_get_cert(s, 3, &buf, &len), MN_OK);
+    assert_memory_equal(buf, "cert 3", 6);
+    free(buf);
+    assert_int_equal(mn_store_get_block(s, 4, &buf, &len), MN_ENOTFOUND);
+    assert_int_equal(mn_store_put_cert(s, 4, (uint8_t *)"c", 1), MN_EINVAL);
+    assert_int_equal(mn_store_put_cert(s, 3, (uint8_t *)"bigger cert", 11), MN_OK);
+    assert_int_equal(mn_store_get_cert(s, 3, &buf, &len), MN_OK);
+    assert_int_equal(len, 11);
+    free(buf);
+    uint8_t id[32], th[32];
+    lf_id(id, 'c', 2);
+    assert_int_equal(mn_store_get_record(s, id, &buf, &len), MN_OK);
+    assert_memory_equal(buf, "record 2", 8);
+    free(buf);
+    lf_id(id, 'c', 9);
+    assert_int_equal(mn_store_get_record(s, id, &buf, &len), MN_ENOTFOUND);
+    lf_id(th, 't', 3);
+    uint64_t h = 0;
+    uint32_t idx = 0;
+    assert_int_equal(mn_store_get_tx_location(s, th, &h, &idx), MN_OK);
+    assert_int_equal(h, 3);
+    assert_int_equal(idx, 3);
+    uint64_t nonce = 7;
+    assert_int_equal(mn_store_get_nonce(s, "nobody", &nonce), MN_OK);
+    assert_int_equal(nonce, 0);
+    assert_true(mn_store_approx_bytes(s) > 0);
+    mn_store_close(s);
+    /* A second open of a locked store fails with a message. */
+    s = open_or_fail(t.data);
+    mn_store *s2 = NULL;
+    char err[256] = "";
+    assert_int_equal(mn_store_open(&s2, t.data, err, sizeof err), MN_EIO);
+    assert_non_null(strstr(err, t.data));
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
+typedef struct { int n; uint8_t last[64]; size_t last_len; } blobs;
+
+static int collect(void *ctx, const uint8_t *d, size_t len) {
+    blobs *b = ctx;
+    b->n++;
+    b->last_len = len < 64 ? len : 64;
+    memcpy(b->last, d, b->last_len);
+    return 0;
+}
+
+static void votelog_and_evidence_persist_and_prune(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    for (uint64_t h = 1; h <= 5; h++)
+        for (int i = 0; i < 3; i++) {
+            char e[32];
+            int el = snprintf(e, sizeof e, "vote %llu.%d", (unsigned long long)h, i);
+            assert_int_equal(mn_store_votelog_put(s, h, (uint8_t *)e, (size_t)el), MN_OK);
+        }
+    assert_int_equal(mn_store_evidence_put(s, (uint8_t *)"ev1", 3), MN_OK);
+    mn_store_close(s);
+    s = open_or_fail(t.data);
+    blobs b = {0};
+    assert_int_equal(mn_store_votelog_list(s, collect, &b), MN_OK);
+    assert_int_equal(b.n, 15);
+    assert_memory_equal(b.last, "vote 5.2", 8);
+    /* Appending after reopen keeps append order (sequence continues). */
+    assert_int_equal(mn_store_votelog_put(s, 5, (uint8_t *)"vote 5.3", 8), MN_OK);
+    assert_int_equal(mn_store_votelog_prune(s, 4), MN_OK);
+    memset(&b, 0, sizeof b);
+    assert_int_equal(mn_store_votelog_list(s, collect, &b), MN_OK);
+    assert_int_equal(b.n, 7);
+    assert_memory_equal(b.last, "vote 5.3", 8);
+    assert_int_equal(mn_store_evidence_put(s, (uint8_t *)"ev2", 3), MN_OK);
+    memset(&b, 0, sizeof b);
+    assert_int_equal(mn_store_evidence_list(s, collect, &b), MN_OK);
+    assert_int_equal(b.n, 2);
+    assert_memory_equal(b.last, "ev2", 3);
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
+/* The crash child: commits blocks forever; block h rewrites the same KEYS
+ * keys with value h, and reports each committed height on the pipe. */
+#define CRASH_KEYS 3000
+
+static void crash_child(const char *path, int fd) {
+    mn_store *s = NULL;
+    char err[256];
+    if (mn_store_open(&s, path, err, sizeof err) != MN_OK) _exit(2);
+    mn_kvmap *m = mn_kv_new();
+    for (uint64_t h = mn_store_height(s) + 1;; h++) {
+        mn_kv_clear(m);
+        uint8_t v[8];
+        for (int i = 0; i < 8; i++) v[i] = (uint8_t)(h >> (56 - 8 * i));
+        for (uint32_t i = 0; i < CRASH_KEYS; i++) {
+            uint8_t k[8] = {'x', 0, 0, 0, (uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+            uint8_t val[200];
+            memset(val, (int)(h & 0xff), sizeof val);
+            memcpy(val, v, 8);
+            if (mn_kv_put(m, k, 8, val, sizeof val) != MN_OK) _exit(3);
+        }
+        uint8_t root[32];
+        memset(root, (int)(h & 0xff), 32);
+        if (mn_store_commit(s, h, v, 8, NULL, 0, m, root) != MN_OK) _exit(4);
+        if (write(fd, &h, sizeof h) != sizeof h) _exit(5);
+    }
+}
+
+static void crash_mid_commit_keeps_whole_blocks(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    uint64_t last_reported = 0;
+    for (int round = 0; round < 3; round++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            crash_child(t.data, fds[1]);
+        }
+        close(fds[1]);
+        /* Let it commit a few blocks, then kill it at an arbitrary point. */
+        int want = 3 + round * 2;
+        for (int i = 0; i < want; i++) {
+            uint64_t h;
+            assert_int_equal(read(fds[0], &h, sizeof h), (ssize_t)sizeof h);
+            last_reported = h;
+        }
+        /* The child is already building or writing the next batch. */
+        kill(pid, SIGKILL);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFSIGNALED(st));
+        close(fds[0]);
+        mn_store *s = open_or_fail(t.data);
+        uint64_t h = mn_store_height(s);
+        assert_true(h >= last_reported); /* what was acknowledged is durable */
+        uint8_t root[32];
+        mn_store_root(s, root);
+        assert_int_equal(root[0], (uint8_t)(h & 0xff));
+        uint8_t *b;
+        size_t bl;
+        assert_int_equal(mn_store_get_block(s, h, &b, &bl), MN_OK);
+        free(b);
+        assert_int_equal(mn_store_get_block(s, h + 1, &b, &bl), MN_ENOTFOUND);
+        /* Every key holds block h's value: no half-applied block. */
+        for (uint32_t i = 0; i < CRASH_KEYS; i += 1) {
+            uint8_t k[8] = {'x', 0, 0, 0, (uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+            uint8_t val[200];
+            size_t vl;
+            assert_int_equal(mn_store_get_buf(s, k, 8, val, sizeof val, &vl), MN_OK);
+            uint64_t got = 0;
+            for (int j = 0; j < 8; j++) got = (got << 8) | val[j];
+            if (got != h) fail_msg("key %u holds block %llu, height is %llu", i, (unsigned long long)got,
+                                   (unsigned long long)h);
+        }
+        mn_store_close(s);
+    }
+    lf_rmrf(t.dir);
+}
+
+static void status_changes_from_height(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    uint8_t zero[32] = {0};
+    for (uint64_t h = 1; h <= 4; h++) {
+        mn_kvmap *m = mn_kv_new();
+        for (uint32_t i = 0; i < 2; i++) {
+            uint8_t k[MN_STORE_KEY_MAX];
+            size_t kl = mn_store_key_change(k, h, i);
+            uint8_t v[2] = {(uint8_t)h, (uint8_t)i};
+            assert_int_equal(mn_kv_put(m, k, kl, v, 2), MN_OK);
+        }
+        assert_int_equal(mn_store_commit(s, h, (uint8_t *)"b", 1, NULL, 0, m, zero), MN_OK);
+        mn_kv_free(m);
+    }
+    blobs b = {0};
+    int cb(void *ctx, uint64_t height, const uint8_t *c, size_t len);
+    assert_int_equal(mn_store_status_changes(s, 3, 100, cb, &b), MN_OK);
+    assert_int_equal(b.n, 4);
+    assert_int_equal(b.last[0], 4);
+    assert_int_equal(b.last[1], 1);
+    memset(&b, 0, sizeof b);
+    assert_int_equal(mn_store_status_changes(s, 1, 3, cb, &b), MN_OK);
+    assert_int_equal(b.n, 3);
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
+int cb(void *ctx, uint64_t height, const uint8_t *c, size_t len) {
+    blobs *b = ctx;
+    if (len != 2 || c[0] != height) return 1;
+    return collect(ctx, c, len) || b->n > 100;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(heights_and_getters_survive_reopen),
+        cmocka_unit_test(votelog_and_evidence_persist_and_prune),
+        cmocka_unit_test(crash_mid_commit_keeps_whole_blocks),
+        cmocka_unit_test(status_changes_from_height),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
