@@ -26,6 +26,8 @@ struct mn_client {
     uint64_t next_id;
     bool broken;
     mn_client_result last;
+    uint8_t *obuf; /* queued requests (mn_client_queue), sent by flush */
+    size_t olen, ocap;
     size_t rstart, rend;
     uint8_t rbuf[CLIENT_RBUF_BYTES];
 };
@@ -141,6 +143,7 @@ int mn_client_connect(mn_client **out, const char *hostport, uint32_t timeout_ms
 void mn_client_free(mn_client *c) {
     if (!c) return;
     close(c->fd);
+    free(c->obuf);
     free(c);
 }
 
@@ -177,27 +180,54 @@ int mn_client_send_raw(mn_client *c, const void *data, size_t len) {
     return MN_OK;
 }
 
-int mn_client_send(mn_client *c, uint64_t *id, const char *method, const uint8_t *payload, size_t len) {
+/* Largest batch of queued requests before mn_client_queue flushes by itself. */
+#define CLIENT_QUEUE_BYTES_MAX (256 * 1024)
+
+int mn_client_flush(mn_client *c) {
+    if (c->olen == 0) return c->broken ? MN_EIO : MN_OK;
+    int rc = mn_client_send_raw(c, c->obuf, c->olen);
+    c->olen = 0;
+    return rc;
+}
+
+int mn_client_queue(mn_client *c, uint64_t *id, const char *method, const uint8_t *payload, size_t len) {
     if (!method || strlen(method) > MN_RPC_METHOD_MAX || (len && !payload)) return MN_EINVAL;
+    if (c->broken) return MN_EIO;
     Midnode__RpcRequest r = MIDNODE__RPC_REQUEST__INIT;
-    r.id = c->next_id++;
+    r.id = c->next_id;
     r.method = (char *)method;
     r.payload.data = (uint8_t *)payload;
     r.payload.len = len;
     size_t size = midnode__rpc_request__get_packed_size(&r);
     if (size > MN_RPC_FRAME_BYTES_MAX) return MN_EINVAL;
-    uint8_t small[512];
-    uint8_t *buf = size + 4 <= sizeof small ? small : malloc(size + 4);
-    if (!buf) return MN_ENOMEM;
-    buf[0] = (uint8_t)(size >> 24);
-    buf[1] = (uint8_t)(size >> 16);
-    buf[2] = (uint8_t)(size >> 8);
-    buf[3] = (uint8_t)size;
-    midnode__rpc_request__pack(&r, buf + 4);
-    int rc = mn_client_send_raw(c, buf, size + 4);
-    if (buf != small) free(buf);
-    if (rc == MN_OK && id) *id = r.id;
-    return rc;
+    if (c->olen > 0 && c->olen + 4 + size > CLIENT_QUEUE_BYTES_MAX) {
+        int rc = mn_client_flush(c);
+        if (rc != MN_OK) return rc;
+    }
+    if (c->olen + 4 + size > c->ocap) {
+        size_t cap = c->ocap ? c->ocap : 4096;
+        while (cap < c->olen + 4 + size) cap *= 2;
+        uint8_t *grown = realloc(c->obuf, cap);
+        if (!grown) return MN_ENOMEM;
+        c->obuf = grown;
+        c->ocap = cap;
+    }
+    uint8_t *f = c->obuf + c->olen;
+    f[0] = (uint8_t)(size >> 24);
+    f[1] = (uint8_t)(size >> 16);
+    f[2] = (uint8_t)(size >> 8);
+    f[3] = (uint8_t)size;
+    midnode__rpc_request__pack(&r, f + 4);
+    c->olen += 4 + size;
+    c->next_id++;
+    if (id) *id = r.id;
+    return MN_OK;
+}
+
+int mn_client_send(mn_client *c, uint64_t *id, const char *method, const uint8_t *payload, size_t len) {
+    int rc = mn_client_queue(c, id, method, payload, len);
+    if (rc != MN_OK) return rc;
+    return mn_client_flush(c);
 }
 
 /* Makes at least `need` bytes available in rbuf (need <= CLIENT_RBUF_BYTES). */
@@ -229,9 +259,10 @@ static int fill(mn_client *c, size_t need, int64_t deadline) {
 
 int mn_client_recv(mn_client *c, Midnode__RpcResponse **out) {
     *out = NULL;
-    if (c->broken) return MN_EIO;
+    int rc = mn_client_flush(c); /* never wait for answers to unsent requests */
+    if (rc != MN_OK) return rc;
     int64_t deadline = now_ms() + c->timeout_ms;
-    int rc = fill(c, 4, deadline);
+    rc = fill(c, 4, deadline);
     if (rc != MN_OK) return rc;
     const uint8_t *h = c->rbuf + c->rstart;
     uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];

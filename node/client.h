@@ -67,10 +67,20 @@ const mn_client_result *mn_client_last(const mn_client *c);
 int mn_client_send(mn_client *c, uint64_t *id, const char *method,
                    const uint8_t *payload, size_t len) MN_WARN_UNUSED;
 
+/* Queues one request without sending it (ids as mn_client_send); a batch
+ * goes out in one write at mn_client_flush, at mn_client_recv, or when the
+ * queue passes 256 KiB. For pipelined load. Returns as mn_client_send. */
+int mn_client_queue(mn_client *c, uint64_t *id, const char *method,
+                    const uint8_t *payload, size_t len) MN_WARN_UNUSED;
+
+/* Sends every queued request. Returns MN_OK or MN_EIO. */
+int mn_client_flush(mn_client *c) MN_WARN_UNUSED;
+
 /* Sends raw bytes as they are (tests: garbage, hand-made frames). */
 int mn_client_send_raw(mn_client *c, const void *data, size_t len) MN_WARN_UNUSED;
 
-/* Reads the next response frame, whatever its id. Returns MN_OK,
+/* Flushes queued requests, then reads the next response frame, whatever its
+ * id. Returns MN_OK,
  * MN_EIO (closed, timed out), MN_ETOOBIG (frame over the bound), MN_ECORRUPT. */
 int mn_client_recv(mn_client *c, Midnode__RpcResponse **out) MN_WARN_UNUSED;
 

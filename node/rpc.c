@@ -5,7 +5,13 @@
  * the idle timeout, the linger after a refusal (close once the error has been
  * written, or after MN_RPC_LINGER_MS), and deferred closes requested from
  * inside mn_rpc_reply / mn_rpc_stream, so that cancel callbacks never run
- * re-entrantly inside a call the daemon made. */
+ * re-entrantly inside a call the daemon made.
+ *
+ * Responses are coalesced: mn_rpc_reply / mn_rpc_stream append the frame to
+ * the connection's output buffer and a prepare and a check handle flush every
+ * dirty connection with one write each, once per loop turn (before the loop
+ * blocks, and after the I/O callbacks that produced the answers). A burst of
+ * pipelined requests thus costs one write system call, not one per answer. */
 #include "rpc.h"
 
 #include <assert.h>
@@ -51,6 +57,11 @@ struct rpc_conn {
     bool shutdown_sent;
     bool refused;      /* over connections_max */
     uint32_t writes_pending;
+    /* responses queued but not yet handed to libuv */
+    uint8_t *out;
+    size_t out_len, out_cap;
+    bool dirty;
+    rpc_conn *dirty_prev, *dirty_next;
     /* frame being read */
     uint8_t hdr[4];
     uint32_t hdr_have;
@@ -69,6 +80,10 @@ struct mn_rpc {
     void *ctx;
     uv_tcp_t listener;
     bool listener_open;
+    int flushers_open; /* prepare + check handles not yet closed */
+    uv_prepare_t prepare;
+    uv_check_t check;
+    rpc_conn *dirty; /* connections with queued output */
     bool closing;
     uint16_t port;
     rpc_conn *conns;
@@ -81,7 +96,7 @@ struct mn_rpc {
 typedef struct rpc_write {
     uv_write_t req;
     rpc_conn *conn;
-    uint8_t data[];
+    uint8_t *data;
 } rpc_write;
 
 static const char *const k_methods[] = {
@@ -114,7 +129,7 @@ static void set_err(char *err, size_t err_len, const char *fmt, const char *a, l
 /* ---------------------------------------------------------------- lifetime */
 
 static void srv_maybe_free(mn_rpc *srv) {
-    if (srv->closing && !srv->listener_open && srv->conns == NULL) free(srv);
+    if (srv->closing && !srv->listener_open && srv->flushers_open == 0 && srv->conns == NULL) free(srv);
 }
 
 static void conn_unlink_call(rpc_conn *c, mn_rpc_call *call) {
@@ -142,6 +157,24 @@ static void on_conn_handle_closed(uv_handle_t *h) {
     srv_maybe_free(srv);
 }
 
+static void conn_undirty(rpc_conn *c) {
+    if (!c->dirty) return;
+    if (c->dirty_prev) c->dirty_prev->dirty_next = c->dirty_next;
+    else c->srv->dirty = c->dirty_next;
+    if (c->dirty_next) c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty_prev = c->dirty_next = NULL;
+    c->dirty = false;
+}
+
+static void conn_mark_dirty(rpc_conn *c) {
+    if (c->dirty) return;
+    c->dirty = true;
+    c->dirty_prev = NULL;
+    c->dirty_next = c->srv->dirty;
+    if (c->srv->dirty) c->srv->dirty->dirty_prev = c;
+    c->srv->dirty = c;
+}
+
 /* Closes now: cancels pending calls (their callbacks run here), then the
  * handles. Only called from libuv callbacks or mn_rpc_free, never from
  * inside a function the daemon called. */
@@ -160,6 +193,10 @@ static void conn_close(rpc_conn *c) {
     }
     free(c->body);
     c->body = NULL;
+    conn_undirty(c);
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
@@ -184,7 +221,7 @@ static void on_timer(uv_timer_t *t) {
         conn_close(c);
         return;
     }
-    if (c->inflight > 0 || c->writes_pending > 0) {
+    if (c->inflight > 0 || c->writes_pending > 0 || c->out_len > 0) {
         conn_touch(c); /* a watch or a slow answer is not idleness */
         return;
     }
@@ -201,7 +238,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  * discarding input until EOF (closing with unread input would reset the
  * connection and could destroy the error frame before the client reads it). */
 static void conn_drain_progress(rpc_conn *c) {
-    if (c->closing || !c->draining || c->writes_pending > 0 || c->shutdown_sent) return;
+    if (c->closing || !c->draining || c->writes_pending > 0 || c->out_len > 0 || c->shutdown_sent) return;
     uv_shutdown_t *req = malloc(sizeof *req);
     if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         free(req);
@@ -224,6 +261,7 @@ static void conn_start_drain(rpc_conn *c) {
 static void on_write(uv_write_t *req, int status) {
     rpc_write *w = (rpc_write *)req;
     rpc_conn *c = w->conn;
+    free(w->data);
     free(w);
     c->writes_pending--;
     if (c->closing) return;
@@ -252,40 +290,72 @@ static int conn_send(rpc_conn *c, uint64_t id, int code, int tx_code, const char
     r.more = more;
     size_t size = midnode__rpc_response__get_packed_size(&r);
     if (size > MN_RPC_RESPONSE_BYTES_MAX) return MN_ETOOBIG;
-    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out_len;
     if (queued + size + 4 > c->srv->cfg.write_queue_bytes_max) {
         LOG_WARN("rpc_slow_reader", "queued_bytes=%zu", queued);
         conn_close_soon(c);
         return MN_EIO;
     }
-    rpc_write *w = malloc(sizeof *w + 4 + size);
-    if (!w) {
-        conn_close_soon(c);
-        return MN_ENOMEM;
+    if (c->out_len + 4 + size > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + 4 + size) cap *= 2;
+        uint8_t *grown = realloc(c->out, cap);
+        if (!grown) {
+            conn_close_soon(c);
+            return MN_ENOMEM;
+        }
+        c->out = grown;
+        c->out_cap = cap;
     }
-    w->conn = c;
-    w->data[0] = (uint8_t)(size >> 24);
-    w->data[1] = (uint8_t)(size >> 16);
-    w->data[2] = (uint8_t)(size >> 8);
-    w->data[3] = (uint8_t)size;
-    size_t packed = midnode__rpc_response__pack(&r, w->data + 4);
+    uint8_t *f = c->out + c->out_len;
+    f[0] = (uint8_t)(size >> 24);
+    f[1] = (uint8_t)(size >> 16);
+    f[2] = (uint8_t)(size >> 8);
+    f[3] = (uint8_t)size;
+    size_t packed = midnode__rpc_response__pack(&r, f + 4);
     assert(packed == size);
     (void)packed;
-    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)(4 + size));
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
-    if (rc != 0) {
-        free(w);
-        LOG_DEBUG("rpc_write_failed", "err=%s", uv_strerror(rc));
-        conn_close_soon(c);
-        return MN_EIO;
-    }
-    c->writes_pending++;
+    c->out_len += 4 + size;
+    conn_mark_dirty(c);
     mn_rpc_stats *st = &c->srv->stats;
     st->responses++;
     st->bytes_out += 4 + size;
     if (code != 0) st->errors++;
     return MN_OK;
 }
+
+/* Hands the queued output to libuv as one write. Runs only from the
+ * prepare/check callbacks, so it may close the connection directly. */
+static void conn_flush(rpc_conn *c) {
+    conn_undirty(c);
+    if (c->closing || c->out_len == 0) return;
+    rpc_write *w = malloc(sizeof *w);
+    if (!w) {
+        conn_close(c);
+        return;
+    }
+    w->conn = c;
+    w->data = c->out;
+    uv_buf_t buf = uv_buf_init((char *)c->out, (unsigned)c->out_len);
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc != 0) {
+        free(w->data);
+        free(w);
+        LOG_DEBUG("rpc_write_failed", "err=%s", uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    c->writes_pending++;
+}
+
+static void flush_all(mn_rpc *srv) {
+    while (srv->dirty) conn_flush(srv->dirty);
+}
+
+static void on_prepare(uv_prepare_t *h) { flush_all(h->data); }
+static void on_check(uv_check_t *h) { flush_all(h->data); }
 
 /* An error this module answers itself. */
 static void conn_error(rpc_conn *c, uint64_t id, int code, const char *message) {
@@ -594,6 +664,21 @@ int mn_rpc_new(mn_rpc **out, uv_loop_t *loop, const mn_rpc_config *cfg, mn_rpc_h
         uv_close((uv_handle_t *)&srv->listener, on_listener_closed); /* frees srv (and fd) when the loop runs */
         return MN_EIO;
     }
+    /* Never fail past this point: both handles init without error on Linux,
+     * and are unreferenced so that they alone do not keep the loop alive. */
+    srv->prepare.data = srv;
+    srv->check.data = srv;
+    if (uv_prepare_init(loop, &srv->prepare) == 0) {
+        srv->flushers_open++;
+        (void)uv_prepare_start(&srv->prepare, on_prepare);
+        uv_unref((uv_handle_t *)&srv->prepare);
+    }
+    if (uv_check_init(loop, &srv->check) == 0) {
+        srv->flushers_open++;
+        (void)uv_check_start(&srv->check, on_check);
+        uv_unref((uv_handle_t *)&srv->check);
+    }
+    if (srv->flushers_open != 2) abort(); /* cannot happen on Linux; no answer could ever be sent */
     LOG_INFO("rpc_listening", "host=%s port=%u", cfg->host, srv->port);
     *out = srv;
     return MN_OK;
@@ -603,11 +688,19 @@ uint16_t mn_rpc_port(const mn_rpc *srv) { return srv->port; }
 
 void mn_rpc_get_stats(const mn_rpc *srv, mn_rpc_stats *out) { *out = srv->stats; }
 
+static void on_flusher_closed(uv_handle_t *h) {
+    mn_rpc *srv = h->data;
+    srv->flushers_open--;
+    srv_maybe_free(srv);
+}
+
 void mn_rpc_free(mn_rpc *srv) {
     if (!srv || srv->closing) return;
     srv->closing = true;
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
     for (rpc_conn *c = srv->conns; c; c = c->next) conn_close(c);
+    uv_close((uv_handle_t *)&srv->prepare, on_flusher_closed);
+    uv_close((uv_handle_t *)&srv->check, on_flusher_closed);
 }
 
 void mn_rpc_call_on_cancel(mn_rpc_call *call, mn_rpc_cancel_fn fn, void *arg) {
@@ -642,7 +735,7 @@ int mn_rpc_reply(mn_rpc_call *call, int code, int tx_code, const char *message, 
 int mn_rpc_stream(mn_rpc_call *call, const uint8_t *payload, size_t len) {
     rpc_conn *c = call->conn;
     if (!c || c->closing || c->close_soon || c->draining) return MN_ESTATE;
-    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out_len;
     if (queued + len + 64 > c->srv->cfg.write_queue_bytes_max / 2) return MN_EAGAIN;
     return conn_send(c, call->id, MIDNODE__RPC_CODE__RPC_OK, 0, NULL, payload, len, true);
 }

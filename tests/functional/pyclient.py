@@ -298,13 +298,14 @@ def _main(argv):
     i.add_argument("--credential", required=True)
     i.add_argument("--device", required=True)
     i.add_argument("--carrier", required=True)
+    i.add_argument("--type", default="resident", choices=sorted(CRED_TYPES))
     a = ap.parse_args(argv)
     if a.cmd == "issue":
         sk = read_keyfile(a.keyfile)
         cred = bytes.fromhex(a.credential)
         with Client(a.node) as c:
             resp, h = c.submit_signed(sk, a.signer, wait=True, issue={
-                "credential_id": cred, "type": CRED_TYPES["resident"], "holder_ref": os.urandom(32),
+                "credential_id": cred, "type": CRED_TYPES[a.type], "holder_ref": os.urandom(32),
                 "device_ref": bytes.fromhex(a.device), "carrier": a.carrier})
             assert resp.tx_hash == h, "node reports another tx hash"
             st = c.status(cred)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "log.h"
 #include "fake_node.h"
 
 static char g_midctl[PATH_MAX];
@@ -355,6 +356,7 @@ static void health_follows_http_status(void **state) {
 }
 
 int main(void) {
+    mn_log_threshold = MN_LOG_ERROR; /* the servers' INFO lines are noise here */
     if (mn_crypto_init() != MN_OK) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(usage_errors_exit_2),

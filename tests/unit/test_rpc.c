@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "log.h"
 #include "loop_thread.h"
 #include "midnode.pb-c.h"
 #include "rpc.h"
@@ -635,6 +636,34 @@ static void oversize_response_becomes_internal_error(void **state) {
     stop();
 }
 
+/* A client that asks for far more than it reads is cut off once its queued
+ * answers pass write_queue_bytes_max; the server goes on serving others. */
+static void slow_reader_is_disconnected(void **state) {
+    (void)state;
+    mn_rpc_config cfg = test_config();
+    cfg.write_queue_bytes_max = MN_RPC_RESPONSE_BYTES_MAX + 4;
+    start(&cfg);
+    mn_client *c = conn(5000);
+    enum { ASKS = 16 };
+    for (int i = 0; i < ASKS; i++) {
+        uint64_t id;
+        assert_int_equal(mn_client_queue(c, &id, MN_RPC_SUBMIT_TX, (const uint8_t *)"4000000", 7), MN_OK);
+    }
+    assert_int_equal(mn_client_flush(c), MN_OK);
+    wait_stat("conns", 1); /* only the stats connection is left */
+    int got = 0;
+    for (;;) {
+        Midnode__RpcResponse *r = NULL;
+        if (mn_client_recv(c, &r) != MN_OK) break;
+        midnode__rpc_response__free_unpacked(r, NULL);
+        got++;
+    }
+    assert_true(got < ASKS);
+    mn_client_free(c);
+    echo_ok();
+    stop();
+}
+
 static void stop_with_open_connections_and_pending_calls(void **state) {
     (void)state;
     mn_rpc_config cfg = test_config();
@@ -702,7 +731,8 @@ static void pipelined_echo_throughput(void **state) {
     while (got < N) {
         while (sent < N && sent - got < DEPTH) {
             uint64_t id;
-            assert_int_equal(mn_client_send(c, &id, MN_RPC_GET_CHAIN_INFO, payload, sizeof payload), MN_OK);
+            assert_int_equal(mn_client_queue(c, &id, MN_RPC_GET_CHAIN_INFO, payload, sizeof payload), MN_OK);
+            assert_int_equal(id, (uint64_t)sent + 1);
             sent++;
         }
         Midnode__RpcResponse *r = NULL;
@@ -719,6 +749,7 @@ static void pipelined_echo_throughput(void **state) {
 }
 
 int main(void) {
+    mn_log_threshold = MN_LOG_ERROR; /* the servers' INFO lines are noise here */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_returns_payload_and_id),
         cmocka_unit_test(frame_sent_one_byte_at_a_time_is_decoded),
@@ -734,6 +765,7 @@ int main(void) {
         cmocka_unit_test(connection_limit_refuses_extra_connections),
         cmocka_unit_test(idle_connection_is_closed_but_busy_one_is_not),
         cmocka_unit_test(oversize_response_becomes_internal_error),
+        cmocka_unit_test(slow_reader_is_disconnected),
         cmocka_unit_test(stop_with_open_connections_and_pending_calls),
         cmocka_unit_test(bad_config_is_refused_with_a_message),
         cmocka_unit_test(pipelined_echo_throughput),
