@@ -108,7 +108,7 @@ static inline void lf_rmrf(const char *dir) {
         while ((de = readdir(d)) != NULL) {
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
             char p[1024];
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p) continue;
             struct stat st;
             if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
                 lf_rmrf(p);
