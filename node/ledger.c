@@ -17,10 +17,15 @@
 #define REPORT_REF_MAX 64
 #define CHANGES_PER_TX_MAX (MN_DEVICE_LIVE_MAX + 1)
 
+/* Committed tree nodes down to this depth are kept in memory: every block's
+ * update walks through them, and there are at most 2^(depth+1) of them. */
+#define NODE_CACHE_DEPTH 16
+
 struct mn_ledger {
     mn_store *store;
     const mn_genesis *g;
     mn_smt_src src;
+    mn_kvmap *cache; /* position key -> node, or a deletion for "no node there" */
 };
 
 typedef struct tx_loc {
@@ -222,19 +227,68 @@ Midnode__CredentialStatus mn_ledger_effective_status(const Midnode__CredentialRe
 
 /* ---------------------------------------------------------------- ledger */
 
+static unsigned pos_depth(const uint8_t *pos, size_t len) {
+    return len >= 3 ? ((unsigned)pos[1] << 8) | pos[2] : MN_SMT_DEPTH_MAX + 1;
+}
+
+/* Tree nodes of the committed state: the cache, then the store. */
+static int ledger_smt_get(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
+    mn_ledger *l = ctx;
+    bool cacheable = pos_depth(pos, len) <= NODE_CACHE_DEPTH;
+    if (cacheable) {
+        const uint8_t *v;
+        size_t vl;
+        int st = mn_kv_get(l->cache, pos, len, &v, &vl);
+        if (st == MN_KV_DELETED) return MN_ENOTFOUND;
+        if (st == MN_KV_VALUE && vl == MN_SMT_NODE_LEN) {
+            memcpy(node, v, MN_SMT_NODE_LEN);
+            return MN_OK;
+        }
+    }
+    int rc = mn_store_smt_get(l->store, pos, len, node);
+    if (cacheable && rc == MN_OK && mn_kv_put(l->cache, pos, len, node, MN_SMT_NODE_LEN) != MN_OK)
+        mn_kv_clear(l->cache); /* out of memory: run uncached */
+    return rc;
+}
+
+/* After a commit: the cache follows the committed tree. */
+static void cache_apply(mn_ledger *l, const mn_kvmap *ov) {
+    size_t n = mn_kv_count(ov);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        mn_kv_entry(ov, i, &k, &kl, &v, &vl);
+        if (k[0] != MN_SMT_PREFIX || pos_depth(k, kl) > NODE_CACHE_DEPTH) continue;
+        int rc = v ? mn_kv_put(l->cache, k, kl, v, vl) : mn_kv_del(l->cache, k, kl);
+        if (rc != MN_OK) {
+            mn_kv_clear(l->cache);
+            return;
+        }
+    }
+}
+
 int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) {
     *out = NULL;
     mn_ledger *l = calloc(1, sizeof *l);
     if (!l) return MN_ENOMEM;
+    l->cache = mn_kv_new();
+    if (!l->cache) {
+        free(l);
+        return MN_ENOMEM;
+    }
     l->store = store;
     l->g = genesis;
-    l->src.get = mn_store_smt_get;
-    l->src.ctx = store;
+    l->src.get = ledger_smt_get;
+    l->src.ctx = l;
     *out = l;
     return MN_OK;
 }
 
-void mn_ledger_free(mn_ledger *l) { free(l); }
+void mn_ledger_free(mn_ledger *l) {
+    if (!l) return;
+    mn_kv_free(l->cache);
+    free(l);
+}
 
 uint64_t mn_ledger_height(const mn_ledger *l) { return mn_store_height(l->store); }
 
@@ -854,6 +908,9 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
         if (mn_kv_put(e->ov, k, kl, buf, bl) != MN_OK) return MN_ENOMEM;
     }
     rc = mn_store_commit(e->l->store, e->height, block, block_len, cert, cert_len, e->ov, e->root);
-    if (rc == MN_OK) e->committed = true;
+    if (rc == MN_OK) {
+        e->committed = true;
+        cache_apply(e->l, e->ov);
+    }
     return rc;
 }
