@@ -16,8 +16,10 @@
  *   'L' key_hash value_hash    for a leaf
  *   'I' left_hash right_hash   for an internal node
  * Reads go first to a write set (mn_kvmap, which also receives every write
- * of an update) and then to a caller-supplied source (the store). This file
- * does not depend on LevelDB; mn_smt_verify needs only mn_sha256. */
+ * of an update) and then to a caller-supplied source (the store). smt.c
+ * does not depend on LevelDB. The key and leaf hashes and mn_smt_verify are
+ * in smt_verify.c, which needs only mn_sha256 (crypto.c): a verifier links
+ * smt_verify.o and crypto.o and nothing else of the node. */
 #ifndef MN_SMT_H
 #define MN_SMT_H
 
