@@ -680,6 +680,14 @@ static int exec_issue(mn_exec *e, const txp *t, const uint8_t *h, char *msg, siz
             return refuse(msg, ml, TX_TOO_LARGE, "device already holds %d live credentials",
                           MN_DEVICE_LIVE_MAX);
     }
+    /* A phone its carrier reported lost stays locked: a credential issued
+     * onto it starts loss-suspended until that carrier's recovery report. */
+    bool lost = false;
+    for (size_t i = 0; i < d.n && !lost; i++) {
+        rec x;
+        TRY(ex_get_rec(e, d.ids[i], &x));
+        lost = x.loss && !is_final(x.status) && strcmp(x.carrier, b->carrier) == 0;
+    }
     memcpy(d.ids[d.n++], b->credential_id.data, MN_ID_LEN);
     TRY(ex_put_dev(e, b->device_ref.data, &d));
 
@@ -692,7 +700,8 @@ static int exec_issue(mn_exec *e, const txp *t, const uint8_t *h, char *msg, siz
     snprintf(r.issuer, sizeof r.issuer, "%s", signer);
     r.not_before = b->not_before;
     r.expires_at = b->expires_at;
-    r.status = ST_ACTIVE;
+    r.loss = lost;
+    r.status = status_of(&r);
     r.issued_height = e->height;
     memcpy(r.issued_tx, h, MN_HASH_LEN);
     touch(e, &r, h);

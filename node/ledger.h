@@ -11,6 +11,9 @@
  *                    SUPERSEDED in the same transaction; at most
  *                    MN_DEVICE_LIVE_MAX not-final credentials per device
  *                    (credentials already expired at the block time do not count).
+ *                    A credential issued onto a device whose carrier has it
+ *                    reported lost (some not-final credential of that carrier
+ *                    there is loss-suspended) starts SUSPENDED (loss_suspended).
  *   REVOKE           by the credential's issuer; ACTIVE or SUSPENDED -> REVOKED (final).
  *   SUSPEND/RESUME   by the credential's issuer; sets / clears issuer_suspended.
  *   REPORT_LOSS      by a carrier; sets loss_suspended on every not-final

@@ -241,6 +241,15 @@ static void loss_report_touches_only_own_carrier(void **state) {
     assert_int_equal(status(f, 2), ST(SUSPENDED));
     assert_int_equal(dev_op(f, "skt", 0, 1), TXC(OK));
     assert_int_equal(status(f, 2), ST(ACTIVE));
+    /* A credential issued onto a phone reported lost starts locked; one of
+     * another carrier on the same phone does not; recovery unlocks it. */
+    assert_int_equal(dev_op(f, "skt", 1, 1), TXC(OK));
+    assert_int_equal(issue(f, "mofa", 7, LF_OVERSEAS, 1, 1, "skt"), TXC(OK));
+    assert_int_equal(issue(f, "mofa", 8, LF_OVERSEAS, 9, 1, "kt"), TXC(OK));
+    assert_int_equal(status(f, 7), ST(SUSPENDED));
+    assert_int_equal(status(f, 8), ST(ACTIVE));
+    assert_int_equal(dev_op(f, "skt", 0, 1), TXC(OK));
+    assert_int_equal(status(f, 7), ST(ACTIVE));
 }
 
 static void nonces_replays_and_signatures(void **state) {
