@@ -124,6 +124,14 @@ mn_exec *mn_exec_begin(mn_ledger *l, uint64_t height, int64_t time_ms);
  * mn_exec_failed() becomes true (the block cannot be committed). */
 int mn_exec_apply_tx(mn_exec *e, const uint8_t *tx, size_t len, char *msg, size_t msg_len);
 
+/* The same, with flags. MN_EXEC_SIG_CHECKED: the caller has already seen
+ * mn_ledger_check_tx accept these exact bytes (same tx hash, e.g. mempool
+ * admission), so the signature is not verified again; every other check
+ * runs. Saves one secp256k1 verification (~0.1 ms) per transaction. */
+#define MN_EXEC_SIG_CHECKED 1u
+int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned flags, char *msg,
+                          size_t msg_len);
+
 /* Info of the last transaction passed to mn_exec_apply_tx (hash always,
  * the rest when it decoded). */
 const mn_tx_info *mn_exec_last_info(const mn_exec *e);

@@ -323,6 +323,35 @@ static void nonces_replays_and_signatures(void **state) {
     assert_int_equal(nonce, 4);
 }
 
+static void sig_checked_flag_skips_only_the_signature(void **state) {
+    lf_fixture *f = *state;
+    uint8_t id[32], h[32], d[32], *tx;
+    size_t len;
+    char msg[MN_TX_MSG_MAX];
+    lf_id(id, 'c', 1);
+    lf_id(h, 'h', 1);
+    lf_id(d, 'd', 1);
+    lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &tx, &len);
+    mn_exec *e = mn_exec_begin(f->l, 1, f->time_ms);
+    assert_non_null(e);
+    assert_int_equal(mn_exec_apply_tx_opts(e, tx, len, MN_EXEC_SIG_CHECKED, msg, sizeof msg), TXC(OK));
+    /* The replay is still refused: only the signature check is skipped. */
+    assert_int_equal(mn_exec_apply_tx_opts(e, tx, len, MN_EXEC_SIG_CHECKED, msg, sizeof msg), TXC(WRONG_NONCE));
+    free(tx);
+    /* Without the flag a forged signature is refused. */
+    Midnode__TxPayload p;
+    Midnode__SuspendBody sb = MIDNODE__SUSPEND_BODY__INIT;
+    lf_payload(&p, "mois");
+    sb.credential_id = (ProtobufCBinaryData){32, id};
+    p.body_case = SUSPEND;
+    p.suspend = &sb;
+    p.nonce = 2;
+    lf_sign_as(f, &p, "knpa", &tx, &len);
+    assert_int_equal(mn_exec_apply_tx(e, tx, len, msg, sizeof msg), TXC(BAD_SIGNATURE));
+    free(tx);
+    mn_exec_free(e);
+}
+
 static void chain_signer_and_shape_checks(void **state) {
     lf_fixture *f = *state;
     uint8_t id[32], *tx;
@@ -606,6 +635,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(loss_report_touches_only_own_carrier, setup, teardown),
         cmocka_unit_test_setup_teardown(nonces_replays_and_signatures, setup, teardown),
         cmocka_unit_test_setup_teardown(chain_signer_and_shape_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(sig_checked_flag_skips_only_the_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_tx_leaves_block_untouched_and_device_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(refusal_in_a_block_keeps_the_overlay, setup, teardown),
         cmocka_unit_test_setup_teardown(expired_is_derived_from_header_time, setup, teardown),
