@@ -339,6 +339,87 @@ int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **
     return rc;
 }
 
+void mn_ledger_status_proof_free(Midnode__StatusProof *p) {
+    if (!p) return;
+    free(p->credential_id.data);
+    free(p->record.data);
+    if (p->merkle) {
+        mn_smt_proof_clear(p->merkle);
+        free(p->merkle);
+    }
+    free(p->header.data);
+    if (p->commit) midnode__commit_certificate__free_unpacked(p->commit, NULL);
+    free(p);
+}
+
+int mn_ledger_status_proof(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
+                           Midnode__StatusProof **out) {
+    *out = NULL;
+    uint64_t height = mn_store_height(l->store);
+    if (height == 0) return MN_ENOTFOUND;
+    Midnode__StatusProof *p = calloc(1, sizeof *p);
+    Midnode__MerkleProof *mp = calloc(1, sizeof *mp);
+    if (!p || !mp) {
+        free(p);
+        free(mp);
+        return MN_ENOMEM;
+    }
+    midnode__status_proof__init(p);
+    midnode__merkle_proof__init(mp);
+    p->merkle = mp;
+    int rc = MN_OK;
+    p->credential_id.data = malloc(MN_ID_LEN);
+    if (!p->credential_id.data) rc = MN_ENOMEM;
+    if (rc == MN_OK) {
+        memcpy(p->credential_id.data, id, MN_ID_LEN);
+        p->credential_id.len = MN_ID_LEN;
+        uint64_t h2 = 0;
+        rc = mn_ledger_prove(l, id, &p->record.data, &p->record.len, mp, &h2);
+        if (rc == MN_OK && h2 != height) rc = MN_ECORRUPT;
+    }
+    uint8_t *blk = NULL, *cert = NULL;
+    size_t blk_len = 0, cert_len = 0;
+    if (rc == MN_OK) rc = mn_store_get_block(l->store, height, &blk, &blk_len);
+    if (rc == MN_ENOTFOUND) rc = MN_ECORRUPT; /* the height says it is there */
+    if (rc == MN_OK) {
+        Midnode__Block *b = midnode__block__unpack(NULL, blk_len, blk);
+        Midnode__BlockHeader *hd = b ? midnode__block_header__unpack(NULL, b->header.len, b->header.data) : NULL;
+        uint8_t root[MN_HASH_LEN];
+        mn_store_root(l->store, root);
+        if (!hd || hd->height != height || hd->state_root.len != MN_HASH_LEN ||
+            memcmp(hd->state_root.data, root, MN_HASH_LEN) != 0) {
+            rc = MN_ECORRUPT;
+        } else {
+            p->header.data = malloc(b->header.len ? b->header.len : 1);
+            if (!p->header.data) {
+                rc = MN_ENOMEM;
+            } else {
+                memcpy(p->header.data, b->header.data, b->header.len);
+                p->header.len = b->header.len;
+            }
+        }
+        if (hd) midnode__block_header__free_unpacked(hd, NULL);
+        if (b) midnode__block__free_unpacked(b, NULL);
+    }
+    if (rc == MN_OK) {
+        int crc = mn_store_get_cert(l->store, height, &cert, &cert_len);
+        if (crc == MN_OK) {
+            p->commit = midnode__commit_certificate__unpack(NULL, cert_len, cert);
+            if (!p->commit) rc = MN_ECORRUPT;
+        } else if (crc != MN_ENOTFOUND) {
+            rc = crc;
+        }
+    }
+    free(blk);
+    free(cert);
+    if (rc != MN_OK) {
+        mn_ledger_status_proof_free(p);
+        return rc;
+    }
+    *out = p;
+    return MN_OK;
+}
+
 /* ---------------------------------------------------------------- decoding */
 
 static void txp_free(txp *t) {
@@ -797,7 +878,7 @@ int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned fl
     uint32_t index = e->tx_count++;
     if (e->finished || e->failed) {
         memset(&e->last, 0, sizeof e->last);
-        return refuse(msg, msg_len, TX_MALFORMED, "block execution already finished");
+        return refuse(msg, msg_len, TX_MALFORMED, "block execution already finished or failed");
     }
     txp t;
     int code = decode_tx(e->l->g, tx, len, !(flags & MN_EXEC_SIG_CHECKED), &e->last, &t, msg, msg_len);

@@ -30,7 +30,8 @@
  * outlive the ledger). An mn_exec borrows the ledger; several may exist for
  * one height (competing proposals); only one can be committed, after which
  * the others refuse to commit (MN_ESTATE) and must be freed.
- * Single-threaded: call from one thread. */
+ * Single-threaded: call from one thread. Every block must be committed
+ * through mn_exec_commit (the ledger caches the top of the committed tree). */
 #ifndef MN_LEDGER_H
 #define MN_LEDGER_H
 
@@ -95,6 +96,16 @@ int mn_ledger_get_nonce(mn_ledger *l, const char *signer, uint64_t *nonce) MN_WA
  * Returns MN_OK (present or absent), MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
 int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **record,
                     size_t *record_len, Midnode__MerkleProof *proof, uint64_t *height) MN_WARN_UNUSED;
+
+/* The whole status proof of a credential at the last committed block:
+ * credential_id, record (or none), Merkle path, that block's serialised
+ * header and its commit certificate (NULL when the store has none yet).
+ * Checks that the header's state_root is the committed root.
+ * Returns MN_OK with *out (free with mn_ledger_status_proof_free),
+ * MN_ENOTFOUND (nothing committed yet), MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
+int mn_ledger_status_proof(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
+                           Midnode__StatusProof **out) MN_WARN_UNUSED;
+void mn_ledger_status_proof_free(Midnode__StatusProof *p); /* NULL-safe */
 
 /* ---- execution of one block */
 

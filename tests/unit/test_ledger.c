@@ -539,6 +539,86 @@ static void proofs_verify_against_the_root(void **state) {
     mn_smt_proof_clear(&p);
 }
 
+/* Executes one block with a real header carrying the state root, and a certificate. */
+static void real_block(lf_fixture *f, uint8_t *tx, size_t len) {
+    mn_exec *e = mn_exec_begin(f->l, mn_ledger_height(f->l) + 1, f->time_ms);
+    assert_non_null(e);
+    char msg[MN_TX_MSG_MAX];
+    assert_int_equal(mn_exec_apply_tx(e, tx, len, msg, sizeof msg), TXC(OK));
+    uint8_t root[32], txh[32];
+    assert_int_equal(mn_exec_finish(e, root), MN_OK);
+    mn_sha256(txh, tx, len);
+    Midnode__BlockHeader h = MIDNODE__BLOCK_HEADER__INIT;
+    h.chain_id = (char *)LF_CHAIN;
+    h.height = mn_ledger_height(f->l) + 1;
+    h.time_ms = f->time_ms;
+    h.state_root = (ProtobufCBinaryData){32, root};
+    h.tx_root = (ProtobufCBinaryData){32, txh};
+    uint8_t hb[512];
+    size_t hl = midnode__block_header__pack(&h, hb);
+    Midnode__Block b = MIDNODE__BLOCK__INIT;
+    ProtobufCBinaryData txb = {len, tx};
+    b.header = (ProtobufCBinaryData){hl, hb};
+    b.n_txs = 1;
+    b.txs = &txb;
+    size_t bl = midnode__block__get_packed_size(&b);
+    uint8_t *bb = malloc(bl);
+    midnode__block__pack(&b, bb);
+    Midnode__CommitCertificate c = MIDNODE__COMMIT_CERTIFICATE__INIT;
+    uint8_t bh[32], cb2[128];
+    mn_sha256(bh, hb, hl);
+    c.height = h.height;
+    c.block_hash = (ProtobufCBinaryData){32, bh};
+    size_t cl = midnode__commit_certificate__pack(&c, cb2);
+    assert_int_equal(mn_exec_commit(e, bb, bl, cb2, cl), MN_OK);
+    mn_exec_free(e);
+    free(bb);
+    free(tx);
+    f->time_ms += 1000;
+}
+
+static void status_proof_carries_header_and_certificate(void **state) {
+    lf_fixture *f = *state;
+    uint8_t id[32], h[32], d[32], *tx;
+    size_t len;
+    lf_id(id, 'c', 1);
+    lf_id(h, 'h', 1);
+    lf_id(d, 'd', 1);
+    Midnode__StatusProof *p = NULL;
+    assert_int_equal(mn_ledger_status_proof(f->l, id, &p), MN_ENOTFOUND);
+    lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &tx, &len);
+    real_block(f, tx, len);
+    lf_cred_op(f, "mois", SUSPEND, id, &tx, &len);
+    real_block(f, tx, len);
+    assert_int_equal(mn_ledger_status_proof(f->l, id, &p), MN_OK);
+    assert_non_null(p->commit);
+    assert_int_equal(p->commit->height, 2);
+    Midnode__BlockHeader *hd = midnode__block_header__unpack(NULL, p->header.len, p->header.data);
+    assert_non_null(hd);
+    assert_int_equal(hd->height, 2);
+    uint8_t kh[32];
+    mn_smt_key_credential(kh, id);
+    assert_int_equal(mn_smt_verify(hd->state_root.data, kh, p->record.data, p->record.len, p->merkle, NULL), MN_OK);
+    Midnode__CredentialRecord *r = midnode__credential_record__unpack(NULL, p->record.len, p->record.data);
+    assert_non_null(r);
+    assert_int_equal(r->status, ST(SUSPENDED));
+    midnode__credential_record__free_unpacked(r, NULL);
+    midnode__block_header__free_unpacked(hd, NULL);
+    /* The whole thing serialises (what GetStatus sends). */
+    size_t pl = midnode__status_proof__get_packed_size(p);
+    assert_true(pl > 100);
+    mn_ledger_status_proof_free(p);
+    /* Absence of an unknown credential. */
+    lf_id(id, 'c', 2);
+    assert_int_equal(mn_ledger_status_proof(f->l, id, &p), MN_OK);
+    assert_int_equal(p->record.len, 0);
+    mn_smt_key_credential(kh, id);
+    uint8_t root[32];
+    mn_ledger_root(f->l, root);
+    assert_int_equal(mn_smt_verify(root, kh, NULL, 0, p->merkle, NULL), MN_OK);
+    mn_ledger_status_proof_free(p);
+}
+
 static void status_changes_are_logged(void **state) {
     lf_fixture *f = *state;
     assert_int_equal(issue(f, "mois", 1, LF_RESIDENT, 1, 1, "skt"), TXC(OK));
@@ -641,6 +721,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(expired_is_derived_from_header_time, setup, teardown),
         cmocka_unit_test_setup_teardown(proofs_verify_against_the_root, setup, teardown),
         cmocka_unit_test_setup_teardown(status_changes_are_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_proof_carries_header_and_certificate, setup, teardown),
         cmocka_unit_test(same_blocks_give_identical_state),
         cmocka_unit_test_setup_teardown(state_survives_reopen, setup, teardown),
     };
