@@ -646,10 +646,14 @@ int cb(void *ctx, uint64_t height, const uint8_t *c, size_t len) {
 }
 
 /* Runs a fixed scenario on a fresh fixture; returns the final root. */
-static void scenario(uint8_t root[32], uint8_t rec1[512], size_t *rec1_len) {
+static void scenario(uint8_t root[32], uint8_t rec1[512], size_t *rec1_len, uint32_t reopen_at) {
     lf_fixture f;
     assert_int_equal(lf_open(&f), MN_OK);
     for (uint32_t b = 0; b < 5; b++) {
+        if (b == reopen_at) { /* a restart: the ledger's node cache starts empty */
+            lf_close_store(&f);
+            assert_int_equal(lf_open_store(&f), MN_OK);
+        }
         uint8_t *txs[40];
         size_t lens[40];
         size_t n = 0;
@@ -680,13 +684,17 @@ static void scenario(uint8_t root[32], uint8_t rec1[512], size_t *rec1_len) {
 
 static void same_blocks_give_identical_state(void **state) {
     (void)state;
-    uint8_t r1[32], r2[32], a[512], b[512];
-    size_t al, bl;
-    scenario(r1, a, &al);
-    scenario(r2, b, &bl);
+    uint8_t r1[32], r2[32], r3[32], a[512], b[512], c[512];
+    size_t al, bl, cl;
+    scenario(r1, a, &al, 99);
+    scenario(r2, b, &bl, 99);
+    scenario(r3, c, &cl, 3);
     assert_memory_equal(r1, r2, 32);
+    assert_memory_equal(r1, r3, 32);
     assert_int_equal(al, bl);
     assert_memory_equal(a, b, al);
+    assert_int_equal(al, cl);
+    assert_memory_equal(a, c, al);
     uint8_t zero[32] = {0};
     assert_memory_not_equal(r1, zero, 32);
 }
