@@ -28,7 +28,11 @@ static uint64_t kv_hash(const uint8_t *p, size_t n) {
         h ^= p[i];
         h *= 1099511628211ULL;
     }
-    return h ^ (h >> 29);
+    /* Finalizer (from MurmurHash3) so the low bits used as the slot mix well. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
 }
 
 mn_kvmap *mn_kv_new(void) { return calloc(1, sizeof(mn_kvmap)); }

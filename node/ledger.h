@@ -11,6 +11,9 @@
  *                    SUPERSEDED in the same transaction; at most
  *                    MN_DEVICE_LIVE_MAX not-final credentials per device
  *                    (credentials already expired at the block time do not count).
+ *                    A credential issued onto a device whose carrier has it
+ *                    reported lost (some not-final credential of that carrier
+ *                    there is loss-suspended) starts SUSPENDED (loss_suspended).
  *   REVOKE           by the credential's issuer; ACTIVE or SUSPENDED -> REVOKED (final).
  *   SUSPEND/RESUME   by the credential's issuer; sets / clears issuer_suspended.
  *   REPORT_LOSS      by a carrier; sets loss_suspended on every not-final
@@ -27,7 +30,8 @@
  * outlive the ledger). An mn_exec borrows the ledger; several may exist for
  * one height (competing proposals); only one can be committed, after which
  * the others refuse to commit (MN_ESTATE) and must be freed.
- * Single-threaded: call from one thread. */
+ * Single-threaded: call from one thread. Every block must be committed
+ * through mn_exec_commit (the ledger caches the top of the committed tree). */
 #ifndef MN_LEDGER_H
 #define MN_LEDGER_H
 
@@ -93,6 +97,16 @@ int mn_ledger_get_nonce(mn_ledger *l, const char *signer, uint64_t *nonce) MN_WA
 int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **record,
                     size_t *record_len, Midnode__MerkleProof *proof, uint64_t *height) MN_WARN_UNUSED;
 
+/* The whole status proof of a credential at the last committed block:
+ * credential_id, record (or none), Merkle path, that block's serialised
+ * header and its commit certificate (NULL when the store has none yet).
+ * Checks that the header's state_root is the committed root.
+ * Returns MN_OK with *out (free with mn_ledger_status_proof_free),
+ * MN_ENOTFOUND (nothing committed yet), MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
+int mn_ledger_status_proof(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
+                           Midnode__StatusProof **out) MN_WARN_UNUSED;
+void mn_ledger_status_proof_free(Midnode__StatusProof *p); /* NULL-safe */
+
 /* ---- execution of one block */
 
 /* One change of a credential's status, for WatchStatusChanges. */
@@ -120,6 +134,14 @@ mn_exec *mn_exec_begin(mn_ledger *l, uint64_t height, int64_t time_ms);
  * reported as MIDNODE__TX_CODE__TX_MALFORMED with msg "store error", and
  * mn_exec_failed() becomes true (the block cannot be committed). */
 int mn_exec_apply_tx(mn_exec *e, const uint8_t *tx, size_t len, char *msg, size_t msg_len);
+
+/* The same, with flags. MN_EXEC_SIG_CHECKED: the caller has already seen
+ * mn_ledger_check_tx accept these exact bytes (same tx hash, e.g. mempool
+ * admission), so the signature is not verified again; every other check
+ * runs. Saves one secp256k1 verification (~0.1 ms) per transaction. */
+#define MN_EXEC_SIG_CHECKED 1u
+int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned flags, char *msg,
+                          size_t msg_len);
 
 /* Info of the last transaction passed to mn_exec_apply_tx (hash always,
  * the rest when it decoded). */

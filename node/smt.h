@@ -16,8 +16,10 @@
  *   'L' key_hash value_hash    for a leaf
  *   'I' left_hash right_hash   for an internal node
  * Reads go first to a write set (mn_kvmap, which also receives every write
- * of an update) and then to a caller-supplied source (the store). This file
- * does not depend on LevelDB; mn_smt_verify needs only mn_sha256. */
+ * of an update) and then to a caller-supplied source (the store). smt.c
+ * does not depend on LevelDB. The key and leaf hashes and mn_smt_verify are
+ * in smt_verify.c, which needs only mn_sha256 (crypto.c): a verifier links
+ * smt_verify.o and crypto.o and nothing else of the node. */
 #ifndef MN_SMT_H
 #define MN_SMT_H
 
@@ -35,7 +37,11 @@
 #define MN_SMT_PREFIX 's' /* first byte of every position key */
 
 /* Source of committed nodes. get fills node[65] for pos_key and returns
- * MN_OK, MN_ENOTFOUND (no node stored there) or MN_EIO. */
+ * MN_OK, MN_ENOTFOUND (no node stored there) or MN_EIO; or MN_SMT_TRUSTED
+ * when the node comes from memory this process computed itself (then its
+ * hash is not re-checked against the parent's). Nodes read from storage
+ * must be returned with MN_OK so that they are checked. */
+#define MN_SMT_TRUSTED 1
 typedef struct mn_smt_src {
     int (*get)(void *ctx, const uint8_t *pos_key, size_t pos_len,
                uint8_t node[static MN_SMT_NODE_LEN]);

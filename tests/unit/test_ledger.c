@@ -241,6 +241,15 @@ static void loss_report_touches_only_own_carrier(void **state) {
     assert_int_equal(status(f, 2), ST(SUSPENDED));
     assert_int_equal(dev_op(f, "skt", 0, 1), TXC(OK));
     assert_int_equal(status(f, 2), ST(ACTIVE));
+    /* A credential issued onto a phone reported lost starts locked; one of
+     * another carrier on the same phone does not; recovery unlocks it. */
+    assert_int_equal(dev_op(f, "skt", 1, 1), TXC(OK));
+    assert_int_equal(issue(f, "mofa", 7, LF_OVERSEAS, 1, 1, "skt"), TXC(OK));
+    assert_int_equal(issue(f, "mofa", 8, LF_OVERSEAS, 9, 1, "kt"), TXC(OK));
+    assert_int_equal(status(f, 7), ST(SUSPENDED));
+    assert_int_equal(status(f, 8), ST(ACTIVE));
+    assert_int_equal(dev_op(f, "skt", 0, 1), TXC(OK));
+    assert_int_equal(status(f, 7), ST(ACTIVE));
 }
 
 static void nonces_replays_and_signatures(void **state) {
@@ -312,6 +321,35 @@ static void nonces_replays_and_signatures(void **state) {
     uint64_t nonce = 0;
     assert_int_equal(mn_ledger_get_nonce(f->l, "mois", &nonce), MN_OK);
     assert_int_equal(nonce, 4);
+}
+
+static void sig_checked_flag_skips_only_the_signature(void **state) {
+    lf_fixture *f = *state;
+    uint8_t id[32], h[32], d[32], *tx;
+    size_t len;
+    char msg[MN_TX_MSG_MAX];
+    lf_id(id, 'c', 1);
+    lf_id(h, 'h', 1);
+    lf_id(d, 'd', 1);
+    lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &tx, &len);
+    mn_exec *e = mn_exec_begin(f->l, 1, f->time_ms);
+    assert_non_null(e);
+    assert_int_equal(mn_exec_apply_tx_opts(e, tx, len, MN_EXEC_SIG_CHECKED, msg, sizeof msg), TXC(OK));
+    /* The replay is still refused: only the signature check is skipped. */
+    assert_int_equal(mn_exec_apply_tx_opts(e, tx, len, MN_EXEC_SIG_CHECKED, msg, sizeof msg), TXC(WRONG_NONCE));
+    free(tx);
+    /* Without the flag a forged signature is refused. */
+    Midnode__TxPayload p;
+    Midnode__SuspendBody sb = MIDNODE__SUSPEND_BODY__INIT;
+    lf_payload(&p, "mois");
+    sb.credential_id = (ProtobufCBinaryData){32, id};
+    p.body_case = SUSPEND;
+    p.suspend = &sb;
+    p.nonce = 2;
+    lf_sign_as(f, &p, "knpa", &tx, &len);
+    assert_int_equal(mn_exec_apply_tx(e, tx, len, msg, sizeof msg), TXC(BAD_SIGNATURE));
+    free(tx);
+    mn_exec_free(e);
 }
 
 static void chain_signer_and_shape_checks(void **state) {
@@ -501,6 +539,86 @@ static void proofs_verify_against_the_root(void **state) {
     mn_smt_proof_clear(&p);
 }
 
+/* Executes one block with a real header carrying the state root, and a certificate. */
+static void real_block(lf_fixture *f, uint8_t *tx, size_t len) {
+    mn_exec *e = mn_exec_begin(f->l, mn_ledger_height(f->l) + 1, f->time_ms);
+    assert_non_null(e);
+    char msg[MN_TX_MSG_MAX];
+    assert_int_equal(mn_exec_apply_tx(e, tx, len, msg, sizeof msg), TXC(OK));
+    uint8_t root[32], txh[32];
+    assert_int_equal(mn_exec_finish(e, root), MN_OK);
+    mn_sha256(txh, tx, len);
+    Midnode__BlockHeader h = MIDNODE__BLOCK_HEADER__INIT;
+    h.chain_id = (char *)LF_CHAIN;
+    h.height = mn_ledger_height(f->l) + 1;
+    h.time_ms = f->time_ms;
+    h.state_root = (ProtobufCBinaryData){32, root};
+    h.tx_root = (ProtobufCBinaryData){32, txh};
+    uint8_t hb[512];
+    size_t hl = midnode__block_header__pack(&h, hb);
+    Midnode__Block b = MIDNODE__BLOCK__INIT;
+    ProtobufCBinaryData txb = {len, tx};
+    b.header = (ProtobufCBinaryData){hl, hb};
+    b.n_txs = 1;
+    b.txs = &txb;
+    size_t bl = midnode__block__get_packed_size(&b);
+    uint8_t *bb = malloc(bl);
+    midnode__block__pack(&b, bb);
+    Midnode__CommitCertificate c = MIDNODE__COMMIT_CERTIFICATE__INIT;
+    uint8_t bh[32], cb2[128];
+    mn_sha256(bh, hb, hl);
+    c.height = h.height;
+    c.block_hash = (ProtobufCBinaryData){32, bh};
+    size_t cl = midnode__commit_certificate__pack(&c, cb2);
+    assert_int_equal(mn_exec_commit(e, bb, bl, cb2, cl), MN_OK);
+    mn_exec_free(e);
+    free(bb);
+    free(tx);
+    f->time_ms += 1000;
+}
+
+static void status_proof_carries_header_and_certificate(void **state) {
+    lf_fixture *f = *state;
+    uint8_t id[32], h[32], d[32], *tx;
+    size_t len;
+    lf_id(id, 'c', 1);
+    lf_id(h, 'h', 1);
+    lf_id(d, 'd', 1);
+    Midnode__StatusProof *p = NULL;
+    assert_int_equal(mn_ledger_status_proof(f->l, id, &p), MN_ENOTFOUND);
+    lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &tx, &len);
+    real_block(f, tx, len);
+    lf_cred_op(f, "mois", SUSPEND, id, &tx, &len);
+    real_block(f, tx, len);
+    assert_int_equal(mn_ledger_status_proof(f->l, id, &p), MN_OK);
+    assert_non_null(p->commit);
+    assert_int_equal(p->commit->height, 2);
+    Midnode__BlockHeader *hd = midnode__block_header__unpack(NULL, p->header.len, p->header.data);
+    assert_non_null(hd);
+    assert_int_equal(hd->height, 2);
+    uint8_t kh[32];
+    mn_smt_key_credential(kh, id);
+    assert_int_equal(mn_smt_verify(hd->state_root.data, kh, p->record.data, p->record.len, p->merkle, NULL), MN_OK);
+    Midnode__CredentialRecord *r = midnode__credential_record__unpack(NULL, p->record.len, p->record.data);
+    assert_non_null(r);
+    assert_int_equal(r->status, ST(SUSPENDED));
+    midnode__credential_record__free_unpacked(r, NULL);
+    midnode__block_header__free_unpacked(hd, NULL);
+    /* The whole thing serialises (what GetStatus sends). */
+    size_t pl = midnode__status_proof__get_packed_size(p);
+    assert_true(pl > 100);
+    mn_ledger_status_proof_free(p);
+    /* Absence of an unknown credential. */
+    lf_id(id, 'c', 2);
+    assert_int_equal(mn_ledger_status_proof(f->l, id, &p), MN_OK);
+    assert_int_equal(p->record.len, 0);
+    mn_smt_key_credential(kh, id);
+    uint8_t root[32];
+    mn_ledger_root(f->l, root);
+    assert_int_equal(mn_smt_verify(root, kh, NULL, 0, p->merkle, NULL), MN_OK);
+    mn_ledger_status_proof_free(p);
+}
+
 static void status_changes_are_logged(void **state) {
     lf_fixture *f = *state;
     assert_int_equal(issue(f, "mois", 1, LF_RESIDENT, 1, 1, "skt"), TXC(OK));
@@ -528,10 +646,14 @@ int cb(void *ctx, uint64_t height, const uint8_t *c, size_t len) {
 }
 
 /* Runs a fixed scenario on a fresh fixture; returns the final root. */
-static void scenario(uint8_t root[32], uint8_t rec1[512], size_t *rec1_len) {
+static void scenario(uint8_t root[32], uint8_t rec1[512], size_t *rec1_len, uint32_t reopen_at) {
     lf_fixture f;
     assert_int_equal(lf_open(&f), MN_OK);
     for (uint32_t b = 0; b < 5; b++) {
+        if (b == reopen_at) { /* a restart: the ledger's node cache starts empty */
+            lf_close_store(&f);
+            assert_int_equal(lf_open_store(&f), MN_OK);
+        }
         uint8_t *txs[40];
         size_t lens[40];
         size_t n = 0;
@@ -562,13 +684,17 @@ static void scenario(uint8_t root[32], uint8_t rec1[512], size_t *rec1_len) {
 
 static void same_blocks_give_identical_state(void **state) {
     (void)state;
-    uint8_t r1[32], r2[32], a[512], b[512];
-    size_t al, bl;
-    scenario(r1, a, &al);
-    scenario(r2, b, &bl);
+    uint8_t r1[32], r2[32], r3[32], a[512], b[512], c[512];
+    size_t al, bl, cl;
+    scenario(r1, a, &al, 99);
+    scenario(r2, b, &bl, 99);
+    scenario(r3, c, &cl, 3);
     assert_memory_equal(r1, r2, 32);
+    assert_memory_equal(r1, r3, 32);
     assert_int_equal(al, bl);
     assert_memory_equal(a, b, al);
+    assert_int_equal(al, cl);
+    assert_memory_equal(a, c, al);
     uint8_t zero[32] = {0};
     assert_memory_not_equal(r1, zero, 32);
 }
@@ -597,11 +723,13 @@ int main(void) {
         cmocka_unit_test_setup_teardown(loss_report_touches_only_own_carrier, setup, teardown),
         cmocka_unit_test_setup_teardown(nonces_replays_and_signatures, setup, teardown),
         cmocka_unit_test_setup_teardown(chain_signer_and_shape_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(sig_checked_flag_skips_only_the_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_tx_leaves_block_untouched_and_device_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(refusal_in_a_block_keeps_the_overlay, setup, teardown),
         cmocka_unit_test_setup_teardown(expired_is_derived_from_header_time, setup, teardown),
         cmocka_unit_test_setup_teardown(proofs_verify_against_the_root, setup, teardown),
         cmocka_unit_test_setup_teardown(status_changes_are_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_proof_carries_header_and_certificate, setup, teardown),
         cmocka_unit_test(same_blocks_give_identical_state),
         cmocka_unit_test_setup_teardown(state_survives_reopen, setup, teardown),
     };

@@ -1,0 +1,9 @@
+# Ledger benchmark: build/bin/ledger_bench (100k ISSUE txs, blocks of 1000).
+.PHONY: ledger-bench
+
+$(BUILD)/bin/ledger_bench: $(BUILD)/obj/tests/bench/ledger_bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+ledger-bench: $(BUILD)/bin/ledger_bench
+	$(BUILD)/bin/ledger_bench
