@@ -40,10 +40,6 @@ int mn_crypto_init(void) {
     return MN_OK;
 }
 
-void mn_sha256(uint8_t out[static MN_HASH_LEN], const void *data, size_t len) {
-    SHA256(data, len, out);
-}
-
 /* The low-level SHA256_* calls are deprecated in OpenSSL 3 but remain the
  * fastest path for many small digests (no EVP allocation per hash). */
 #pragma GCC diagnostic push
@@ -54,6 +50,14 @@ void mn_sha256_update(mn_sha256_ctx *ctx, const void *data, size_t len) {
 }
 void mn_sha256_final(mn_sha256_ctx *ctx, uint8_t out[static MN_HASH_LEN]) {
     SHA256_Final(out, (SHA256_CTX *)ctx->opaque);
+}
+/* One-shot SHA256() goes through EVP and costs several times more per short
+ * input than the context calls; Merkle hashing does millions of these. */
+void mn_sha256(uint8_t out[static MN_HASH_LEN], const void *data, size_t len) {
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, data, len);
+    SHA256_Final(out, &c);
 }
 #pragma GCC diagnostic pop
 

@@ -354,7 +354,9 @@ static int judge_block(struct mn_node *n, const uint8_t *bytes, size_t len, node
     }
     for (size_t i = 0; i < b->n_txs; i++) {
         char msg[MN_TX_MSG_MAX];
-        int code = mn_exec_apply_tx(e, b->txs[i].data, b->txs[i].len, msg, sizeof msg);
+        /* a tx admitted to our mempool had its signature checked then */
+        unsigned flags = mn_mempool_contains(n->mempool, hashes[i]) ? MN_EXEC_SIG_CHECKED : 0;
+        int code = mn_exec_apply_tx_opts(e, b->txs[i].data, b->txs[i].len, flags, msg, sizeof msg);
         if (code != MIDNODE__TX_CODE__TX_OK) {
             snprintf(why, why_len, "tx %zu refused: %s: %s", i, mn_tx_code_name(code), msg);
             rc = mn_exec_failed(e) ? MN_EIO : MN_EINVAL;
@@ -639,7 +641,7 @@ static bool build_take(void *arg, const struct mn_mempool_tx *tx)
 {
     struct build_ctx *b = arg;
     char msg[MN_TX_MSG_MAX];
-    int code = mn_exec_apply_tx(b->e, tx->tx, tx->len, msg, sizeof msg);
+    int code = mn_exec_apply_tx_opts(b->e, tx->tx, tx->len, MN_EXEC_SIG_CHECKED, msg, sizeof msg);
     if (mn_exec_failed(b->e)) return false;
     if (code == MIDNODE__TX_CODE__TX_OK) {
         if (b->count < b->cap) {
@@ -688,7 +690,8 @@ static int build_block(struct mn_node *n, uint8_t hash_out[MN_HASH_LEN])
         if (!b.e) goto out;
         for (size_t i = 0; i < b.count; i++) {
             char msg[MN_TX_MSG_MAX];
-            if (mn_exec_apply_tx(b.e, b.txs[i], b.lens[i], msg, sizeof msg) != MIDNODE__TX_CODE__TX_OK) {
+            if (mn_exec_apply_tx_opts(b.e, b.txs[i], b.lens[i], MN_EXEC_SIG_CHECKED, msg, sizeof msg) !=
+                MIDNODE__TX_CODE__TX_OK) {
                 rc = MN_ESTATE;
                 LOG_ERROR("build_replay_failed", "reason=\"%s\"", msg);
                 goto out;

@@ -65,7 +65,7 @@ int node_admit_tx(struct mn_node *n, const uint8_t *tx, size_t len, uint8_t hash
             int64_t t = (int64_t)node_now_ms();
             mn_exec *e = mn_exec_begin(n->ledger, n->height + 1, t > n->tip_time_ms ? t : n->tip_time_ms + 1);
             if (e) {
-                code = mn_exec_apply_tx(e, tx, len, msg, msg_len);
+                code = mn_exec_apply_tx_opts(e, tx, len, MN_EXEC_SIG_CHECKED, msg, msg_len);
                 mn_exec_free(e);
                 if (code != MIDNODE__TX_CODE__TX_OK) return code;
             }
