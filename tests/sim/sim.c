@@ -84,7 +84,7 @@ typedef struct {
     uint64_t committed;          /* last committed height */
     mn_cons_record *log;         /* durable vote log (every record ever persisted) */
     size_t nlog, caplog;
-    uint64_t sync_until_ms;      /* no new sync request before this */
+    uint64_t sync_until_ms[MN_VALIDATORS_MAX]; /* per peer: no new sync request before this */
     uint8_t secret[MN_HASH_LEN];
     sim_crypto_ctx cctx;
     uint64_t echoed[ECHO_MEMORY];
@@ -675,8 +675,10 @@ static void drain(sim *s, uint32_t i) {
 
 static void want_sync(sim *s, uint32_t i, uint32_t from) {
     sim_node *nd = &s->nodes[i];
-    if (s->now_ms < nd->sync_until_ms) return;
-    nd->sync_until_ms = s->now_ms + 200;
+    /* per peer, so a Byzantine peer that never answers cannot starve it */
+    if (s->now_ms < nd->sync_until_ms[from]) return;
+    nd->sync_until_ms[from] = s->now_ms + 200;
+    trace(s, "node %u asks node %u for h=%" PRIu64, i, from, nd->committed + 1);
     sim_msg m = {.kind = MSG_SYNC_REQ, .sync_height = nd->committed + 1};
     send_to(s, i, from, &m);
 }
@@ -723,7 +725,7 @@ static void deliver(sim *s, const sim_event *e) {
         if (mn_cons_skip_to(nd->eng, h + 1) != MN_OK) fail(s, "skip_to refused");
         drain(s, i);
         if (m->peer_height > h) {
-            nd->sync_until_ms = 0;
+            nd->sync_until_ms[m->from] = 0;
             want_sync(s, i, m->from);
         }
         return;
