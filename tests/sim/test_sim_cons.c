@@ -71,7 +71,7 @@ static void make_keys(void) {
 
 static mn_cons_config config(uint32_t n, int32_t self) {
     make_keys();
-    mn_cons_config cfg = {.n = n, .self = self, .crypto = t_crypto(self < 0 ? 0 : (uint32_t)self),
+    mn_cons_config cfg = {.n = n, .self = self, .crypto = t_crypto(self < 0 ? 0 : (uint32_t)self % MN_VALIDATORS_MAX),
                           .timeout_propose_ms = 1000, .timeout_prevote_ms = 500, .timeout_precommit_ms = 500,
                           .timeout_delta_ms = 100, .resend_ms = 700};
     strcpy(cfg.chain_id, CHAIN);
@@ -206,7 +206,10 @@ static void new_refuses_bad_config(void **state) {
     cfg = config(4, 0);
     cfg.crypto.verify = NULL;
     assert_null(mn_cons_new(&cfg));
-    cfg = config(MN_VALIDATORS_MAX + 1 > 64 ? 65 : 65, 0);
+    cfg = config(4, 0);
+    cfg.n = MN_VALIDATORS_MAX + 1;
+    assert_null(mn_cons_new(&cfg));
+    cfg = config(4, -2);
     assert_null(mn_cons_new(&cfg));
     mn_cons_free(NULL);
 }
