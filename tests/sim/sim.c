@@ -13,7 +13,7 @@
 #include "cons.h"
 #include "crypto.h"
 
-#define MAX_HEIGHTS 4096
+#define MAX_HEIGHTS (1u << 20)
 #define ECHO_MEMORY 512
 
 /* ------------------------------------------------------------ PRNG */
@@ -102,7 +102,7 @@ struct sim {
     size_t nheap, capheap, nfree;
     sim_node nodes[MN_VALIDATORS_MAX];
     uint8_t pubkeys[MN_VALIDATORS_MAX][MN_PUBKEY_LEN];
-    sim_commit canon[MAX_HEIGHTS];
+    sim_commit *canon;           /* [height]: the block the first honest committer committed */
     mn_cons_cert *certs;         /* [height]: certificate of the first honest commit */
     size_t capcerts;
     uint32_t *block_index;       /* open addressing over blocks, capacity 2 * capblocks */
@@ -529,17 +529,20 @@ static void record_commit(sim *s, uint32_t i, uint64_t h, const uint8_t hash[MN_
     if (!b || !b->proposed) fail(s, "node %u committed h=%" PRIu64 " a block never proposed", i, h);
     else if (!b->valid) fail(s, "node %u committed h=%" PRIu64 " a block judged invalid", i, h);
     else if (b->height != h) fail(s, "node %u committed at h=%" PRIu64 " a block built for h=%" PRIu64, i, h, b->height);
+    if (h >= s->capcerts) {
+        size_t cap = s->capcerts ? s->capcerts * 2 : 64;
+        while (cap <= h) cap *= 2;
+        mn_cons_cert *cs = realloc(s->certs, cap * sizeof *cs);
+        sim_commit *cn = realloc(s->canon, cap * sizeof *cn);
+        if (!cs || !cn) abort();
+        memset(cn + s->capcerts, 0, (cap - s->capcerts) * sizeof *cn);
+        s->certs = cs;
+        s->canon = cn;
+        s->capcerts = cap;
+    }
     if (!s->canon[h].has) {
         s->canon[h].has = true;
         memcpy(s->canon[h].hash, hash, MN_HASH_LEN);
-        if (h >= s->capcerts) {
-            size_t cap = s->capcerts ? s->capcerts * 2 : 64;
-            while (cap <= h) cap *= 2;
-            mn_cons_cert *cs = realloc(s->certs, cap * sizeof *cs);
-            if (!cs) abort();
-            s->certs = cs;
-            s->capcerts = cap;
-        }
         s->certs[h] = *cert;
     } else if (memcmp(s->canon[h].hash, hash, MN_HASH_LEN) != 0) {
         char a[17], bb[17];
@@ -705,7 +708,7 @@ static void deliver(sim *s, const sim_event *e) {
     case MSG_SYNC_REQ: {
         if (nd->byz) return;
         uint64_t h = m->sync_height;
-        if (h == 0 || h > nd->committed || h >= MAX_HEIGHTS || !s->canon[h].has) return;
+        if (h == 0 || h > nd->committed || h >= s->capcerts || !s->canon[h].has) return;
         sim_msg r = {.kind = MSG_SYNC_RESP, .sync_height = h, .peer_height = nd->committed};
         send_to(s, i, m->from, &r);
         return;
@@ -932,6 +935,7 @@ bool sim_run(const sim_params *params, sim_result *result) {
     free(s->blocks);
     free(s->block_index);
     free(s->certs);
+    free(s->canon);
     free(s);
     return result->ok;
 }
