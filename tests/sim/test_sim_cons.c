@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cons.h"
+#include "cons_pb.h"
 #include "crypto.h"
 #include "sim.h"
 
@@ -747,6 +748,100 @@ static void secp256k1_single_validator_chain(void **state) {
     mn_cons_free(c);
 }
 
+/* ---- protobuf conversions survive a pack/unpack round trip */
+
+static void pb_round_trips_and_refuses_bad_lengths(void **state) {
+    (void)state;
+    make_keys();
+    uint8_t buf[4096];
+    mn_cons_vote v = vote(3, MN_CONS_PRECOMMIT, 12, 4, HA), v2;
+    Midnode__Vote pv;
+    mn_cons_vote_to_pb(&pv, &v);
+    size_t len = midnode__vote__pack(&pv, buf);
+    Midnode__Vote *uv = midnode__vote__unpack(NULL, len, buf);
+    assert_non_null(uv);
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_OK);
+    assert_int_equal(v2.type, v.type);
+    assert_int_equal(v2.height, 12);
+    assert_int_equal(v2.round, 4);
+    assert_true(v2.has_hash);
+    assert_memory_equal(v2.block_hash, HA, 32);
+    assert_memory_equal(v2.sig, v.sig, 64);
+    uv->signature.len = 63;
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_EINVAL);
+    uv->signature.len = 64;
+    uv->block_hash.len = 31;
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_EINVAL);
+    uv->block_hash.len = 32;
+    uv->type = MIDNODE__VOTE_TYPE__VOTE_UNSPECIFIED;
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_EINVAL);
+    midnode__vote__free_unpacked(uv, NULL);
+
+    mn_cons_vote nilv = vote(1, MN_CONS_PREVOTE, 2, 0, NULL);
+    mn_cons_vote_to_pb(&pv, &nilv);
+    len = midnode__vote__pack(&pv, buf);
+    uv = midnode__vote__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_OK);
+    assert_false(v2.has_hash);
+    assert_int_equal(v2.type, MN_CONS_PREVOTE);
+    midnode__vote__free_unpacked(uv, NULL);
+
+    mn_cons_proposal p = proposal(5, 2, 1, HB, 4), p2;
+    Midnode__Proposal pp;
+    mn_cons_proposal_to_pb(&pp, &p);
+    len = midnode__proposal__pack(&pp, buf);
+    Midnode__Proposal *up = midnode__proposal__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_proposal_from_pb(&p2, up), MN_OK);
+    assert_int_equal(p2.pol_round, 1);
+    assert_int_equal(p2.proposer_index, p.proposer_index);
+    assert_memory_equal(p2.block_hash, HB, 32);
+    up->block_hash.len = 0; /* a proposal of nothing */
+    assert_int_equal(mn_cons_proposal_from_pb(&p2, up), MN_EINVAL);
+    midnode__proposal__free_unpacked(up, NULL);
+
+    mn_cons_record r = {.height = 3, .round = 1, .step = MN_SIGN_PROPOSAL, .has_hash = true, .pol_round = 0,
+                        .validator_index = 2}, r2;
+    memcpy(r.block_hash, HA, 32);
+    memset(r.sig, 9, 64);
+    Midnode__SignedRecord pr;
+    mn_cons_record_to_pb(&pr, &r);
+    len = midnode__signed_record__pack(&pr, buf);
+    Midnode__SignedRecord *ur = midnode__signed_record__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_record_from_pb(&r2, ur), MN_OK);
+    assert_int_equal(r2.step, MN_SIGN_PROPOSAL);
+    assert_int_equal(r2.pol_round, 0);
+    assert_int_equal(r2.validator_index, 2);
+    assert_memory_equal(r2.sig, r.sig, 64);
+    ur->step = 4;
+    assert_int_equal(mn_cons_record_from_pb(&r2, ur), MN_EINVAL);
+    midnode__signed_record__free_unpacked(ur, NULL);
+    mn_cons_record mark = {.height = 3, .round = 6, .step = MN_CONS_STEP_ROUND, .pol_round = -1};
+    mn_cons_record_to_pb(&pr, &mark);
+    len = midnode__signed_record__pack(&pr, buf);
+    ur = midnode__signed_record__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_record_from_pb(&r2, ur), MN_OK);
+    assert_int_equal(r2.step, MN_CONS_STEP_ROUND);
+    assert_int_equal(r2.round, 6);
+    midnode__signed_record__free_unpacked(ur, NULL);
+
+    mn_cons_cert cert = {.height = 9, .round = 2, .count = 3}, cert2;
+    memcpy(cert.block_hash, HA, 32);
+    for (uint32_t i = 0; i < 3; i++) {
+        mn_cons_vote pv3 = vote(i, MN_CONS_PRECOMMIT, 9, 2, HA);
+        cert.sigs[i].validator_index = i;
+        memcpy(cert.sigs[i].sig, pv3.sig, 64);
+    }
+    mn_cons_cert_pb store;
+    len = midnode__commit_certificate__pack(mn_cons_cert_to_pb(&store, &cert), buf);
+    Midnode__CommitCertificate *uc = midnode__commit_certificate__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_cert_from_pb(&cert2, uc), MN_OK);
+    mn_cons_crypto cr = t_crypto(0);
+    assert_int_equal(mn_cons_check_certificate(CHAIN, 4, pubs, 9, HA, &cert2, &cr), MN_OK);
+    uc->sigs[1]->signature.len = 10;
+    assert_int_equal(mn_cons_cert_from_pb(&cert2, uc), MN_EINVAL);
+    midnode__commit_certificate__free_unpacked(uc, NULL);
+}
+
 /* ---- the simulator itself */
 
 static void simulator_passes_and_replays(void **state) {
@@ -799,6 +894,7 @@ int main(void) {
         cmocka_unit_test(observer_never_signs),
         cmocka_unit_test(certificate_check_refuses_each_flaw),
         cmocka_unit_test(secp256k1_single_validator_chain),
+        cmocka_unit_test(pb_round_trips_and_refuses_bad_lengths),
         cmocka_unit_test(simulator_passes_and_replays),
         cmocka_unit_test(simulator_catches_broken_variants),
     };
