@@ -59,7 +59,10 @@ struct mn_cons {
     mn_cons_record last; /* the last message signed: the double-sign guard */
     future_msg *future, *future_scratch;
     size_t nfuture, future_cap;
-    mn_cons_cert cert;
+    /* One input commits at most twice (its own height, then height + 1 from
+     * the buffer), so COMMIT actions of one input never share a certificate. */
+    mn_cons_cert certs[2];
+    unsigned cert_next;
     mn_cons_action *q;
     size_t qhead, qlen;
 };
@@ -398,7 +401,7 @@ static void new_height(mn_cons *c, uint64_t height) {
 }
 
 static void decide(mn_cons *c, const round_slot *s, const uint8_t hash[MN_HASH_LEN]) {
-    mn_cons_cert *cert = &c->cert;
+    mn_cons_cert *cert = &c->certs[c->cert_next++ % 2];
     memset(cert, 0, sizeof *cert);
     cert->height = c->height;
     cert->round = s->round;
