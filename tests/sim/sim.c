@@ -704,6 +704,11 @@ static void deliver(sim *s, const sim_event *e) {
     case MSG_PROPOSAL:
         msg_height = m->proposal.height;
         rc = mn_cons_on_proposal(nd->eng, &m->proposal);
+        if (s->p.verbose && m->proposal.pol_round >= 0 && !nd->byz) {
+            char hx[17];
+            trace(s, "node %u got proposal h=%" PRIu64 " r=%u pol=%d %s from %u: %s", i, m->proposal.height,
+                  m->proposal.round, m->proposal.pol_round, hex8(hx, m->proposal.block_hash), m->from, mn_strerror(rc));
+        }
         break;
     case MSG_SYNC_REQ: {
         if (nd->byz) return;

@@ -514,6 +514,39 @@ static void conflicting_votes_are_evidence(void **state) {
     mn_cons_free(c);
 }
 
+/* A polka that needs the vote an equivocator sent others still counts at a
+ * node that first saw its other vote (and the cert carries that vote). */
+static void equivocator_counts_toward_the_relayed_polka(void **state) {
+    (void)state;
+    outq o = {0};
+    mn_cons *c = four(&o);
+    mn_cons_vote first = vote(3, MN_CONS_PREVOTE, 1, 0, NULL);
+    assert_int_equal(mn_cons_on_vote(c, &first), MN_OK);
+    mn_cons_proposal p = proposal(1, 0, -1, HA, 4);
+    assert_int_equal(mn_cons_on_proposal(c, &p), MN_OK);
+    drain(c, &o, 1);
+    mn_cons_vote v1 = vote(1, MN_CONS_PREVOTE, 1, 0, HA);
+    mn_cons_vote v3 = vote(3, MN_CONS_PREVOTE, 1, 0, HA);
+    assert_int_equal(mn_cons_on_vote(c, &v1), MN_OK);
+    assert_int_equal(mn_cons_on_vote(c, &v3), MN_OK);
+    drain(c, &o, 1);
+    assert_int_equal(o.evidence, 1);
+    assert_int_equal(o.precommits, 1);
+    assert_true(o.last_precommit.has_hash);
+    mn_cons_vote c1 = vote(1, MN_CONS_PRECOMMIT, 1, 0, HA);
+    mn_cons_vote c3n = vote(3, MN_CONS_PRECOMMIT, 1, 0, NULL);
+    mn_cons_vote c3 = vote(3, MN_CONS_PRECOMMIT, 1, 0, HA);
+    assert_int_equal(mn_cons_on_vote(c, &c1), MN_OK);
+    assert_int_equal(mn_cons_on_vote(c, &c3n), MN_OK);
+    assert_int_equal(mn_cons_on_vote(c, &c3), MN_OK);
+    drain(c, &o, 1);
+    assert_int_equal(o.commits, 1);
+    assert_int_equal(o.cert.count, 3);
+    mn_cons_crypto cr = t_crypto(0);
+    assert_int_equal(mn_cons_check_certificate(CHAIN, 4, pubs, 1, HA, &o.cert, &cr), MN_OK);
+    mn_cons_free(c);
+}
+
 static void bad_input_is_refused(void **state) {
     (void)state;
     outq o = {0};
@@ -896,6 +929,7 @@ int main(void) {
         cmocka_unit_test(lock_is_kept_until_a_later_polka),
         cmocka_unit_test(skip_lock_variant_breaks_the_lock),
         cmocka_unit_test(conflicting_votes_are_evidence),
+        cmocka_unit_test(equivocator_counts_toward_the_relayed_polka),
         cmocka_unit_test(bad_input_is_refused),
         cmocka_unit_test(next_height_messages_are_buffered),
         cmocka_unit_test(future_round_with_weak_quorum_is_joined),
