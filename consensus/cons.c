@@ -619,6 +619,15 @@ static int check_height(const mn_cons *c, uint64_t height, uint32_t round) {
     return MN_OK;
 }
 
+/* A block value that a proposal of the round, the lock or the valid value
+ * names. */
+static bool value_matters(const mn_cons *c, const round_slot *s, const mn_cons_vote *v) {
+    if (!v->has_hash) return false;
+    if (slot_proposal_for(s, v->block_hash)) return true;
+    if (c->locked_round >= 0 && memcmp(v->block_hash, c->locked_hash, MN_HASH_LEN) == 0) return true;
+    return c->valid_round >= 0 && memcmp(v->block_hash, c->valid_hash, MN_HASH_LEN) == 0;
+}
+
 static int ingest_vote(mn_cons *c, const mn_cons_vote *v, bool verified) {
     if (v->type != MN_CONS_PREVOTE && v->type != MN_CONS_PRECOMMIT) return MN_EINVAL;
     if (v->validator_index >= c->cfg.n || v->height == 0) return MN_EINVAL;
@@ -644,10 +653,13 @@ static int ingest_vote(mn_cons *c, const mn_cons_vote *v, bool verified) {
     if (vs->has) {
         if (same_vote_value(&vs->v, v)) return MN_OK;
         bool first_conflict = !vs->has_conflict;
-        /* keep the latest other value: relays of a polka repeat, a
-         * Byzantine validator's one-off votes do not */
-        vs->has_conflict = true;
-        vs->conflict = *v;
+        /* One conflicting vote is kept beside the first. It is replaced
+         * only while it backs nothing this node cares about, so a flood of
+         * an equivocator's votes cannot push out the one a polka needs. */
+        if (first_conflict || (!value_matters(c, s, &vs->conflict) && value_matters(c, s, v))) {
+            vs->has_conflict = true;
+            vs->conflict = *v;
+        }
         if (first_conflict) {
             mn_cons_action a = {.kind = MN_CONS_EVIDENCE};
             a.u.evidence.first = vs->v;
