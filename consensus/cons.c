@@ -364,7 +364,17 @@ static void send_proposal(mn_cons *c, const uint8_t hash[MN_HASH_LEN], int32_t p
 
 /* ------------------------------------------------------------ rules */
 
+static void cast_vote(mn_cons *c, int type, bool has_hash, const uint8_t *hash);
+
 static void start_round(mn_cons *c, uint32_t round) {
+    if (round > c->round && c->step < STEP_PRECOMMIT) {
+        /* Leaving a round early (line 47 or 55) with nil votes, which are
+         * always safe: peers still in that round may be one precommit short
+         * of their own timeout, and this node may never resend what it
+         * received there (a restart forgets it), only what it signed. */
+        if (c->step == STEP_PROPOSE) cast_vote(c, MN_CONS_PREVOTE, false, NULL);
+        cast_vote(c, MN_CONS_PRECOMMIT, false, NULL);
+    }
     if (c->cfg.self >= 0 && round > 0 && round != c->round) {
         /* Entering a round is made durable too: a validator restarted into
          * an earlier round than its peers could leave them a vote short of

@@ -405,6 +405,12 @@ static void byz_echo(sim *s, uint32_t b, const mn_cons_vote *seen) {
     v.validator_index = b;
     sign_vote_as(s, b, &v);
     sim_msg m = {.kind = MSG_VOTE, .vote = v};
+    if (v.type == MN_CONS_PRECOMMIT && rng_chance(&s->rng, 0.6)) {
+        /* completing a commit for one victim only: the others stay locked
+         * (or, with a broken lock rule, do not) and move on */
+        send_to(s, b, rng_below(&s->rng, s->p.n), &m);
+        return;
+    }
     broadcast(s, b, &m);
 }
 
