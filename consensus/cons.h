@@ -39,6 +39,22 @@
  *  - resumes in the highest round entered, resending its recent votes,
  *    so peers that moved on counting on them are not left a vote short.
  *
+ * Where this differs from the paper's Algorithm 1, and why:
+ *  - Line 49 also waits for this node's own verdict that the block is valid
+ *    (the daemon must execute it before it can apply it anyway).
+ *  - Leaving a round early (line 47 timeout or line 55 catch-up) before
+ *    precommitting casts the missing nil prevote/precommit first. Nil votes
+ *    are always safe, and peers still in that round may be one vote short of
+ *    their own timeout after this node's received messages died in a crash.
+ *  - An equivocating validator is counted for each value it signed (one
+ *    conflicting vote is kept beside the first, preferring one that backs a
+ *    proposal, the lock or the valid value). Quorums still intersect in a
+ *    correct validator, and a node that saw the other vote first can still
+ *    count a polka relayed to it.
+ *  - The paper assumes reliable gossip; here the RESEND timer rebroadcasts
+ *    the current and previous round's votes, the proposals and polka of the
+ *    current and valid rounds, and this node's own votes of every round.
+ *
  * Bounds: at most MN_CONS_ROUND_SLOTS rounds of one height are remembered
  * (the lowest are evicted, never the current, locked or valid round);
  * messages for rounds beyond round + MN_CONS_ROUND_AHEAD are dropped;
