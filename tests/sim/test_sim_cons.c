@@ -635,6 +635,11 @@ static void future_round_with_weak_quorum_is_joined(void **state) {
     drain(c, &o, 1);
     mn_cons_get_status(c, &st);
     assert_int_equal(st.round, 5); /* line 55: f+1 */
+    /* round 0 was left with nil votes, for peers still counting in it */
+    assert_int_equal(o.prevotes, 1);
+    assert_int_equal(o.precommits, 1);
+    assert_int_equal(o.last_precommit.round, 0);
+    assert_false(o.last_precommit.has_hash);
     mn_cons_free(c);
 }
 
