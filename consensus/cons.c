@@ -59,7 +59,10 @@ struct mn_cons {
     mn_cons_record last; /* the last message signed: the double-sign guard */
     future_msg *future, *future_scratch;
     size_t nfuture, future_cap;
-    mn_cons_cert cert;
+    /* One input commits at most twice (its own height, then height + 1 from
+     * the buffer), so COMMIT actions of one input never share a certificate. */
+    mn_cons_cert certs[2];
+    unsigned cert_next;
     mn_cons_action *q;
     size_t qhead, qlen;
 };
@@ -243,18 +246,30 @@ static round_slot *slot_get(mn_cons *c, uint32_t round) {
     return victim;
 }
 
+/* The vote of one validator matching `which` (0 any, 1 nil, 2 for hash):
+ * its first vote, or else the conflicting one it also signed. Counting an
+ * equivocator for both values is sound (quorum intersection still leaves a
+ * correct validator in common) and needed: a node that first saw the
+ * Byzantine vote for X must still count the polka for Y relayed to it. */
+static const mn_cons_vote *vote_matching(const vote_slot *vs, int which, const uint8_t *hash) {
+    const mn_cons_vote *cands[2] = {vs->has ? &vs->v : NULL, vs->has_conflict ? &vs->conflict : NULL};
+    for (int k = 0; k < 2; k++) {
+        const mn_cons_vote *v = cands[k];
+        if (!v) continue;
+        if (which == 0) return v;
+        if (which == 1 && !v->has_hash) return v;
+        if (which == 2 && v->has_hash && memcmp(v->block_hash, hash, MN_HASH_LEN) == 0) return v;
+    }
+    return NULL;
+}
+
 static uint32_t count_votes(const mn_cons *c, const round_slot *s, int type, int which,
                             const uint8_t *hash) {
-    /* which: 0 any, 1 nil, 2 for hash */
     if (!s) return 0;
     const vote_slot *vs = s->votes[type == MN_CONS_PREVOTE ? 0 : 1];
     uint32_t k = 0;
-    for (uint32_t i = 0; i < c->cfg.n; i++) {
-        if (!vs[i].has) continue;
-        if (which == 0) k++;
-        else if (which == 1 && !vs[i].v.has_hash) k++;
-        else if (which == 2 && vs[i].v.has_hash && memcmp(vs[i].v.block_hash, hash, MN_HASH_LEN) == 0) k++;
-    }
+    for (uint32_t i = 0; i < c->cfg.n; i++)
+        if (vote_matching(&vs[i], which, hash)) k++;
     return k;
 }
 
@@ -349,7 +364,17 @@ static void send_proposal(mn_cons *c, const uint8_t hash[MN_HASH_LEN], int32_t p
 
 /* ------------------------------------------------------------ rules */
 
+static void cast_vote(mn_cons *c, int type, bool has_hash, const uint8_t *hash);
+
 static void start_round(mn_cons *c, uint32_t round) {
+    if (round > c->round && c->step < STEP_PRECOMMIT) {
+        /* Leaving a round early (line 47 or 55) with nil votes, which are
+         * always safe: peers still in that round may be one precommit short
+         * of their own timeout, and this node may never resend what it
+         * received there (a restart forgets it), only what it signed. */
+        if (c->step == STEP_PROPOSE) cast_vote(c, MN_CONS_PREVOTE, false, NULL);
+        cast_vote(c, MN_CONS_PRECOMMIT, false, NULL);
+    }
     if (c->cfg.self >= 0 && round > 0 && round != c->round) {
         /* Entering a round is made durable too: a validator restarted into
          * an earlier round than its peers could leave them a vote short of
@@ -398,16 +423,17 @@ static void new_height(mn_cons *c, uint64_t height) {
 }
 
 static void decide(mn_cons *c, const round_slot *s, const uint8_t hash[MN_HASH_LEN]) {
-    mn_cons_cert *cert = &c->cert;
+    mn_cons_cert *cert = &c->certs[c->cert_next++ % 2];
     memset(cert, 0, sizeof *cert);
     cert->height = c->height;
     cert->round = s->round;
     memcpy(cert->block_hash, hash, MN_HASH_LEN);
     const vote_slot *vs = s->votes[1];
     for (uint32_t i = 0; i < c->cfg.n; i++) {
-        if (!vs[i].has || !vs[i].v.has_hash || memcmp(vs[i].v.block_hash, hash, MN_HASH_LEN) != 0) continue;
+        const mn_cons_vote *v = vote_matching(&vs[i], 2, hash);
+        if (!v) continue;
         cert->sigs[cert->count].validator_index = i;
-        memcpy(cert->sigs[cert->count].sig, vs[i].v.sig, MN_SIG_LEN);
+        memcpy(cert->sigs[cert->count].sig, v->sig, MN_SIG_LEN);
         cert->count++;
     }
     mn_cons_action a = {.kind = MN_CONS_COMMIT};
@@ -448,9 +474,8 @@ static bool lock_allows(const mn_cons *c, const uint8_t hash[MN_HASH_LEN], int32
 static void persist_polka(mn_cons *c, const round_slot *s, const uint8_t hash[MN_HASH_LEN]) {
     const vote_slot *vs = s->votes[0];
     for (uint32_t i = 0; i < c->cfg.n; i++) {
-        if (!vs[i].has || (int64_t)i == c->cfg.self || !vs[i].v.has_hash ||
-            memcmp(vs[i].v.block_hash, hash, MN_HASH_LEN) != 0)
-            continue;
+        const mn_cons_vote *v = vote_matching(&vs[i], 2, hash);
+        if (!v || (int64_t)i == c->cfg.self) continue;
         mn_cons_action a = {.kind = MN_CONS_PERSIST};
         mn_cons_record *r = &a.u.record;
         r->height = c->height;
@@ -460,7 +485,7 @@ static void persist_polka(mn_cons *c, const round_slot *s, const uint8_t hash[MN
         memcpy(r->block_hash, hash, MN_HASH_LEN);
         r->pol_round = -1;
         r->validator_index = i;
-        memcpy(r->sig, vs[i].v.sig, MN_SIG_LEN);
+        memcpy(r->sig, v->sig, MN_SIG_LEN);
         push(c, &a);
     }
 }
@@ -604,6 +629,15 @@ static int check_height(const mn_cons *c, uint64_t height, uint32_t round) {
     return MN_OK;
 }
 
+/* A block value that a proposal of the round, the lock or the valid value
+ * names. */
+static bool value_matters(const mn_cons *c, const round_slot *s, const mn_cons_vote *v) {
+    if (!v->has_hash) return false;
+    if (slot_proposal_for(s, v->block_hash)) return true;
+    if (c->locked_round >= 0 && memcmp(v->block_hash, c->locked_hash, MN_HASH_LEN) == 0) return true;
+    return c->valid_round >= 0 && memcmp(v->block_hash, c->valid_hash, MN_HASH_LEN) == 0;
+}
+
 static int ingest_vote(mn_cons *c, const mn_cons_vote *v, bool verified) {
     if (v->type != MN_CONS_PREVOTE && v->type != MN_CONS_PRECOMMIT) return MN_EINVAL;
     if (v->validator_index >= c->cfg.n || v->height == 0) return MN_EINVAL;
@@ -627,9 +661,16 @@ static int ingest_vote(mn_cons *c, const mn_cons_vote *v, bool verified) {
     if (!s) return MN_ESTATE;
     vote_slot *vs = &s->votes[v->type == MN_CONS_PREVOTE ? 0 : 1][v->validator_index];
     if (vs->has) {
-        if (!same_vote_value(&vs->v, v) && !vs->has_conflict) {
+        if (same_vote_value(&vs->v, v)) return MN_OK;
+        bool first_conflict = !vs->has_conflict;
+        /* One conflicting vote is kept beside the first. It is replaced
+         * only while it backs nothing this node cares about, so a flood of
+         * an equivocator's votes cannot push out the one a polka needs. */
+        if (first_conflict || (!value_matters(c, s, &vs->conflict) && value_matters(c, s, v))) {
             vs->has_conflict = true;
             vs->conflict = *v;
+        }
+        if (first_conflict) {
             mn_cons_action a = {.kind = MN_CONS_EVIDENCE};
             a.u.evidence.first = vs->v;
             a.u.evidence.second = *v;
@@ -711,9 +752,9 @@ static void resend(mn_cons *c) {
             for (uint32_t v = 0; v < c->cfg.n; v++) {
                 const vote_slot *vs = &s->votes[t][v];
                 if (!vs->has) continue;
-                bool polka = valid && t == 0 && vs->v.has_hash &&
-                             memcmp(vs->v.block_hash, c->valid_hash, MN_HASH_LEN) == 0;
-                if (current || previous || polka || (int64_t)v == c->cfg.self) push_vote(c, &vs->v);
+                const mn_cons_vote *polka = valid && t == 0 ? vote_matching(vs, 2, c->valid_hash) : NULL;
+                if (polka && polka != &vs->v) push_vote(c, polka);
+                if (current || previous || polka == &vs->v || (int64_t)v == c->cfg.self) push_vote(c, &vs->v);
             }
     }
     set_timer(c, MN_CONS_TIMEOUT_RESEND, c->cfg.resend_ms);

@@ -26,12 +26,34 @@
  * signbytes.h. A commit certificate is quorum precommits over
  * mn_sign_bytes(chain_id, MN_SIGN_PRECOMMIT, height, round, hash, 32, -1).
  *
- * Vote log: every PERSIST record is one message this validator signed. The
- * daemon must keep, for the latest height it signed at, at least every record
- * of that height (older heights may be pruned once committed). mn_cons_start
- * restores from them: it never signs a message with a lower or equal
- * (height, round, step) than the last record unless it is that very message,
- * and it restores the lock from the highest-round non-nil precommit.
+ * Vote log: the PERSIST records are (a) every message this validator signed,
+ * (b) the prevotes of others forming the polka behind a lock, persisted just
+ * before the precommit that takes the lock, and (c) MN_CONS_STEP_ROUND
+ * markers for every round entered after round 0. The daemon keeps every
+ * record of the latest height it holds records for (older heights may be
+ * pruned once committed) and hands them all back to mn_cons_start, which
+ *  - never signs a (height, round, step) at or below the last signed one,
+ *    unless it is that very message (its stored signature is reused);
+ *  - restores the lock (and valid value) from the highest-round non-nil
+ *    precommit, with its polka, so the validator can still justify it;
+ *  - resumes in the highest round entered, resending its recent votes,
+ *    so peers that moved on counting on them are not left a vote short.
+ *
+ * Where this differs from the paper's Algorithm 1, and why:
+ *  - Line 49 also waits for this node's own verdict that the block is valid
+ *    (the daemon must execute it before it can apply it anyway).
+ *  - Leaving a round early (line 47 timeout or line 55 catch-up) before
+ *    precommitting casts the missing nil prevote/precommit first. Nil votes
+ *    are always safe, and peers still in that round may be one vote short of
+ *    their own timeout after this node's received messages died in a crash.
+ *  - An equivocating validator is counted for each value it signed (one
+ *    conflicting vote is kept beside the first, preferring one that backs a
+ *    proposal, the lock or the valid value). Quorums still intersect in a
+ *    correct validator, and a node that saw the other vote first can still
+ *    count a polka relayed to it.
+ *  - The paper assumes reliable gossip; here the RESEND timer rebroadcasts
+ *    the current and previous round's votes, the proposals and polka of the
+ *    current and valid rounds, and this node's own votes of every round.
  *
  * Bounds: at most MN_CONS_ROUND_SLOTS rounds of one height are remembered
  * (the lowest are evicted, never the current, locked or valid round);

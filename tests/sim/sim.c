@@ -13,7 +13,7 @@
 #include "cons.h"
 #include "crypto.h"
 
-#define MAX_HEIGHTS 4096
+#define MAX_HEIGHTS (1u << 20)
 #define ECHO_MEMORY 512
 
 /* ------------------------------------------------------------ PRNG */
@@ -84,7 +84,7 @@ typedef struct {
     uint64_t committed;          /* last committed height */
     mn_cons_record *log;         /* durable vote log (every record ever persisted) */
     size_t nlog, caplog;
-    uint64_t sync_until_ms;      /* no new sync request before this */
+    uint64_t sync_until_ms[MN_VALIDATORS_MAX]; /* per peer: no new sync request before this */
     uint8_t secret[MN_HASH_LEN];
     sim_crypto_ctx cctx;
     uint64_t echoed[ECHO_MEMORY];
@@ -102,7 +102,7 @@ struct sim {
     size_t nheap, capheap, nfree;
     sim_node nodes[MN_VALIDATORS_MAX];
     uint8_t pubkeys[MN_VALIDATORS_MAX][MN_PUBKEY_LEN];
-    sim_commit canon[MAX_HEIGHTS];
+    sim_commit *canon;           /* [height]: the block the first honest committer committed */
     mn_cons_cert *certs;         /* [height]: certificate of the first honest commit */
     size_t capcerts;
     uint32_t *block_index;       /* open addressing over blocks, capacity 2 * capblocks */
@@ -405,6 +405,12 @@ static void byz_echo(sim *s, uint32_t b, const mn_cons_vote *seen) {
     v.validator_index = b;
     sign_vote_as(s, b, &v);
     sim_msg m = {.kind = MSG_VOTE, .vote = v};
+    if (v.type == MN_CONS_PRECOMMIT && rng_chance(&s->rng, 0.6)) {
+        /* completing a commit for one victim only: the others stay locked
+         * (or, with a broken lock rule, do not) and move on */
+        send_to(s, b, rng_below(&s->rng, s->p.n), &m);
+        return;
+    }
     broadcast(s, b, &m);
 }
 
@@ -529,17 +535,20 @@ static void record_commit(sim *s, uint32_t i, uint64_t h, const uint8_t hash[MN_
     if (!b || !b->proposed) fail(s, "node %u committed h=%" PRIu64 " a block never proposed", i, h);
     else if (!b->valid) fail(s, "node %u committed h=%" PRIu64 " a block judged invalid", i, h);
     else if (b->height != h) fail(s, "node %u committed at h=%" PRIu64 " a block built for h=%" PRIu64, i, h, b->height);
+    if (h >= s->capcerts) {
+        size_t cap = s->capcerts ? s->capcerts * 2 : 64;
+        while (cap <= h) cap *= 2;
+        mn_cons_cert *cs = realloc(s->certs, cap * sizeof *cs);
+        sim_commit *cn = realloc(s->canon, cap * sizeof *cn);
+        if (!cs || !cn) abort();
+        memset(cn + s->capcerts, 0, (cap - s->capcerts) * sizeof *cn);
+        s->certs = cs;
+        s->canon = cn;
+        s->capcerts = cap;
+    }
     if (!s->canon[h].has) {
         s->canon[h].has = true;
         memcpy(s->canon[h].hash, hash, MN_HASH_LEN);
-        if (h >= s->capcerts) {
-            size_t cap = s->capcerts ? s->capcerts * 2 : 64;
-            while (cap <= h) cap *= 2;
-            mn_cons_cert *cs = realloc(s->certs, cap * sizeof *cs);
-            if (!cs) abort();
-            s->certs = cs;
-            s->capcerts = cap;
-        }
         s->certs[h] = *cert;
     } else if (memcmp(s->canon[h].hash, hash, MN_HASH_LEN) != 0) {
         char a[17], bb[17];
@@ -675,8 +684,10 @@ static void drain(sim *s, uint32_t i) {
 
 static void want_sync(sim *s, uint32_t i, uint32_t from) {
     sim_node *nd = &s->nodes[i];
-    if (s->now_ms < nd->sync_until_ms) return;
-    nd->sync_until_ms = s->now_ms + 200;
+    /* per peer, so a Byzantine peer that never answers cannot starve it */
+    if (s->now_ms < nd->sync_until_ms[from]) return;
+    nd->sync_until_ms[from] = s->now_ms + 200;
+    trace(s, "node %u asks node %u for h=%" PRIu64, i, from, nd->committed + 1);
     sim_msg m = {.kind = MSG_SYNC_REQ, .sync_height = nd->committed + 1};
     send_to(s, i, from, &m);
 }
@@ -699,11 +710,16 @@ static void deliver(sim *s, const sim_event *e) {
     case MSG_PROPOSAL:
         msg_height = m->proposal.height;
         rc = mn_cons_on_proposal(nd->eng, &m->proposal);
+        if (s->p.verbose && m->proposal.pol_round >= 0 && !nd->byz) {
+            char hx[17];
+            trace(s, "node %u got proposal h=%" PRIu64 " r=%u pol=%d %s from %u: %s", i, m->proposal.height,
+                  m->proposal.round, m->proposal.pol_round, hex8(hx, m->proposal.block_hash), m->from, mn_strerror(rc));
+        }
         break;
     case MSG_SYNC_REQ: {
         if (nd->byz) return;
         uint64_t h = m->sync_height;
-        if (h == 0 || h > nd->committed || h >= MAX_HEIGHTS || !s->canon[h].has) return;
+        if (h == 0 || h > nd->committed || h >= s->capcerts || !s->canon[h].has) return;
         sim_msg r = {.kind = MSG_SYNC_RESP, .sync_height = h, .peer_height = nd->committed};
         send_to(s, i, m->from, &r);
         return;
@@ -723,7 +739,7 @@ static void deliver(sim *s, const sim_event *e) {
         if (mn_cons_skip_to(nd->eng, h + 1) != MN_OK) fail(s, "skip_to refused");
         drain(s, i);
         if (m->peer_height > h) {
-            nd->sync_until_ms = 0;
+            nd->sync_until_ms[m->from] = 0;
             want_sync(s, i, m->from);
         }
         return;
@@ -930,6 +946,7 @@ bool sim_run(const sim_params *params, sim_result *result) {
     free(s->blocks);
     free(s->block_index);
     free(s->certs);
+    free(s->canon);
     free(s);
     return result->ok;
 }

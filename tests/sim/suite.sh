@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Consensus simulation suite: many seeds of the real engine under faults
-# (n = 4 and n = 7, f Byzantine), then every deliberately broken variant,
+# (n = 4 and n = 7, f Byzantine; a few n = 10 and n = 1), then every deliberately broken variant,
 # each of which the simulator must catch within its seed budget.
 # Last line: "N passed, N failed" (a seed or a caught variant is one test).
 set -uo pipefail
@@ -20,7 +20,7 @@ count() { # $1 output of a midsim run
 }
 
 start=$(date +%s.%N)
-for spec in "4 600" "7 400"; do
+for spec in "4 600" "7 400" "10 20" "1 30"; do
   set -- $spec
   out=$("$SIM" --n "$1" --seeds "$2" --first-seed 1 2>&1)
   grep -E '^(FAIL|  replay|n=)' <<<"$out"

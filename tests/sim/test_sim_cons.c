@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cons.h"
+#include "cons_pb.h"
 #include "crypto.h"
 #include "sim.h"
 
@@ -71,7 +72,7 @@ static void make_keys(void) {
 
 static mn_cons_config config(uint32_t n, int32_t self) {
     make_keys();
-    mn_cons_config cfg = {.n = n, .self = self, .crypto = t_crypto(self < 0 ? 0 : (uint32_t)self),
+    mn_cons_config cfg = {.n = n, .self = self, .crypto = t_crypto(self < 0 ? 0 : (uint32_t)self % MN_VALIDATORS_MAX),
                           .timeout_propose_ms = 1000, .timeout_prevote_ms = 500, .timeout_precommit_ms = 500,
                           .timeout_delta_ms = 100, .resend_ms = 700};
     strcpy(cfg.chain_id, CHAIN);
@@ -206,7 +207,10 @@ static void new_refuses_bad_config(void **state) {
     cfg = config(4, 0);
     cfg.crypto.verify = NULL;
     assert_null(mn_cons_new(&cfg));
-    cfg = config(MN_VALIDATORS_MAX + 1 > 64 ? 65 : 65, 0);
+    cfg = config(4, 0);
+    cfg.n = MN_VALIDATORS_MAX + 1;
+    assert_null(mn_cons_new(&cfg));
+    cfg = config(4, -2);
     assert_null(mn_cons_new(&cfg));
     mn_cons_free(NULL);
 }
@@ -510,6 +514,39 @@ static void conflicting_votes_are_evidence(void **state) {
     mn_cons_free(c);
 }
 
+/* A polka that needs the vote an equivocator sent others still counts at a
+ * node that first saw its other vote (and the cert carries that vote). */
+static void equivocator_counts_toward_the_relayed_polka(void **state) {
+    (void)state;
+    outq o = {0};
+    mn_cons *c = four(&o);
+    mn_cons_vote first = vote(3, MN_CONS_PREVOTE, 1, 0, NULL);
+    assert_int_equal(mn_cons_on_vote(c, &first), MN_OK);
+    mn_cons_proposal p = proposal(1, 0, -1, HA, 4);
+    assert_int_equal(mn_cons_on_proposal(c, &p), MN_OK);
+    drain(c, &o, 1);
+    mn_cons_vote v1 = vote(1, MN_CONS_PREVOTE, 1, 0, HA);
+    mn_cons_vote v3 = vote(3, MN_CONS_PREVOTE, 1, 0, HA);
+    assert_int_equal(mn_cons_on_vote(c, &v1), MN_OK);
+    assert_int_equal(mn_cons_on_vote(c, &v3), MN_OK);
+    drain(c, &o, 1);
+    assert_int_equal(o.evidence, 1);
+    assert_int_equal(o.precommits, 1);
+    assert_true(o.last_precommit.has_hash);
+    mn_cons_vote c1 = vote(1, MN_CONS_PRECOMMIT, 1, 0, HA);
+    mn_cons_vote c3n = vote(3, MN_CONS_PRECOMMIT, 1, 0, NULL);
+    mn_cons_vote c3 = vote(3, MN_CONS_PRECOMMIT, 1, 0, HA);
+    assert_int_equal(mn_cons_on_vote(c, &c1), MN_OK);
+    assert_int_equal(mn_cons_on_vote(c, &c3n), MN_OK);
+    assert_int_equal(mn_cons_on_vote(c, &c3), MN_OK);
+    drain(c, &o, 1);
+    assert_int_equal(o.commits, 1);
+    assert_int_equal(o.cert.count, 3);
+    mn_cons_crypto cr = t_crypto(0);
+    assert_int_equal(mn_cons_check_certificate(CHAIN, 4, pubs, 1, HA, &o.cert, &cr), MN_OK);
+    mn_cons_free(c);
+}
+
 static void bad_input_is_refused(void **state) {
     (void)state;
     outq o = {0};
@@ -567,10 +604,19 @@ static void next_height_messages_are_buffered(void **state) {
         mn_cons_vote v = vote(i, MN_CONS_PRECOMMIT, 1, 0, HA);
         assert_int_equal(mn_cons_on_vote(c, &v), MN_OK);
     }
-    drain(c, &o, 1);
-    assert_int_equal(o.commits, 2);
-    assert_int_equal(o.commit_height, 2);
-    assert_memory_equal(o.commit_hash, HB, 32);
+    /* both COMMIT actions of this one input carry their own certificate */
+    mn_cons_action a;
+    int commits = 0;
+    while (mn_cons_next_action(c, &a)) {
+        if (a.kind == MN_CONS_NEED_VERDICT)
+            assert_int_equal(mn_cons_block_verdict(c, a.u.need.height, a.u.need.block_hash, true), MN_OK);
+        if (a.kind != MN_CONS_COMMIT) continue;
+        commits++;
+        assert_int_equal(a.u.commit.cert->height, a.u.commit.height);
+        assert_memory_equal(a.u.commit.cert->block_hash, a.u.commit.block_hash, 32);
+        assert_memory_equal(a.u.commit.block_hash, commits == 1 ? HA : HB, 32);
+    }
+    assert_int_equal(commits, 2);
     mn_cons_free(c);
 }
 
@@ -589,6 +635,11 @@ static void future_round_with_weak_quorum_is_joined(void **state) {
     drain(c, &o, 1);
     mn_cons_get_status(c, &st);
     assert_int_equal(st.round, 5); /* line 55: f+1 */
+    /* round 0 was left with nil votes, for peers still counting in it */
+    assert_int_equal(o.prevotes, 1);
+    assert_int_equal(o.precommits, 1);
+    assert_int_equal(o.last_precommit.round, 0);
+    assert_false(o.last_precommit.has_hash);
     mn_cons_free(c);
 }
 
@@ -744,6 +795,100 @@ static void secp256k1_single_validator_chain(void **state) {
     mn_cons_free(c);
 }
 
+/* ---- protobuf conversions survive a pack/unpack round trip */
+
+static void pb_round_trips_and_refuses_bad_lengths(void **state) {
+    (void)state;
+    make_keys();
+    uint8_t buf[4096];
+    mn_cons_vote v = vote(3, MN_CONS_PRECOMMIT, 12, 4, HA), v2;
+    Midnode__Vote pv;
+    mn_cons_vote_to_pb(&pv, &v);
+    size_t len = midnode__vote__pack(&pv, buf);
+    Midnode__Vote *uv = midnode__vote__unpack(NULL, len, buf);
+    assert_non_null(uv);
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_OK);
+    assert_int_equal(v2.type, v.type);
+    assert_int_equal(v2.height, 12);
+    assert_int_equal(v2.round, 4);
+    assert_true(v2.has_hash);
+    assert_memory_equal(v2.block_hash, HA, 32);
+    assert_memory_equal(v2.sig, v.sig, 64);
+    uv->signature.len = 63;
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_EINVAL);
+    uv->signature.len = 64;
+    uv->block_hash.len = 31;
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_EINVAL);
+    uv->block_hash.len = 32;
+    uv->type = MIDNODE__VOTE_TYPE__VOTE_UNSPECIFIED;
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_EINVAL);
+    midnode__vote__free_unpacked(uv, NULL);
+
+    mn_cons_vote nilv = vote(1, MN_CONS_PREVOTE, 2, 0, NULL);
+    mn_cons_vote_to_pb(&pv, &nilv);
+    len = midnode__vote__pack(&pv, buf);
+    uv = midnode__vote__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_vote_from_pb(&v2, uv), MN_OK);
+    assert_false(v2.has_hash);
+    assert_int_equal(v2.type, MN_CONS_PREVOTE);
+    midnode__vote__free_unpacked(uv, NULL);
+
+    mn_cons_proposal p = proposal(5, 2, 1, HB, 4), p2;
+    Midnode__Proposal pp;
+    mn_cons_proposal_to_pb(&pp, &p);
+    len = midnode__proposal__pack(&pp, buf);
+    Midnode__Proposal *up = midnode__proposal__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_proposal_from_pb(&p2, up), MN_OK);
+    assert_int_equal(p2.pol_round, 1);
+    assert_int_equal(p2.proposer_index, p.proposer_index);
+    assert_memory_equal(p2.block_hash, HB, 32);
+    up->block_hash.len = 0; /* a proposal of nothing */
+    assert_int_equal(mn_cons_proposal_from_pb(&p2, up), MN_EINVAL);
+    midnode__proposal__free_unpacked(up, NULL);
+
+    mn_cons_record r = {.height = 3, .round = 1, .step = MN_SIGN_PROPOSAL, .has_hash = true, .pol_round = 0,
+                        .validator_index = 2}, r2;
+    memcpy(r.block_hash, HA, 32);
+    memset(r.sig, 9, 64);
+    Midnode__SignedRecord pr;
+    mn_cons_record_to_pb(&pr, &r);
+    len = midnode__signed_record__pack(&pr, buf);
+    Midnode__SignedRecord *ur = midnode__signed_record__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_record_from_pb(&r2, ur), MN_OK);
+    assert_int_equal(r2.step, MN_SIGN_PROPOSAL);
+    assert_int_equal(r2.pol_round, 0);
+    assert_int_equal(r2.validator_index, 2);
+    assert_memory_equal(r2.sig, r.sig, 64);
+    ur->step = 4;
+    assert_int_equal(mn_cons_record_from_pb(&r2, ur), MN_EINVAL);
+    midnode__signed_record__free_unpacked(ur, NULL);
+    mn_cons_record mark = {.height = 3, .round = 6, .step = MN_CONS_STEP_ROUND, .pol_round = -1};
+    mn_cons_record_to_pb(&pr, &mark);
+    len = midnode__signed_record__pack(&pr, buf);
+    ur = midnode__signed_record__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_record_from_pb(&r2, ur), MN_OK);
+    assert_int_equal(r2.step, MN_CONS_STEP_ROUND);
+    assert_int_equal(r2.round, 6);
+    midnode__signed_record__free_unpacked(ur, NULL);
+
+    mn_cons_cert cert = {.height = 9, .round = 2, .count = 3}, cert2;
+    memcpy(cert.block_hash, HA, 32);
+    for (uint32_t i = 0; i < 3; i++) {
+        mn_cons_vote pv3 = vote(i, MN_CONS_PRECOMMIT, 9, 2, HA);
+        cert.sigs[i].validator_index = i;
+        memcpy(cert.sigs[i].sig, pv3.sig, 64);
+    }
+    mn_cons_cert_pb store;
+    len = midnode__commit_certificate__pack(mn_cons_cert_to_pb(&store, &cert), buf);
+    Midnode__CommitCertificate *uc = midnode__commit_certificate__unpack(NULL, len, buf);
+    assert_int_equal(mn_cons_cert_from_pb(&cert2, uc), MN_OK);
+    mn_cons_crypto cr = t_crypto(0);
+    assert_int_equal(mn_cons_check_certificate(CHAIN, 4, pubs, 9, HA, &cert2, &cr), MN_OK);
+    uc->sigs[1]->signature.len = 10;
+    assert_int_equal(mn_cons_cert_from_pb(&cert2, uc), MN_EINVAL);
+    midnode__commit_certificate__free_unpacked(uc, NULL);
+}
+
 /* ---- the simulator itself */
 
 static void simulator_passes_and_replays(void **state) {
@@ -789,6 +934,7 @@ int main(void) {
         cmocka_unit_test(lock_is_kept_until_a_later_polka),
         cmocka_unit_test(skip_lock_variant_breaks_the_lock),
         cmocka_unit_test(conflicting_votes_are_evidence),
+        cmocka_unit_test(equivocator_counts_toward_the_relayed_polka),
         cmocka_unit_test(bad_input_is_refused),
         cmocka_unit_test(next_height_messages_are_buffered),
         cmocka_unit_test(future_round_with_weak_quorum_is_joined),
@@ -796,6 +942,7 @@ int main(void) {
         cmocka_unit_test(observer_never_signs),
         cmocka_unit_test(certificate_check_refuses_each_flaw),
         cmocka_unit_test(secp256k1_single_validator_chain),
+        cmocka_unit_test(pb_round_trips_and_refuses_bad_lengths),
         cmocka_unit_test(simulator_passes_and_replays),
         cmocka_unit_test(simulator_catches_broken_variants),
     };
