@@ -3,7 +3,6 @@ transactions the ledger must refuse. After each, the node still answers
 GetChainInfo on a fresh connection (and for the connection-level cases,
 a connection opened before the attack keeps working)."""
 import os
-import socket
 import struct
 import time
 

@@ -4,7 +4,6 @@ over the socket. No project C code is on the client path: the test checks
 that neither libmidnode nor a ctypes wrapper of it is loaded."""
 import hashlib
 import os
-import sys
 import threading
 import time
 
