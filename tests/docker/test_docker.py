@@ -14,12 +14,14 @@ midctl runs on the host against the published RPC ports; a node cut off
 from the cluster network is reached with `docker exec` instead (the image
 holds midctl), since its published ports go with the network.
 """
+import io
 import json
 import os
 import random
 import shutil
 import socket
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -204,7 +206,7 @@ class ObserverWatch:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(request):
     project = os.environ.get("MIDNODE_TEST_PROJECT") or "midtest%d%04x" % (os.getpid(), random.getrandbits(16))
     image = os.environ.get("MIDNODE_IMAGE")
     built_image = None
@@ -231,7 +233,7 @@ def cluster():
         c.lookup()
         yield c
     finally:
-        if c.containers:
+        if c.containers and request.session.testsfailed:
             for n in NODES:
                 logs = docker("logs", "--tail", "15", c.containers[n], check=False)
                 print("---- %s (last lines) ----\n%s%s" % (n, logs.stdout, logs.stderr))
@@ -249,6 +251,20 @@ def watched(cluster):
     cred, _ = cluster.issue("mois", random.Random(7))
     wait_until(lambda: cluster.status("obs1", cred)["status"] == "ACTIVE", what="watched credential on obs1")
     return cred
+
+
+def test_nodes_run_unprivileged_with_private_keys(cluster):
+    for n in NODES:
+        user = docker("inspect", "--format", "{{.Config.User}}", cluster.containers[n]).stdout.strip()
+        assert user == "10001:10001", (n, user)
+        tar = subprocess.run(["docker", "cp", "%s:/data/keys" % cluster.containers[n], "-"],
+                             capture_output=True, timeout=30, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+            files = {m.name: m for m in t.getmembers() if m.isfile()}
+        want = {"keys/tls.pem"} | ({"keys/consensus.key"} if n in VALIDATORS else set())
+        assert set(files) == want, (n, sorted(files))
+        for m in files.values():
+            assert (m.uid, m.gid, m.mode & 0o777) == (10001, 10001, 0o600), (n, m.name, m.uid, oct(m.mode))
 
 
 def test_loss_report_committed_and_visible_on_every_node(cluster, watched):
