@@ -54,6 +54,7 @@ up() {
     ids+=("$c")
   done
   docker start "${ids[@]}" >/dev/null
+  echo "docker-cluster: $project created, homes copied and started in $((SECONDS - t0))s"
   wait_healthy "$t0"
 }
 
