@@ -136,7 +136,8 @@ static int path3(char *out, size_t len, const char *a, const char *b, const char
 typedef struct node_plan {
     char name[MN_MEMBER_ID_MAX + 1];
     bool validator;
-    char p2p[MN_ADDR_MAX], rpc[MN_ADDR_MAX], http[MN_ADDR_MAX];
+    char p2p[MN_ADDR_MAX], rpc[MN_ADDR_MAX], http[MN_ADDR_MAX]; /* where others reach it */
+    char listen_p2p[MN_ADDR_MAX], listen_rpc[MN_ADDR_MAX], listen_http[MN_ADDR_MAX];
     char home[PATH_MAX];
 } node_plan;
 
@@ -166,20 +167,68 @@ static int make_home(const node_plan *n, bool reuse, uint8_t cons_pub[MN_PUBKEY_
         return MN_ENOMEM;
     }
     mn_config_default(cfg, n->home, n->name, n->validator);
-    snprintf(cfg->listen_p2p, sizeof cfg->listen_p2p, "%s", n->p2p);
-    snprintf(cfg->listen_rpc, sizeof cfg->listen_rpc, "%s", n->rpc);
-    snprintf(cfg->listen_http, sizeof cfg->listen_http, "%s", n->http);
+    snprintf(cfg->listen_p2p, sizeof cfg->listen_p2p, "%s", n->listen_p2p);
+    snprintf(cfg->listen_rpc, sizeof cfg->listen_rpc, "%s", n->listen_rpc);
+    snprintf(cfg->listen_http, sizeof cfg->listen_http, "%s", n->listen_http);
     rc = mn_config_write(cfg, err, err_len);
     free(cfg);
     return rc;
 }
 
-static int plan_ports(node_plan *n, const char *host, uint32_t base, uint32_t i, char *err, size_t err_len) {
+/* Node i is reached at host; it listens on listen_host (the same host
+ * unless the cluster names one host per node). */
+static int plan_ports(node_plan *n, const char *host, const char *listen_host, uint32_t base, uint32_t i, char *err,
+                      size_t err_len) {
     uint32_t p = base + 3 * i;
     if (mn_addr_format(n->p2p, sizeof n->p2p, host, (uint16_t)p) != MN_OK ||
         mn_addr_format(n->rpc, sizeof n->rpc, host, (uint16_t)(p + 1)) != MN_OK ||
-        mn_addr_format(n->http, sizeof n->http, host, (uint16_t)(p + 2)) != MN_OK) {
+        mn_addr_format(n->http, sizeof n->http, host, (uint16_t)(p + 2)) != MN_OK ||
+        mn_addr_format(n->listen_p2p, sizeof n->listen_p2p, listen_host, (uint16_t)p) != MN_OK ||
+        mn_addr_format(n->listen_rpc, sizeof n->listen_rpc, listen_host, (uint16_t)(p + 1)) != MN_OK ||
+        mn_addr_format(n->listen_http, sizeof n->listen_http, listen_host, (uint16_t)(p + 2)) != MN_OK) {
         snprintf(err, err_len, "host too long: %s", host);
+        return MN_EINVAL;
+    }
+    return MN_OK;
+}
+
+static bool host_valid(const char *host) {
+    mn_addr check;
+    char tmp_addr[MN_ADDR_MAX], e[128];
+    return *host && mn_addr_format(tmp_addr, sizeof tmp_addr, host, 26600) == MN_OK &&
+           mn_addr_parse(&check, tmp_addr, e, sizeof e) == MN_OK;
+}
+
+typedef char host_name[MN_HOST_MAX + 1];
+
+/* Splits "a,b,c" into exactly count valid host names. */
+static int split_hosts(const char *list, host_name *out, uint32_t count, char *err, size_t err_len) {
+    uint32_t k = 0;
+    const char *s = list;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        if (k >= count) {
+            snprintf(err, err_len, "--hosts names more than the %u nodes", count);
+            return MN_EINVAL;
+        }
+        if (len == 0 || len > MN_HOST_MAX) {
+            snprintf(err, err_len, "--hosts: host %u is empty or longer than %d characters", k + 1, MN_HOST_MAX);
+            return MN_EINVAL;
+        }
+        memcpy(out[k], s, len);
+        out[k][len] = '\0';
+        if (!host_valid(out[k])) {
+            snprintf(err, err_len, "--hosts: \"%s\" is not a valid host", out[k]);
+            return MN_EINVAL;
+        }
+        k++;
+        if (!comma) break;
+        s = comma + 1;
+    }
+    if (k != count) {
+        snprintf(err, err_len, "--hosts names %u hosts for %u nodes (one per node: validators, then observers)", k,
+                 count);
         return MN_EINVAL;
     }
     return MN_OK;
@@ -240,6 +289,9 @@ static int copy_genesis(const char *text, const char *home, char *err, size_t er
     return mn_file_write_atomic(p, text, strlen(text), 0644, err, err_len);
 }
 
+static int write_net(const mn_testnet_opts *o, const char *host, const host_name *hosts, uint32_t count, char *err,
+                     size_t err_len);
+
 int mn_testnet_write(const mn_testnet_opts *o, char *err, size_t err_len) {
     if (!o->dir || !*o->dir) {
         snprintf(err, err_len, "--dir is required");
@@ -260,13 +312,31 @@ int mn_testnet_write(const mn_testnet_opts *o, char *err, size_t err_len) {
         return MN_EINVAL;
     }
     const char *host = o->host && *o->host ? o->host : DEFAULT_HOST;
-    mn_addr check;
-    char tmp_addr[MN_ADDR_MAX];
-    if (mn_addr_format(tmp_addr, sizeof tmp_addr, host, (uint16_t)o->base_port) != MN_OK ||
-        mn_addr_parse(&check, tmp_addr, err, err_len) != MN_OK) {
+    if (!host_valid(host)) {
         snprintf(err, err_len, "--host \"%s\" is not a valid host", host);
         return MN_EINVAL;
     }
+    host_name *hosts = NULL;
+    if (o->hosts) {
+        hosts = calloc(count, sizeof *hosts);
+        if (!hosts) {
+            snprintf(err, err_len, "out of memory");
+            return MN_ENOMEM;
+        }
+        int hrc = split_hosts(o->hosts, hosts, count, err, err_len);
+        if (hrc) {
+            free(hosts);
+            return hrc;
+        }
+    }
+    int rc = write_net(o, host, (const host_name *)hosts, count, err, err_len);
+    free(hosts);
+    return rc;
+}
+
+/* The part of mn_testnet_write after the node addresses are known. */
+static int write_net(const mn_testnet_opts *o, const char *host, const host_name *hosts, uint32_t count, char *err,
+                     size_t err_len) {
     const char *chain = o->chain_id && *o->chain_id ? o->chain_id : MN_TESTNET_CHAIN_ID;
     if (strlen(chain) > MN_CHAIN_ID_MAX) {
         snprintf(err, err_len, "--chain-id is longer than %d characters", MN_CHAIN_ID_MAX);
@@ -339,7 +409,10 @@ int mn_testnet_write(const mn_testnet_opts *o, char *err, size_t err_len) {
             rc = MN_EINVAL;
             goto out;
         }
-        rc = plan_ports(n, host, o->base_port, i, err, err_len);
+        if (hosts)
+            rc = plan_ports(n, hosts[i], "0.0.0.0", o->base_port, i, err, err_len);
+        else
+            rc = plan_ports(n, host, host, o->base_port, i, err, err_len);
         if (rc) goto out;
         uint8_t pub[MN_PUBKEY_LEN], pin[MN_HASH_LEN];
         rc = make_home(n, false, pub, pin, err, err_len);
@@ -411,7 +484,7 @@ int mn_testnet_dev(const char *home, char *err, size_t err_len) {
     snprintf(n.name, sizeof n.name, "mois");
     n.validator = true;
     if (snprintf(n.home, sizeof n.home, "%s", home) >= (int)sizeof n.home) rc = MN_EINVAL;
-    if (rc == MN_OK) rc = plan_ports(&n, DEFAULT_HOST, MN_TESTNET_BASE_PORT, 0, err, err_len);
+    if (rc == MN_OK) rc = plan_ports(&n, DEFAULT_HOST, DEFAULT_HOST, MN_TESTNET_BASE_PORT, 0, err, err_len);
     mn_member *v = &g->members[g->validator_members[0]];
     if (rc == MN_OK) rc = make_home(&n, true, v->consensus_pubkey, v->tls_pin, err, err_len);
     snprintf(v->p2p_addr, sizeof v->p2p_addr, "%s", n.p2p);
@@ -425,7 +498,8 @@ int mn_testnet_dev(const char *home, char *err, size_t err_len) {
 
 static void usage(void) {
     fprintf(stderr, "usage: midctl testnet --dir DIR [--validators N] [--observers M] [--base-port P] [--host H] "
-                    "[--chain-id ID] [--json]\n");
+                    "[--hosts H1,H2,...] [--chain-id ID] [--json]\n"
+                    "  --hosts: one host name per node (validators, then observers); nodes then listen on 0.0.0.0\n");
 }
 
 static int parse_u32(const char *s, uint32_t max, uint32_t *out) {
@@ -469,6 +543,8 @@ int mn_testnet_main(int argc, char **argv) {
             bad = parse_u32(v, 65535, &o.base_port);
         else if (strcmp(a, "--host") == 0)
             o.host = v;
+        else if (strcmp(a, "--hosts") == 0)
+            o.hosts = v;
         else if (strcmp(a, "--chain-id") == 0)
             o.chain_id = v;
         else {

@@ -9,7 +9,11 @@
  *   DIR/testnet.json                        nodes, addresses, members, key files
  * Node names: a validator is named after its member id; observers obs1, obs2...
  * Ports of node i (validators first, then observers): p2p base+3i,
- * rpc base+3i+1, http base+3i+2. */
+ * rpc base+3i+1, http base+3i+2.
+ * With hosts (one name per node, for containers that each have their own
+ * host name), node i is reached at hosts[i]:PORT (genesis p2p address,
+ * testnet.json) and listens on 0.0.0.0:PORT, since its own name may resolve
+ * to an address that changes when the container is re-attached. */
 #ifndef MN_TESTNET_H
 #define MN_TESTNET_H
 
@@ -27,13 +31,16 @@ typedef struct mn_testnet_opts {
     uint32_t observers;    /* 0..MN_OBSERVERS_MAX, default 0 */
     uint32_t base_port;    /* default 26600; all ports must stay <= 65535 */
     const char *host;      /* default "127.0.0.1" */
+    const char *hosts;     /* NULL, or "NAME,NAME,...": one per node, in node
+                              order (validators, then observers); overrides host */
     const char *chain_id;  /* default "midnode-testnet" */
     int64_t genesis_time_ms; /* 0: now */
 } mn_testnet_opts;
 
 void mn_testnet_opts_default(mn_testnet_opts *o);
 
-/* Writes a new testnet into o->dir. Refuses (MN_ESTATE) a dir that already
+/* Writes a new testnet into o->dir. hosts must name exactly
+ * validators + observers valid hosts (MN_EINVAL otherwise). Refuses (MN_ESTATE) a dir that already
  * holds a genesis.json, so that keys are never silently replaced.
  * Returns MN_OK, MN_EINVAL (bad option), MN_ESTATE, MN_EIO, MN_ECRYPTO. */
 int mn_testnet_write(const mn_testnet_opts *o, char *err, size_t err_len) MN_WARN_UNUSED;

@@ -163,6 +163,60 @@ static void bad_options_are_refused(void **state) {
     assert_int_equal(mn_testnet_write(&o, err, sizeof err), MN_EINVAL);
 }
 
+/* One host name per node (containers): peers are dialled by name, every
+ * node listens on all interfaces. */
+static void hosts_give_each_node_its_name(void **state) {
+    (void)state;
+    char dir[300], p[400], err[512] = "";
+    snprintf(dir, sizeof dir, "%s/hosts", tmp);
+    mn_testnet_opts o;
+    mn_testnet_opts_default(&o);
+    o.dir = dir;
+    o.validators = 4;
+    o.observers = 1;
+    o.hosts = "mois,skt,kt,lgu";
+    assert_int_equal(mn_testnet_write(&o, err, sizeof err), MN_EINVAL); /* one short */
+    assert_non_null(strstr(err, "4 hosts for 5 nodes"));
+    o.hosts = "mois,skt,kt,lgu,obs1,extra";
+    assert_int_equal(mn_testnet_write(&o, err, sizeof err), MN_EINVAL);
+    o.hosts = "mois,,kt,lgu,obs1";
+    assert_int_equal(mn_testnet_write(&o, err, sizeof err), MN_EINVAL);
+    o.hosts = "mois,s k t,kt,lgu,obs1";
+    assert_int_equal(mn_testnet_write(&o, err, sizeof err), MN_EINVAL);
+    snprintf(p, sizeof p, "%s/genesis.json", dir);
+    assert_false(mn_path_exists(p)); /* refused before anything was written */
+    o.hosts = "mois,skt,kt,lgu,obs1";
+    int rc = mn_testnet_write(&o, err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    mn_genesis *g;
+    assert_int_equal(mn_genesis_load(&g, p, err, sizeof err), MN_OK);
+    assert_string_equal(mn_genesis_member(g, "mois")->p2p_addr, "mois:26600");
+    assert_string_equal(mn_genesis_member(g, "lgu")->p2p_addr, "lgu:26609");
+    const char *nodes[] = {"mois", "skt", "kt", "lgu", "obs1"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, nodes[i]);
+        check_home(p, g, i < 4);
+    }
+    mn_config cfg;
+    snprintf(p, sizeof p, "%s/kt", dir);
+    assert_int_equal(mn_config_load(&cfg, p, err, sizeof err), MN_OK);
+    assert_string_equal(cfg.listen_p2p, "0.0.0.0:26606");
+    assert_string_equal(cfg.listen_rpc, "0.0.0.0:26607");
+    assert_string_equal(cfg.listen_http, "0.0.0.0:26608");
+    snprintf(p, sizeof p, "%s/testnet.json", dir);
+    json_error_t je;
+    json_t *t = json_load_file(p, 0, &je);
+    assert_non_null(t);
+    json_t *n4 = json_array_get(json_object_get(t, "nodes"), 4);
+    assert_string_equal(json_string_value(json_object_get(n4, "name")), "obs1");
+    assert_string_equal(json_string_value(json_object_get(n4, "p2p")), "obs1:26612");
+    assert_string_equal(json_string_value(json_object_get(n4, "rpc")), "obs1:26613");
+    json_decref(t);
+    mn_genesis_free(g);
+    char *args[] = {"testnet", "--dir", dir, "--hosts", "a,b"};
+    assert_int_equal(mn_testnet_main(5, args), 2);
+}
+
 static void dev_home_is_idempotent(void **state) {
     (void)state;
     char home[300], p[400], err[512] = "";
@@ -224,6 +278,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(writes_a_ready_cluster),
         cmocka_unit_test(bad_options_are_refused),
+        cmocka_unit_test(hosts_give_each_node_its_name),
         cmocka_unit_test(dev_home_is_idempotent),
         cmocka_unit_test(ctl_testnet_exit_codes),
     };
