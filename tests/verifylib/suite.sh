@@ -46,4 +46,20 @@ if [ -x "$out/mini" ]; then
   fail=$((fail + f))
   [ "$p" -ge 4 ] || bad "mini ran all its checks"
 fi
+# The client library: one header per part, one archive.
+if make -s build/lib/libmidclient.a >/dev/null 2>&1 &&
+   gcc "${flags[@]}" -o "$out/client_example" tests/verifylib/client_example.c build/lib/libmidclient.a "${libs[@]}" \
+     2>"$out/client_link.log"; then
+  ok "client example links with libmidclient.a and only ${libs[*]}"
+  run=$("$out/client_example")
+  echo "$run"
+  p=$(grep -c '^ok ' <<<"$run")
+  f=$(grep -c '^not ok ' <<<"$run")
+  pass=$((pass + p))
+  fail=$((fail + f))
+  [ "$p" -ge 3 ] || bad "client example ran all its checks"
+else
+  bad "client example links with libmidclient.a"
+  cat "$out/client_link.log"
+fi
 echo "$pass passed, $fail failed"
