@@ -21,3 +21,23 @@ lint: $(PROTO_H)
 fuzz:
 	@EXTRA_DEPS="clang libclang-rt-14-dev" bash tools/deps.sh
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c -> $(BUILD)/fuzzers/fuzz_NAME.
+# Only meaningful in the clang build tests/fuzz/run.sh asks for:
+#   make BUILD=build/fuzz CC=clang SAN=1 SANFLAGS="... fuzzer-no-link" fuzz-build
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzzers/%,$(FUZZ_SRCS))
+
+fuzz-build: $(FUZZ_BINS)
+
+$(BUILD)/obj/tests/fuzz/%.o: CPPFLAGS += -Itests/unit
+
+$(BUILD)/fuzzers/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# The gcc builds enforce the warnings; clang has a few more (net.c:
+# -Wstring-plus-int), reported to their owners rather than failing fuzzing.
+ifeq ($(BUILD),build/fuzz)
+CFLAGS += -Wno-error
+endif
