@@ -74,16 +74,38 @@ def payload_bytes(signer, nonce, body):
     return p.SerializeToString()
 
 
+VALIDATORS = ["mois", "skt", "kt", "lgu"]
+
+
+def consensus_key(member):
+    return sha(("midnode test consensus %s" % member).encode())
+
+
+VALIDATORS_HASH = sha(b"".join(pyclient.pubkey(consensus_key(v)) for v in VALIDATORS))
+
+
+def sign_bytes(kind, height, rnd, block_hash, pol_round=-1):
+    """consensus/signbytes.c mn_sign_bytes."""
+    out = b"midnode/sign/v1" + bytes([len(CHAIN)]) + CHAIN.encode() + bytes([kind])
+    out += struct.pack(">QI", height, rnd) + bytes([len(block_hash)]) + block_hash
+    if kind == 1:
+        out += struct.pack(">I", pol_round & 0xFFFFFFFF)
+    return out
+
+
 def header(height, txs, state_root=b"\x11" * 32):
     return pb.BlockHeader(chain_id=CHAIN, height=height, time_ms=1763800002000, prev_hash=b"\x22" * 32,
                           tx_root=b"\x33" * 32, state_root=state_root, proposer="skt",
-                          validators_hash=b"\x44" * 32).SerializeToString()
+                          validators_hash=VALIDATORS_HASH).SerializeToString()
 
 
-def cert(height, block_hash):
+def cert(height, block_hash, signers=(0, 1, 2)):
+    """A certificate really signed by validators `signers` (precommits, round 0)."""
+    digest = sha(sign_bytes(3, height, 0, block_hash))
     return pb.CommitCertificate(height=height, round=0, block_hash=block_hash,
-                                sigs=[pb.CommitSig(validator_index=i, signature=sha(b"s%d" % i) * 2)
-                                      for i in range(3)])
+                                sigs=[pb.CommitSig(validator_index=i,
+                                                   signature=pyclient.sign(digest, consensus_key(VALIDATORS[i])))
+                                      for i in signers])
 
 
 def main():
@@ -140,7 +162,8 @@ def main():
 
     bh1 = sha(b"block one")
     c = cert(1, bh1)
-    write("cert", "three_sigs", struct.pack(">Q", 1) + bh1 + c.SerializeToString())
+    write("cert", "valid_three_sigs", struct.pack(">Q", 1) + bh1 + c.SerializeToString())
+    write("cert", "two_sigs", struct.pack(">Q", 1) + bh1 + cert(1, bh1, (1, 3)).SerializeToString())
     dup = pb.CommitCertificate(height=1, round=0, block_hash=bh1,
                                sigs=[pb.CommitSig(validator_index=0, signature=b"\x09" * 64)] * 3)
     write("cert", "duplicate_index", struct.pack(">Q", 1) + bh1 + dup.SerializeToString())
