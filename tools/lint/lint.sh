@@ -40,6 +40,11 @@ sed -nE "s#^$(pwd)/##; s#^([^:]+):([0-9]+):[0-9]+: (warning|error): (.*) \[([^]]
 
 cat "$out/cppcheck.txt" "$out/clang-tidy.txt" | grep -v '^$' | sort -u >"$out/all.txt"
 # A suppression line: PATTERN  # why (the reason is required)
+if grep -vE '^\s*(#|$)' "$supp" | grep -vqE '\s#\s*\S'; then
+  echo "lint: every line of $supp needs a reason after ' # ':"
+  grep -vE '^\s*(#|$)' "$supp" | grep -vE '\s#\s*\S'
+  exit 1
+fi
 mapfile -t pats < <(grep -vE '^\s*(#|$)' "$supp" | sed -E 's/\s+#.*$//; s/\s+$//')
 total=0; suppressed=0; left=0
 while IFS= read -r f; do
