@@ -39,9 +39,11 @@ for src in tests/fuzz/fuzz_*.c; do
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+')
   ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+')
+  # edges instrumented in the whole binary (library included): cov is of these
+  edges=$(grep -oE 'Loaded 1 modules +\([0-9]+ inline 8-bit counters' "$log" | grep -oE '[0-9]+ inline' | grep -oE '[0-9]+')
   units=$(ls "$work" | wc -l)
-  line=$(printf '%-8s %4ss  execs=%-9s cov=%-6s ft=%-6s corpus=%s+%s exit=%s' "$short" "$secs" \
-    "${execs:-?}" "${cov:-?}" "${ft:-?}" "$(ls "$seeds" | wc -l)" "$units" "$rc")
+  line=$(printf '%-8s %4ss  execs=%-9s cov=%-5s of %-6s ft=%-6s corpus=%s seeds+%s exit=%s' "$short" "$secs" \
+    "${execs:-?}" "${cov:-?}" "${edges:-?}" "${ft:-?}" "$(ls "$seeds" | wc -l)" "$units" "$rc")
   echo "$line" | tee -a "$report"
   if [ "$rc" -eq 0 ] && ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log"; then
     pass=$((pass + 1))

@@ -31,9 +31,13 @@ checks+=',-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier'
 checks+=',-bugprone-narrowing-conversions,-bugprone-assignment-in-if-condition,-bugprone-branch-clone'
 checks+=',-bugprone-implicit-widening-of-multiplication-result,-clang-analyzer-optin.performance.Padding'
 checks+=',-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling'
-# shellcheck disable=SC2086
-printf '%s\n' $files | xargs -P "$jobs" -I{} sh -c \
-  "clang-tidy --quiet --checks='$checks' {} -- -std=c11 $defs $incs 2>/dev/null" >"$out/clang-tidy.raw"
+# LINT_REUSE=1 keeps the last clang-tidy output (slow to make) and only
+# re-applies the suppressions.
+if [ "${LINT_REUSE:-0}" != 1 ] || [ ! -s "$out/clang-tidy.raw" ]; then
+  # shellcheck disable=SC2086
+  printf '%s\n' $files | xargs -P "$jobs" -I{} sh -c \
+    "clang-tidy --quiet --checks='$checks' {} -- -std=c11 $defs $incs 2>/dev/null" >"$out/clang-tidy.raw"
+fi
 # "path:line:col: warning: message [check]" -> "file|check|message|line"
 sed -nE "s#^$(pwd)/##; s#^([^:]+):([0-9]+):[0-9]+: (warning|error): (.*) \[([^]]+)\]\$#\1|\5|\4|\2#p" \
   "$out/clang-tidy.raw" | sort -u >"$out/clang-tidy.txt"
