@@ -3,7 +3,8 @@
 # UBSan into build/fuzz, and runs each for FUZZ_SECONDS (default 60) starting
 # from its committed seed corpus tests/fuzz/corpus/NAME (new inputs go to
 # build/fuzz/corpus/NAME, crashes to build/fuzz/artifacts/). Prints one line
-# per target (executions, coverage) into build/fuzz/report.txt and ends with
+# per target (executions, coverage) into build/fuzz/report.txt (edge coverage
+# per source file in build/fuzz/fuzz_NAME.cov) and ends with
 # "N passed, N failed". FUZZ_TARGETS="tx rpc" limits the targets.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,8 +43,21 @@ for src in tests/fuzz/fuzz_*.c; do
   # edges instrumented in the whole binary (library included): cov is of these
   edges=$(grep -oE 'Loaded 1 modules +\([0-9]+ inline 8-bit counters' "$log" | grep -oE '[0-9]+ inline' | grep -oE '[0-9]+')
   units=$(ls "$work" | wc -l)
-  line=$(printf '%-8s %4ss  execs=%-9s cov=%-5s of %-6s ft=%-6s corpus=%s seeds+%s exit=%s' "$short" "$secs" \
-    "${execs:-?}" "${cov:-?}" "${edges:-?}" "${ft:-?}" "$(ls "$seeds" | wc -l)" "$units" "$rc")
+  # Edge coverage of the project files the target reaches: replay the corpus
+  # once with -print_coverage and add up covered/total edges per source file
+  # of node/ and consensus/ that has any covered function.
+  files_cov=$("$bin" -runs=0 -print_coverage=1 "$work" "$seeds" 2>&1 | awk -v out="build/fuzz/$name.cov" '
+    /^(UN)?COVERED_FUNC:/ {
+      split($5, e, "/"); file = $NF; sub(/:[0-9]+$/, "", file)
+      if (file !~ /\/(node|consensus)\//) next
+      sub(/.*\/(node|consensus)\//, "", file)
+      cov[file] += e[1]; tot[file] += e[2]
+    }
+    END { c = 0; t = 0
+          for (f in cov) if (cov[f] > 0) { c += cov[f]; t += tot[f]; n++; printf "%-16s %5d/%-5d edges\n", f, cov[f], tot[f] > out }
+          if (t) printf "%d/%d edges (%.0f%%) in %d files", c, t, 100 * c / t, n; else printf "?" }')
+  line=$(printf '%-8s %4ss  execs=%-9s cov=%-5s of %-6s ft=%-6s corpus=%s seeds+%s exit=%s; project code: %s' "$short" "$secs" \
+    "${execs:-?}" "${cov:-?}" "${edges:-?}" "${ft:-?}" "$(ls "$seeds" | wc -l)" "$units" "$rc" "$files_cov")
   echo "$line" | tee -a "$report"
   if [ "$rc" -eq 0 ] && ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log"; then
     pass=$((pass + 1))
