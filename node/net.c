@@ -641,7 +641,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         size_t take = MN_NET_PREAMBLE_LEN - l->preamble_got;
         if (take > len) take = len;
         memcpy(l->preamble + l->preamble_got, data, take);
-        if (memcmp(l->preamble + l->preamble_got, MN_NET_PREAMBLE + l->preamble_got, take) != 0) {
+        if (memcmp(l->preamble + l->preamble_got, &MN_NET_PREAMBLE[l->preamble_got], take) != 0) {
             link_close(l, "bad preamble", true);
             return;
         }

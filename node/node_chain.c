@@ -628,7 +628,6 @@ void node_on_cons_timer(uv_timer_t *t)
 /* ------------------------------------------------------------ building */
 
 struct build_ctx {
-    struct mn_node *n;
     mn_exec *e;
     const uint8_t **txs;
     size_t *lens;
@@ -668,7 +667,7 @@ static int build_block(struct mn_node *n, uint8_t hash_out[MN_HASH_LEN])
     size_t cap = pp->max_block_txs ? pp->max_block_txs : 1;
     if (cap > MN_BLOCK_TXS_MAX) cap = MN_BLOCK_TXS_MAX;
 
-    struct build_ctx b = {.n = n, .cap = cap};
+    struct build_ctx b = {.cap = cap};
     b.txs = calloc(cap, sizeof *b.txs);
     b.lens = calloc(cap, sizeof *b.lens);
     b.drop = calloc(cap, sizeof *b.drop);

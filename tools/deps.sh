@@ -4,7 +4,8 @@
 set -euo pipefail
 want=(gcc make pkg-config libsecp256k1-dev libleveldb-dev libuv1-dev libprotobuf-c-dev
       protobuf-c-compiler libssl-dev libjansson-dev libcmocka-dev protobuf-compiler
-      python3-pytest python3-protobuf openssl curl procps iproute2 ${EXTRA_DEPS:-})
+      python3-pytest python3-protobuf openssl curl procps iproute2
+      clang libclang-rt-14-dev ${EXTRA_DEPS:-})  # clang: the libFuzzer targets (tests/fuzz)
 missing=()
 for p in "${want[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
