@@ -147,6 +147,7 @@ typedef struct bench_result {
     uint64_t hits, misses; /* status workloads */
     uint64_t loss_reports, issued; /* propagation */
     uint64_t propagated;   /* loss reports seen SUSPENDED on every node */
+    size_t nodes;          /* propagation: nodes polled */
     bench_histogram lat;   /* request latency (submit: to commit) */
     bench_histogram prop;  /* propagation */
 } bench_result;

@@ -671,6 +671,7 @@ int bench_run(const bench_opts *o, bench_result *res, char *err, size_t err_len)
         }
         res->prop = r->prop;
         res->propagated = r->propagated;
+        res->nodes = np;
         /* A loss report never seen everywhere is an error of the run. */
         res->errors += res->loss_reports > res->propagated ? res->loss_reports - res->propagated : 0;
         break;
@@ -711,7 +712,7 @@ void bench_print(FILE *f, const bench_opts *o, const bench_result *r, bool json)
                     "\"propagation_p50_ms\": %.3f, \"propagation_p90_ms\": %.3f, \"propagation_p99_ms\": %.3f, "
                     "\"propagation_max_ms\": %.3f",
                     (unsigned long long)r->issued, (unsigned long long)r->loss_reports,
-                    (unsigned long long)r->propagated, o->node_count, ms(bench_hist_quantile(p, 0.5)),
+                    (unsigned long long)r->propagated, r->nodes, ms(bench_hist_quantile(p, 0.5)),
                     ms(bench_hist_quantile(p, 0.9)), ms(bench_hist_quantile(p, 0.99)),
                     ms((double)(p->count ? p->max : 0)));
         }
