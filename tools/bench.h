@@ -69,6 +69,7 @@ typedef enum bench_workload {
     BENCH_SUBMIT,
     BENCH_PRELOAD,
     BENCH_PROPAGATION,
+    BENCH_ETCD_PUT, /* comparison: puts into etcd (--node = its client URL host:port) */
 } bench_workload;
 
 #define BENCH_CONNECTIONS_MAX 512
@@ -156,6 +157,9 @@ typedef struct bench_result {
  * *r, errors counted there) or an error with err filled when the run could
  * not start (no connection, no keys...). */
 int bench_run(const bench_opts *o, bench_result *r, char *err, size_t err_len) MN_WARN_UNUSED;
+
+/* `etcd-put`: puts through etcd's HTTP gateway at o->node (tools/bench_etcd.c). */
+int bench_run_etcd(const bench_opts *o, bench_result *r, char *err, size_t err_len) MN_WARN_UNUSED;
 
 /* Prints r as one JSON object (json) or as text. */
 void bench_print(FILE *f, const bench_opts *o, const bench_result *r, bool json);

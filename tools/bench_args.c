@@ -12,7 +12,7 @@ static const struct {
     const char *name;
 } WORKLOADS[] = {
     {BENCH_STATUS, "status"},   {BENCH_STATUS_PROOF, "status-proof"}, {BENCH_SUBMIT, "submit"},
-    {BENCH_PRELOAD, "preload"}, {BENCH_PROPAGATION, "propagation"},
+    {BENCH_PRELOAD, "preload"}, {BENCH_PROPAGATION, "propagation"}, {BENCH_ETCD_PUT, "etcd-put"},
 };
 
 const char *bench_workload_name(bench_workload w) {
@@ -30,6 +30,7 @@ void bench_usage(FILE *f) {
             "  submit        ISSUE transactions waiting for commit (needs --testnet)\n"
             "  preload       issue --count credentials of namespace --seed (needs --testnet)\n"
             "  propagation   REPORT_LOSS submission -> SUSPENDED on every node (needs --testnet)\n"
+            "  etcd-put      comparison: puts into etcd through its HTTP gateway at --node\n"
             "options:\n"
             "  --node HOST:PORT     load target (default: first testnet node, else %s)\n"
             "  --nodes A,B,...      nodes that must read SUSPENDED (default: every testnet node)\n"
@@ -160,6 +161,10 @@ int bench_parse_args(bench_opts *o, int argc, char **argv, char *err, size_t err
             return MN_EINVAL;
         }
         i++;
+    }
+    if (o->workload == BENCH_ETCD_PUT && !o->node[0]) {
+        snprintf(err, err_len, "etcd-put needs --node HOST:PORT (etcd's client address)");
+        return MN_EINVAL;
     }
     if (!o->workload) {
         snprintf(err, err_len, "no workload given (status, status-proof, submit, preload, propagation)");

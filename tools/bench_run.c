@@ -676,6 +676,10 @@ int bench_run(const bench_opts *o, bench_result *res, char *err, size_t err_len)
         res->errors += res->loss_reports > res->propagated ? res->loss_reports - res->propagated : 0;
         break;
     }
+    case BENCH_ETCD_PUT:
+        snprintf(err, err_len, "etcd-put runs through bench_run_etcd");
+        rc = MN_EINVAL;
+        break;
     }
     res->elapsed_s = (double)(now_us() - t_start) / 1e6;
 out:

@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     bench_result r;
-    int rc = bench_run(&o, &r, err, sizeof err);
+    int rc = o.workload == BENCH_ETCD_PUT ? bench_run_etcd(&o, &r, err, sizeof err) : bench_run(&o, &r, err, sizeof err);
     if (rc != MN_OK) {
         fprintf(stderr, "midbench: %s\n", err);
         if (o.json) printf("{\"workload\": \"%s\", \"error\": \"%s\"}\n", bench_workload_name(o.workload), mn_strerror(rc));
