@@ -6,7 +6,9 @@
  *                 and of ids that were never issued (misses)
  *   status-proof  the same with the full Merkle proof
  *   submit        ISSUE transactions of fresh credentials, waiting for commit
- *                 (latency = submit to committed)
+ *                 (latency = submit to committed); with --revoke-share and
+ *                 --loss-share, that share of the transactions instead revokes
+ *                 or reports lost a credential this run issued earlier
  *   preload       issues --count credentials of the --seed namespace (the set
  *                 that `status` queries), as fast as the cluster commits
  *   propagation   at --rate transactions/s of issuances and loss reports, the
@@ -91,7 +93,8 @@ typedef struct bench_opts {
     uint64_t count;                      /* preload: to issue; status: set size */
     uint64_t seed;                       /* credential namespace, default 1 */
     double miss_ratio;                   /* status: share of never-issued ids, default 0.1 */
-    double loss_share;                   /* propagation: share of loss reports, default 0.5 */
+    double loss_share;                   /* share of loss reports: propagation default 0.5, submit 0 */
+    double revoke_share;                 /* submit: share of revocations, default 0 */
     uint32_t timeout_ms;                 /* per request, default 30000 */
     bool json;
     bool help;
@@ -146,7 +149,7 @@ typedef struct bench_result {
     uint64_t errors;
     uint64_t retries;      /* resubmissions after OVERLOADED / MEMPOOL_FULL */
     uint64_t hits, misses; /* status workloads */
-    uint64_t loss_reports, issued; /* propagation */
+    uint64_t loss_reports, issued, revocations; /* transactions sent, by kind */
     uint64_t propagated;   /* loss reports seen SUSPENDED on every node */
     size_t nodes;          /* propagation: nodes polled */
     bench_histogram lat;   /* request latency (submit: to commit) */

@@ -42,7 +42,8 @@ void bench_usage(FILE *f) {
             "  --count K            preload: credentials to issue; status: size of the preloaded set\n"
             "  --seed S             credential namespace (default 1)\n"
             "  --miss-ratio F       status: share of never-issued ids (default 0.1)\n"
-            "  --loss-share F       propagation: share of loss reports in the load (default 0.5)\n"
+            "  --loss-share F       share of loss reports (propagation: default 0.5; submit: default 0)\n"
+            "  --revoke-share F     submit: share of revocations of credentials issued by this run\n"
             "  --timeout-ms MS      per request (default 30000)\n"
             "  --json               one JSON object on stdout\n"
             "exit status: 0 done, 1 failed, 2 usage\n",
@@ -108,7 +109,7 @@ int bench_parse_args(bench_opts *o, int argc, char **argv, char *err, size_t err
     o->miss_ratio = 0.1;
     o->loss_share = 0.5;
     o->timeout_ms = 30000;
-    bool have_conn = false, have_count = false;
+    bool have_conn = false, have_count = false, have_loss = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -152,7 +153,10 @@ int bench_parse_args(bench_opts *o, int argc, char **argv, char *err, size_t err
         } else if (!strcmp(a, "--miss-ratio")) {
             if (parse_double(v, 0, 1, &o->miss_ratio)) return fail(err, err_len, a, v);
         } else if (!strcmp(a, "--loss-share")) {
-            if (parse_double(v, 0.01, 1, &o->loss_share)) return fail(err, err_len, a, v);
+            if (parse_double(v, 0, 1, &o->loss_share)) return fail(err, err_len, a, v);
+            have_loss = true;
+        } else if (!strcmp(a, "--revoke-share")) {
+            if (parse_double(v, 0, 1, &o->revoke_share)) return fail(err, err_len, a, v);
         } else if (!strcmp(a, "--timeout-ms")) {
             if (parse_u64(v, 1, 3600000, &u)) return fail(err, err_len, a, v);
             o->timeout_ms = (uint32_t)u;
@@ -181,6 +185,15 @@ int bench_parse_args(bench_opts *o, int argc, char **argv, char *err, size_t err
     }
     if (o->workload == BENCH_PROPAGATION && o->rate == 0) {
         snprintf(err, err_len, "propagation needs --rate R (the offered load)");
+        return MN_EINVAL;
+    }
+    if (o->workload == BENCH_PROPAGATION && o->loss_share <= 0) {
+        snprintf(err, err_len, "propagation needs --loss-share above 0");
+        return MN_EINVAL;
+    }
+    if (o->workload != BENCH_PROPAGATION && !have_loss) o->loss_share = 0;
+    if (o->loss_share + o->revoke_share > 1) {
+        snprintf(err, err_len, "--loss-share plus --revoke-share is over 1");
         return MN_EINVAL;
     }
     if ((o->workload == BENCH_STATUS || o->workload == BENCH_STATUS_PROOF) && !have_count) o->count = 0;

@@ -54,7 +54,10 @@ void bench_holder_id(uint8_t out[static MN_ID_LEN], uint64_t ns, uint64_t i) { d
 
 /* ---- shared state of one run ---- */
 
-enum { K_STATUS = 1, K_ISSUE, K_LOSS };
+/* K_LOSS: tracked loss reports (propagation); K_MIX: the submit phase's
+ * issuances mixed with K_REPORT / K_REVOKE of credentials issued earlier. */
+enum { K_STATUS = 1, K_ISSUE, K_LOSS, K_MIX, K_REPORT, K_REVOKE };
+#define RING_CAP 65536
 enum { REC_IDLE = 0, REC_PENDING, REC_DONE, REC_FAILED };
 
 typedef struct loss_rec {
@@ -90,7 +93,31 @@ typedef struct run {
     uint64_t propagated;
     uint64_t all_mask;
     _Atomic uint64_t first_error_logged;
+    pthread_mutex_t ring_mu;     /* committed issuances not yet revoked or reported */
+    uint64_t ring[RING_CAP];
+    size_t ring_head, ring_count;
 } run;
+
+static void ring_push(run *r, uint64_t idx) {
+    pthread_mutex_lock(&r->ring_mu);
+    if (r->ring_count < RING_CAP) {
+        r->ring[(r->ring_head + r->ring_count) % RING_CAP] = idx;
+        r->ring_count++;
+    }
+    pthread_mutex_unlock(&r->ring_mu);
+}
+
+static bool ring_pop(run *r, uint64_t *idx) {
+    pthread_mutex_lock(&r->ring_mu);
+    bool ok = r->ring_count > 0;
+    if (ok) {
+        *idx = r->ring[r->ring_head];
+        r->ring_head = (r->ring_head + 1) % RING_CAP;
+        r->ring_count--;
+    }
+    pthread_mutex_unlock(&r->ring_mu);
+    return ok;
+}
 
 typedef struct slot {
     bool used;
@@ -110,7 +137,7 @@ typedef struct worker {
     slot *slots;
     uint32_t inflight;
     bench_histogram lat;
-    uint64_t ops, errors, retries, hits, misses, issued, losses;
+    uint64_t ops, errors, retries, hits, misses, issued, losses, revokes;
     uint64_t last_us;
     int fatal;
     char err[256];
@@ -128,6 +155,7 @@ static int make_submit(run *r, worker *w, slot *s, int kind, uint64_t idx) {
     Midnode__TxPayload body = MIDNODE__TX_PAYLOAD__INIT;
     Midnode__IssueBody ib = MIDNODE__ISSUE_BODY__INIT;
     Midnode__ReportLossBody lb = MIDNODE__REPORT_LOSS_BODY__INIT;
+    Midnode__RevokeBody rb = MIDNODE__REVOKE_BODY__INIT;
     uint8_t cred[MN_ID_LEN], dev[MN_ID_LEN], holder[MN_ID_LEN], ref[MN_ID_LEN];
     bench_device_id(dev, r->ns, idx);
     const bench_signer *carrier = &tn->signers[tn->carriers[idx % tn->carrier_count]];
@@ -143,6 +171,13 @@ static int make_submit(run *r, worker *w, slot *s, int kind, uint64_t idx) {
         ib.carrier = (char *)carrier->id;
         body.body_case = MIDNODE__TX_PAYLOAD__BODY_ISSUE;
         body.issue = &ib;
+    } else if (kind == K_REVOKE) {
+        signer = &tn->signers[tn->issuers[idx % tn->issuer_count]];
+        bench_cred_id(cred, r->ns, idx);
+        rb.credential_id = (ProtobufCBinaryData){MN_ID_LEN, cred};
+        rb.reason = "midbench";
+        body.body_case = MIDNODE__TX_PAYLOAD__BODY_REVOKE;
+        body.revoke = &rb;
     } else {
         signer = (bench_signer *)carrier;
         derive(ref, "midbench-report", r->ns, idx);
@@ -225,6 +260,13 @@ static int send_new(worker *w, mn_client *c, uint64_t t0) {
                 idx = atomic_fetch_add(&r->next_loss, 1);
                 if (idx < r->loss_limit) kind = K_LOSS;
             }
+        } else if (r->ph.kind == K_MIX) {
+            uint64_t x = rng_next(&w->rng);
+            double u = (double)(x >> 11) / 9007199254740992.0;
+            int want = u < r->o->revoke_share                      ? K_REVOKE
+                       : u < r->o->revoke_share + r->o->loss_share ? K_REPORT
+                                                                   : K_ISSUE;
+            if (want != K_ISSUE && ring_pop(r, &idx)) kind = want;
         }
         if (kind == K_ISSUE) {
             idx = atomic_fetch_add(&r->next_index, 1);
@@ -252,6 +294,10 @@ static int send_new(worker *w, mn_client *c, uint64_t t0) {
         w->losses++;
     } else if (s->kind == K_ISSUE) {
         w->issued++;
+    } else if (s->kind == K_REPORT) {
+        w->losses++;
+    } else if (s->kind == K_REVOKE) {
+        w->revokes++;
     }
     s->used = true;
     s->id = id;
@@ -323,6 +369,7 @@ static int recv_one(worker *w, mn_client *c) {
     }
     if (ok) {
         w->ops++;
+        if (s->kind == K_ISSUE && r->ph.kind == K_MIX) ring_push(r, s->idx);
         bench_hist_record(&w->lat, t > s->t0_us ? t - s->t0_us : 0);
     } else {
         w->errors++;
@@ -437,6 +484,7 @@ static int run_phase(run *r, bench_result *res, bool count_it, char *err, size_t
             res->misses += w->misses;
             res->loss_reports += w->losses;
             res->issued += w->issued;
+            res->revocations += w->revokes;
         } else {
             res->errors += w->errors;
         }
@@ -572,6 +620,7 @@ int bench_run(const bench_opts *o, bench_result *res, char *err, size_t err_len)
     r->o = o;
     r->index_limit = UINT64_MAX;
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->ring_mu, NULL);
     bench_hist_init(&r->prop);
     int rc = MN_OK;
     if (o->testnet[0]) {
@@ -599,7 +648,7 @@ int bench_run(const bench_opts *o, bench_result *res, char *err, size_t err_len)
         rc = run_phase(r, res, true, err, err_len);
         break;
     case BENCH_SUBMIT:
-        ph->kind = K_ISSUE;
+        ph->kind = o->loss_share > 0 || o->revoke_share > 0 ? K_MIX : K_ISSUE;
         ph->wait_commit = true;
         ph->end_us = t_start + (uint64_t)(o->duration_s * 1e6);
         rc = run_phase(r, res, true, err, err_len);
@@ -685,6 +734,7 @@ int bench_run(const bench_opts *o, bench_result *res, char *err, size_t err_len)
 out:
     free(r->recs);
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->ring_mu);
     free(r);
     if (o->testnet[0]) bench_testnet_free(&tn);
     return rc;
@@ -709,6 +759,10 @@ void bench_print(FILE *f, const bench_opts *o, const bench_result *r, bool json)
         if (o->workload == BENCH_STATUS || o->workload == BENCH_STATUS_PROOF)
             fprintf(f, ", \"hits\": %llu, \"misses\": %llu", (unsigned long long)r->hits,
                     (unsigned long long)r->misses);
+        if (o->workload == BENCH_SUBMIT || o->workload == BENCH_PRELOAD)
+            fprintf(f, ", \"issued\": %llu, \"loss_reports\": %llu, \"revocations\": %llu",
+                    (unsigned long long)r->issued, (unsigned long long)r->loss_reports,
+                    (unsigned long long)r->revocations);
         if (o->workload == BENCH_PROPAGATION) {
             const bench_histogram *p = &r->prop;
             fprintf(f,
@@ -739,5 +793,8 @@ void bench_print(FILE *f, const bench_opts *o, const bench_result *r, bool json)
                 ms(bench_hist_quantile(p, 0.9)), ms(bench_hist_quantile(p, 0.99)),
                 ms((double)(p->count ? p->max : 0)));
     }
+    if (o->workload == BENCH_SUBMIT)
+        fprintf(f, "issued %llu, loss reports %llu, revocations %llu\n", (unsigned long long)r->issued,
+                (unsigned long long)r->loss_reports, (unsigned long long)r->revocations);
     if (r->retries) fprintf(f, "resubmissions after OVERLOADED/MEMPOOL_FULL: %llu\n", (unsigned long long)r->retries);
 }

@@ -81,6 +81,10 @@ check "fixed rate holds the offered rate" "$tmp/rate.json" 'j["mode"] == "rate" 
 $B submit --duration 1 --connections 2 --depth 8 >"$tmp/submit.json" 2>"$tmp/submit.json.err"
 check "submit commits" "$tmp/submit.json" 'j["ops"] > 0 and j["errors"] == 0 and j["p50_ms"] > 0'
 
+$B submit --duration 1.5 --connections 2 --depth 8 --loss-share 0.25 --revoke-share 0.25 >"$tmp/mix.json" 2>"$tmp/mix.json.err"
+check "submit mix: issuances, loss reports and revocations commit" "$tmp/mix.json" \
+  'j["ops"] > 0 and j["errors"] == 0 and j["issued"] > 0 and j["loss_reports"] > 0 and j["revocations"] > 0'
+
 $B propagation --rate 100 --duration 1 --connections 2 --depth 8 >"$tmp/prop.json" 2>"$tmp/prop.json.err"
 check "propagation: every loss report read SUSPENDED" "$tmp/prop.json" \
   'j["loss_reports"] > 0 and j["propagated"] == j["loss_reports"] and j["errors"] == 0 and j["nodes"] == 1 and j["propagation_p99_ms"] > 0'

@@ -97,6 +97,19 @@ static void test_workload_requirements(void **state) {
     assert_non_null(strstr(err, "--rate"));
 }
 
+static void test_shares(void **state) {
+    (void)state;
+    assert_int_equal(PARSE("submit", "--testnet", "/t"), MN_OK);
+    assert_true(o.loss_share == 0 && o.revoke_share == 0); /* plain issuances */
+    assert_int_equal(PARSE("submit", "--testnet", "/t", "--loss-share", "0.2", "--revoke-share", "0.3"), MN_OK);
+    assert_true(o.loss_share == 0.2 && o.revoke_share == 0.3);
+    assert_int_equal(PARSE("submit", "--testnet", "/t", "--loss-share", "0.6", "--revoke-share", "0.5"), MN_EINVAL);
+    assert_non_null(strstr(err, "over 1"));
+    assert_int_equal(PARSE("propagation", "--testnet", "/t", "--rate", "5"), MN_OK);
+    assert_true(o.loss_share == 0.5);
+    assert_int_equal(PARSE("propagation", "--testnet", "/t", "--rate", "5", "--loss-share", "0"), MN_EINVAL);
+}
+
 static void test_help(void **state) {
     (void)state;
     assert_int_equal(PARSE("--help"), MN_OK);
@@ -107,7 +120,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),      cmocka_unit_test(test_full_line),
         cmocka_unit_test(test_nodes_list),    cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_workload_requirements), cmocka_unit_test(test_help),
+        cmocka_unit_test(test_workload_requirements), cmocka_unit_test(test_shares),
+        cmocka_unit_test(test_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
