@@ -2,7 +2,8 @@
  * through etcd's HTTP/JSON gateway (POST /v3/kv/put, HTTP/1.1 keep-alive),
  * one request in flight per connection, closed loop or fixed rate, measured
  * with the same histogram as midbench's own workloads. The gateway costs
- * etcd some JSON work that its gRPC clients would not pay. */
+ * etcd some JSON work that its gRPC clients would not pay. --node must be a
+ * numeric IPv4 address and port (the bench starts etcd on 127.0.0.1). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
