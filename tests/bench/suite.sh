@@ -4,7 +4,7 @@
 # usage errors exit 2. Last line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-BIN=build/bin
+BIN=${BENCH_BIN:-build/bin} # BENCH_BIN=build/asan/bin runs the sanitizer build
 PY=/usr/bin/python3
 pass=0
 fail=0
