@@ -492,22 +492,30 @@ int mn_client_build_tx(uint8_t **tx, size_t *tx_len, uint8_t *tx_hash, const cha
     p.signer = (char *)signer;
     p.nonce = nonce;
     size_t psize = midnode__tx_payload__get_packed_size(&p);
-    if (psize > MN_TX_BYTES_MAX) return MN_ETOOBIG;
-    uint8_t pbuf[MN_TX_BYTES_MAX];
+    size_t limit = body->body_case == MIDNODE__TX_PAYLOAD__BODY_ISSUE_BATCH ? MN_TX_BATCH_BYTES_MAX : MN_TX_BYTES_MAX;
+    if (psize > limit) return MN_ETOOBIG;
+    uint8_t *pbuf = malloc(psize ? psize : 1);
+    if (!pbuf) return MN_ENOMEM;
     midnode__tx_payload__pack(&p, pbuf);
     uint8_t digest[MN_HASH_LEN], sig[MN_SIG_LEN];
     mn_sha256(digest, pbuf, psize);
-    if (mn_sign(sig, digest, seckey) != MN_OK) return MN_ECRYPTO;
+    if (mn_sign(sig, digest, seckey) != MN_OK) {
+        free(pbuf);
+        return MN_ECRYPTO;
+    }
     Midnode__Tx t = MIDNODE__TX__INIT;
     t.payload.data = pbuf;
     t.payload.len = psize;
     t.signature.data = sig;
     t.signature.len = MN_SIG_LEN;
     size_t tsize = midnode__tx__get_packed_size(&t);
-    if (tsize > MN_TX_BYTES_MAX) return MN_ETOOBIG;
-    uint8_t *out = malloc(tsize);
-    if (!out) return MN_ENOMEM;
+    uint8_t *out = tsize > limit ? NULL : malloc(tsize);
+    if (!out) {
+        free(pbuf);
+        return tsize > limit ? MN_ETOOBIG : MN_ENOMEM;
+    }
     midnode__tx__pack(&t, out);
+    free(pbuf);
     if (tx_hash) mn_sha256(tx_hash, out, tsize);
     *tx = out;
     *tx_len = tsize;

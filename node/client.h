@@ -121,7 +121,7 @@ int mn_client_watch_next(mn_client *c, uint64_t id, Midnode__StatusChange **out)
  * serialises the TxPayload once and signs SHA-256 of exactly those bytes.
  * *tx (malloc'd) receives the serialised Tx, tx_hash its SHA-256 (may be
  * NULL). Returns MN_OK, MN_EINVAL (chain id or signer too long, no body),
- * MN_ETOOBIG (over MN_TX_BYTES_MAX), MN_ECRYPTO, MN_ENOMEM. */
+ * MN_ETOOBIG (over MN_TX_BYTES_MAX; MN_TX_BATCH_BYTES_MAX for an ISSUE_BATCH), MN_ECRYPTO, MN_ENOMEM. */
 int mn_client_build_tx(uint8_t **tx, size_t *tx_len, uint8_t *tx_hash, const char *chain_id,
                        const char *signer, uint64_t nonce, const Midnode__TxPayload *body,
                        const uint8_t seckey[static MN_SECKEY_LEN]) MN_WARN_UNUSED;

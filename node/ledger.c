@@ -437,22 +437,70 @@ static void txp_free(txp *t) {
 
 static bool id_ok(ProtobufCBinaryData b) { return b.len == MN_ID_LEN; }
 
+/* The checks of one issuance that need only its bytes and the genesis. */
+static int check_issue_shape(const mn_genesis *g, const Midnode__IssueBody *b, char *msg, size_t msg_len) {
+    if (!id_ok(b->credential_id) || !id_ok(b->holder_ref) || !id_ok(b->device_ref))
+        return refuse(msg, msg_len, TX_MALFORMED, "credential_id, holder_ref and device_ref must be 32 bytes");
+    if ((int)b->type < MN_CRED_TYPE_MIN || (int)b->type > MN_CRED_TYPE_MAX)
+        return refuse(msg, msg_len, TX_MALFORMED, "unknown credential type %d", (int)b->type);
+    if (b->not_before < 0 || b->expires_at < 0 || (b->expires_at != 0 && b->expires_at <= b->not_before))
+        return refuse(msg, msg_len, TX_MALFORMED, "expires_at must be 0 or after not_before");
+    const mn_member *c = strlen(b->carrier) <= MN_MEMBER_ID_MAX ? member_lookup(g, b->carrier) : NULL;
+    if (!c || !(c->roles & MN_ROLE_CARRIER))
+        return refuse(msg, msg_len, TX_MALFORMED, "carrier \"%.32s\" is not a carrier member", b->carrier);
+    return TX_OK;
+}
+
+static int check_issue_type(const mn_member *m, const Midnode__IssueBody *b, char *msg, size_t msg_len) {
+    if (!(m->cred_types & (1u << b->type)))
+        return refuse(msg, msg_len, TX_ROLE, "%s may not issue %s credentials", m->id, type_name(b->type));
+    return TX_OK;
+}
+
+/* Prefixes an item's refusal with its index, so the submitter can find it. */
+static int refuse_item(char *msg, size_t msg_len, int code, size_t index, const char *why) {
+    return refuse(msg, msg_len, code, "item %zu: %s", index, why);
+}
+
+/* An ISSUE_BATCH: a bounded number of items, each shaped like an ISSUE and
+ * of a type the signer may issue (checked after the role, as for ISSUE). */
+static int check_batch_shape(const mn_genesis *g, const Midnode__IssueBatchBody *b, char *msg, size_t msg_len) {
+    if (b->n_items == 0) return refuse(msg, msg_len, TX_MALFORMED, "issue batch has no items");
+    if (b->n_items > MN_BATCH_ITEMS_MAX)
+        return refuse(msg, msg_len, TX_TOO_LARGE, "issue batch of %zu items, the limit is %d", b->n_items,
+                      MN_BATCH_ITEMS_MAX);
+    for (size_t i = 0; i < b->n_items; i++) {
+        char why[MN_TX_MSG_MAX];
+        int code = check_issue_shape(g, b->items[i], why, sizeof why);
+        if (code != TX_OK) return refuse_item(msg, msg_len, code, i, why);
+    }
+    return TX_OK;
+}
+
 /* Checks everything that depends only on the bytes and the genesis. */
 static int decode_tx(const mn_genesis *g, const uint8_t *bytes, size_t len, bool verify_sig,
                      mn_tx_info *info, txp *t, char *msg, size_t msg_len) {
     memset(t, 0, sizeof *t);
     if (info) memset(info, 0, sizeof *info);
-    if (len > MN_TX_BYTES_MAX)
+    /* Only an ISSUE_BATCH may exceed MN_TX_BYTES_MAX; anything larger that
+     * does not decode as one is refused for its size. */
+    bool big = len > MN_TX_BYTES_MAX;
+    if (len > MN_TX_BATCH_BYTES_MAX)
         return refuse(msg, msg_len, TX_TOO_LARGE, "transaction is %zu bytes, the limit is %d", len,
-                      MN_TX_BYTES_MAX);
+                      MN_TX_BATCH_BYTES_MAX);
+#define TOO_BIG()                                                                                  \
+    refuse(msg, msg_len, TX_TOO_LARGE, "transaction is %zu bytes, the limit is %d (%d for ISSUE_BATCH)", len, \
+           MN_TX_BYTES_MAX, MN_TX_BATCH_BYTES_MAX)
     if (info) sha(info->hash, bytes, len);
     t->tx = midnode__tx__unpack(NULL, len, bytes);
-    if (!t->tx) return refuse(msg, msg_len, TX_MALFORMED, "transaction does not decode");
+    if (!t->tx) return big ? TOO_BIG() : refuse(msg, msg_len, TX_MALFORMED, "transaction does not decode");
     if (t->tx->signature.len != MN_SIG_LEN)
         return refuse(msg, msg_len, TX_MALFORMED, "signature must be %d bytes", MN_SIG_LEN);
     t->p = midnode__tx_payload__unpack(NULL, t->tx->payload.len, t->tx->payload.data);
-    if (!t->p) return refuse(msg, msg_len, TX_MALFORMED, "payload does not decode");
+    if (!t->p) return big ? TOO_BIG() : refuse(msg, msg_len, TX_MALFORMED, "payload does not decode");
     Midnode__TxPayload *p = t->p;
+    if (big && p->body_case != MIDNODE__TX_PAYLOAD__BODY_ISSUE_BATCH) return TOO_BIG();
+#undef TOO_BIG
     if (info) {
         snprintf(info->signer, sizeof info->signer, "%s", p->signer);
         info->nonce = p->nonce;
@@ -474,17 +522,15 @@ static int decode_tx(const mn_genesis *g, const uint8_t *bytes, size_t len, bool
     bool issuer_op = false, carrier_op = false;
     switch (p->body_case) {
     case MIDNODE__TX_PAYLOAD__BODY_ISSUE: {
-        const Midnode__IssueBody *b = p->issue;
         issuer_op = true;
-        if (!id_ok(b->credential_id) || !id_ok(b->holder_ref) || !id_ok(b->device_ref))
-            return refuse(msg, msg_len, TX_MALFORMED, "credential_id, holder_ref and device_ref must be 32 bytes");
-        if ((int)b->type < MN_CRED_TYPE_MIN || (int)b->type > MN_CRED_TYPE_MAX)
-            return refuse(msg, msg_len, TX_MALFORMED, "unknown credential type %d", (int)b->type);
-        if (b->not_before < 0 || b->expires_at < 0 || (b->expires_at != 0 && b->expires_at <= b->not_before))
-            return refuse(msg, msg_len, TX_MALFORMED, "expires_at must be 0 or after not_before");
-        const mn_member *c = strlen(b->carrier) <= MN_MEMBER_ID_MAX ? member_lookup(g, b->carrier) : NULL;
-        if (!c || !(c->roles & MN_ROLE_CARRIER))
-            return refuse(msg, msg_len, TX_MALFORMED, "carrier \"%.32s\" is not a carrier member", b->carrier);
+        int code = check_issue_shape(g, p->issue, msg, msg_len);
+        if (code != TX_OK) return code;
+        break;
+    }
+    case MIDNODE__TX_PAYLOAD__BODY_ISSUE_BATCH: {
+        issuer_op = true;
+        int code = check_batch_shape(g, p->issue_batch, msg, msg_len);
+        if (code != TX_OK) return code;
         break;
     }
     case MIDNODE__TX_PAYLOAD__BODY_REVOKE:
@@ -523,9 +569,14 @@ static int decode_tx(const mn_genesis *g, const uint8_t *bytes, size_t len, bool
         return refuse(msg, msg_len, TX_ROLE, "%s is not an issuer", m->id);
     if (carrier_op && !(m->roles & MN_ROLE_CARRIER))
         return refuse(msg, msg_len, TX_ROLE, "%s is not a carrier", m->id);
-    if (p->body_case == MIDNODE__TX_PAYLOAD__BODY_ISSUE && !(m->cred_types & (1u << p->issue->type)))
-        return refuse(msg, msg_len, TX_ROLE, "%s may not issue %s credentials", m->id,
-                      type_name(p->issue->type));
+    if (p->body_case == MIDNODE__TX_PAYLOAD__BODY_ISSUE) return check_issue_type(m, p->issue, msg, msg_len);
+    if (p->body_case == MIDNODE__TX_PAYLOAD__BODY_ISSUE_BATCH) {
+        for (size_t i = 0; i < p->issue_batch->n_items; i++) {
+            char why[MN_TX_MSG_MAX];
+            int code = check_issue_type(m, p->issue_batch->items[i], why, sizeof why);
+            if (code != TX_OK) return refuse_item(msg, msg_len, code, i, why);
+        }
+    }
     return TX_OK;
 }
 
@@ -720,8 +771,8 @@ static int status_of(const rec *r) { return (r->loss || r->issuer_susp) ? ST_SUS
         if ((expr) != MN_OK) return TX_IO_ERROR;                                                   \
     } while (0)
 
-static int exec_issue(mn_exec *e, const txp *t, const uint8_t *h, char *msg, size_t ml) {
-    const Midnode__IssueBody *b = t->p->issue;
+static int exec_issue(mn_exec *e, const txp *t, const Midnode__IssueBody *b, const uint8_t *h, char *msg,
+                      size_t ml) {
     const char *signer = t->signer->id;
     rec old, r;
     int rc = ex_get_rec(e, b->credential_id.data, &old);
@@ -796,6 +847,22 @@ static int exec_issue(mn_exec *e, const txp *t, const uint8_t *h, char *msg, siz
     TRY(ex_put_rec(e, &r));
     TRY(mn_kv_put(e->txw, hk, hkl, r.id, MN_ID_LEN));
     TRY(add_change(e, h, &r, ST_UNKNOWN, signer, "issue"));
+    return TX_OK;
+}
+
+/* ISSUE_BATCH: the items in order, each seeing the ones before it (they
+ * share the transaction's write set), so a duplicate id inside the batch
+ * is refused and a later item may supersede an earlier one. The caller
+ * drops the write set and the changes on refusal: all or nothing. */
+static int exec_issue_batch(mn_exec *e, const txp *t, const uint8_t *h, char *msg, size_t ml) {
+    const Midnode__IssueBatchBody *b = t->p->issue_batch;
+    for (size_t i = 0; i < b->n_items; i++) {
+        char why[MN_TX_MSG_MAX];
+        why[0] = '\0';
+        int code = exec_issue(e, t, b->items[i], h, why, sizeof why);
+        if (code == TX_IO_ERROR) return code;
+        if (code != TX_OK) return refuse_item(msg, ml, code, i, why);
+    }
     return TX_OK;
 }
 
@@ -909,7 +976,8 @@ int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned fl
         if (code == TX_OK) {
             const uint8_t *h = e->last.hash;
             switch (t.p->body_case) {
-            case MIDNODE__TX_PAYLOAD__BODY_ISSUE: code = exec_issue(e, &t, h, msg, msg_len); break;
+            case MIDNODE__TX_PAYLOAD__BODY_ISSUE: code = exec_issue(e, &t, t.p->issue, h, msg, msg_len); break;
+            case MIDNODE__TX_PAYLOAD__BODY_ISSUE_BATCH: code = exec_issue_batch(e, &t, h, msg, msg_len); break;
             case MIDNODE__TX_PAYLOAD__BODY_REPORT_LOSS:
             case MIDNODE__TX_PAYLOAD__BODY_REPORT_RECOVERY: code = exec_carrier_op(e, &t, h, msg, msg_len); break;
             default: code = exec_issuer_op(e, &t, h, msg, msg_len); break;

@@ -14,6 +14,12 @@
  *                    A credential issued onto a device whose carrier has it
  *                    reported lost (some not-final credential of that carrier
  *                    there is loss-suspended) starts SUSPENDED (loss_suspended).
+ *   ISSUE_BATCH      signer is an issuer; 1..MN_BATCH_ITEMS_MAX items, each
+ *                    under exactly the ISSUE rules, applied in order (a
+ *                    later item sees the earlier ones: a repeated id is
+ *                    refused, a repeated holder+type supersedes); any item
+ *                    refused refuses the whole transaction, with a message
+ *                    "item N: <reason>" and that item's code.
  *   REVOKE           by the credential's issuer; ACTIVE or SUSPENDED -> REVOKED (final).
  *   SUSPEND/RESUME   by the credential's issuer; sets / clears issuer_suspended.
  *   REPORT_LOSS      by a carrier; sets loss_suspended on every not-final
@@ -21,7 +27,8 @@
  *   REPORT_RECOVERY  by a carrier; clears its own loss suspension only.
  *   status = SUSPENDED while loss_suspended || issuer_suspended, else ACTIVE
  *   (for records not final). EXPIRED is derived on read, never stored.
- * Every transaction: size <= MN_TX_BYTES_MAX, chain id matches, signer is a
+ * Every transaction: size <= MN_TX_BYTES_MAX (an ISSUE_BATCH:
+ * MN_TX_BATCH_BYTES_MAX), chain id matches, signer is a
  * genesis member with a transaction key, signature over SHA-256 of the exact
  * payload bytes, nonce exactly last committed + 1 (counting earlier
  * transactions of the same block).

@@ -197,7 +197,7 @@ int mn_mempool_add(struct mn_mempool *mp, const uint8_t *tx, size_t len,
     if (!tx || len == 0 || nonce == 0 || !signer) return MN_EINVAL;
     size_t id_len = strnlen(signer, MN_MEMBER_ID_MAX + 1);
     if (id_len == 0 || id_len > MN_MEMBER_ID_MAX) return MN_EINVAL;
-    if (len > MN_TX_BYTES_MAX) return MN_ETOOBIG;
+    if (len > MN_TX_BATCH_BYTES_MAX) return MN_ETOOBIG; /* the ledger's check bounds each kind */
     size_t slot = index_find(mp, hash);
     if (mp->slots[slot]) return MN_ESTATE;
     if (mp->count >= mp->cfg.txs_max || mp->cfg.bytes_max - mp->bytes < len) return MN_EAGAIN;

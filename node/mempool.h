@@ -68,7 +68,7 @@ void mn_mempool_free(struct mn_mempool *mp);
  * MN_EPERM when another tx of this signer with this nonce is pending
  * (TX_BAD_NONCE: the first one seen wins); MN_EAGAIN when the pool, its
  * bytes or this signer's share is full (TX_MEMPOOL_FULL); MN_ETOOBIG when
- * len > MN_TX_BYTES_MAX; MN_EINVAL on len 0, nonce 0 or a bad signer id;
+ * len > MN_TX_BATCH_BYTES_MAX; MN_EINVAL on len 0, nonce 0 or a bad signer id;
  * MN_ENOMEM. Nothing changes on failure. */
 int mn_mempool_add(struct mn_mempool *mp, const uint8_t *tx, size_t len,
                    const uint8_t hash[static MN_HASH_LEN], const char *signer,

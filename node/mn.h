@@ -44,7 +44,9 @@ const char *mn_strerror(int code);
 #define MN_MEMBER_ID_MAX 32        /* bytes of a member id, without NUL */
 #define MN_CHAIN_ID_MAX 64
 #define MN_REASON_MAX 256          /* revoke reason text */
-#define MN_TX_BYTES_MAX 4096       /* one serialised Tx */
+#define MN_TX_BYTES_MAX 4096       /* one serialised Tx (other than ISSUE_BATCH) */
+#define MN_BATCH_ITEMS_MAX 1000    /* issuances in one ISSUE_BATCH */
+#define MN_TX_BATCH_BYTES_MAX (256 * 1024) /* one serialised ISSUE_BATCH Tx */
 #define MN_BLOCK_TXS_MAX 10000
 #define MN_BLOCK_BYTES_MAX (MN_BLOCK_TXS_MAX * 512 + 65536)
 #define MN_VALIDATORS_MAX 64
@@ -56,6 +58,9 @@ const char *mn_strerror(int code);
 
 _Static_assert(MN_TX_BYTES_MAX < MN_RPC_FRAME_BYTES_MAX, "a tx fits in an RPC frame");
 _Static_assert(MN_BLOCK_BYTES_MAX < MN_PEER_FRAME_BYTES_MAX, "a block fits in a peer frame");
+_Static_assert(MN_TX_BATCH_BYTES_MAX + 4096 < MN_RPC_FRAME_BYTES_MAX, "a batch tx fits in an RPC frame");
+_Static_assert(MN_TX_BATCH_BYTES_MAX * 4 < MN_BLOCK_BYTES_MAX - 65536, "a block holds several batch txs");
+_Static_assert(MN_TX_BATCH_BYTES_MAX >= MN_BATCH_ITEMS_MAX * 200, "room for the items (an issuance is ~135 bytes)");
 _Static_assert(MN_MEMBER_ID_MAX < 64, "member ids stay short");
 
 #endif

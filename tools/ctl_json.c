@@ -119,6 +119,15 @@ static json_t *body_json(const Midnode__TxPayload *p, const char **kind) {
         json_object_set_new(b, "device", hexb(p->report_loss->device_ref));
         json_object_set_new(b, "report_ref", hexb(p->report_loss->report_ref));
         break;
+    case MIDNODE__TX_PAYLOAD__BODY_ISSUE_BATCH: {
+        *kind = "issue_batch";
+        json_t *ids = json_array();
+        for (size_t i = 0; i < p->issue_batch->n_items; i++)
+            json_array_append_new(ids, hexb(p->issue_batch->items[i]->credential_id));
+        json_object_set_new(b, "items", json_integer((json_int_t)p->issue_batch->n_items));
+        json_object_set_new(b, "credentials", ids);
+        break;
+    }
     case MIDNODE__TX_PAYLOAD__BODY_REPORT_RECOVERY:
         *kind = "report_recovery";
         json_object_set_new(b, "device", hexb(p->report_recovery->device_ref));

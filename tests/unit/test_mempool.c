@@ -167,7 +167,7 @@ static void bad_input_is_refused(void **state) {
     memset(long_id, 'x', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = 0;
     assert_int_equal(mn_mempool_add(mp, t.bytes, t.len, t.hash, long_id, 1), MN_EINVAL);
-    static uint8_t huge[MN_TX_BYTES_MAX + 1];
+    static uint8_t huge[MN_TX_BATCH_BYTES_MAX + 1];
     assert_int_equal(mn_mempool_add(mp, huge, sizeof huge, t.hash, "a", 1), MN_ETOOBIG);
     assert_int_equal(mn_mempool_count(mp), 0);
     char err[128];
