@@ -10,7 +10,9 @@
  *                 --loss-share, that share of the transactions instead revokes
  *                 or reports lost a credential this run issued earlier
  *   preload       issues --count credentials of the --seed namespace (the set
- *                 that `status` queries), as fast as the cluster commits
+ *                 that `status` queries), as fast as the cluster commits;
+ *                 with --batch B, B issuances per signed ISSUE_BATCH
+ *                 (ops and latency then count batch transactions)
  *   propagation   at --rate transactions/s of issuances and loss reports, the
  *                 time from a carrier's REPORT_LOSS submission until GetStatus
  *                 reads SUSPENDED on every node of --nodes
@@ -96,6 +98,7 @@ typedef struct bench_opts {
     double loss_share;                   /* share of loss reports: propagation default 0.5, submit 0 */
     double revoke_share;                 /* submit: share of revocations, default 0 */
     uint32_t timeout_ms;                 /* per request, default 30000 */
+    uint32_t batch;                      /* preload: issuances per ISSUE_BATCH tx; 0: one ISSUE each */
     bool json;
     bool help;
 } bench_opts;
@@ -151,6 +154,7 @@ typedef struct bench_result {
     uint64_t hits, misses; /* status workloads */
     uint64_t loss_reports, issued, revocations; /* transactions sent, by kind */
     uint64_t propagated;   /* loss reports seen SUSPENDED on every node */
+    uint64_t credentials;  /* preload --batch: credentials in the committed batches */
     size_t nodes;          /* propagation: nodes polled */
     bench_histogram lat;   /* request latency (submit: to commit) */
     bench_histogram prop;  /* propagation */

@@ -40,6 +40,7 @@ void bench_usage(FILE *f) {
             "  --rate R             fixed offered rate, requests/s over all connections (default: closed loop)\n"
             "  --duration S         seconds of load (default 10; preload: until --count is done)\n"
             "  --count K            preload: credentials to issue; status: size of the preloaded set\n"
+            "  --batch B            preload: B issuances per ISSUE_BATCH transaction (1..1000)\n"
             "  --seed S             credential namespace (default 1)\n"
             "  --miss-ratio F       status: share of never-issued ids (default 0.1)\n"
             "  --loss-share F       share of loss reports (propagation: default 0.5; submit: default 0)\n"
@@ -157,6 +158,9 @@ int bench_parse_args(bench_opts *o, int argc, char **argv, char *err, size_t err
             have_loss = true;
         } else if (!strcmp(a, "--revoke-share")) {
             if (parse_double(v, 0, 1, &o->revoke_share)) return fail(err, err_len, a, v);
+        } else if (!strcmp(a, "--batch")) {
+            if (parse_u64(v, 1, MN_BATCH_ITEMS_MAX, &u)) return fail(err, err_len, a, v);
+            o->batch = u > 1 ? (uint32_t)u : 0;
         } else if (!strcmp(a, "--timeout-ms")) {
             if (parse_u64(v, 1, 3600000, &u)) return fail(err, err_len, a, v);
             o->timeout_ms = (uint32_t)u;

@@ -93,6 +93,14 @@ static void test_workload_requirements(void **state) {
     assert_non_null(strstr(err, "--count"));
     assert_int_equal(PARSE("preload", "--testnet", "/t", "--count", "10"), MN_OK);
     assert_int_equal(o.connections, 16);
+    assert_int_equal(o.batch, 0);
+    assert_int_equal(PARSE("preload", "--testnet", "/t", "--count", "10", "--batch", "1000"), MN_OK);
+    assert_int_equal(o.batch, 1000);
+    assert_int_equal(PARSE("preload", "--testnet", "/t", "--count", "10", "--batch", "1"), MN_OK);
+    assert_int_equal(o.batch, 0); /* one ISSUE per tx */
+    assert_int_equal(PARSE("preload", "--testnet", "/t", "--count", "10", "--batch", "1001"), MN_EINVAL);
+    assert_non_null(strstr(err, "--batch"));
+    assert_int_equal(PARSE("preload", "--testnet", "/t", "--count", "10", "--batch", "0"), MN_EINVAL);
     assert_int_equal(PARSE("propagation", "--testnet", "/t"), MN_EINVAL);
     assert_non_null(strstr(err, "--rate"));
 }
