@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# `make bench-scale`: builds a state of SCALE_CREDS credentials through the
+# ledger's own rules (ISSUE_BATCH transactions, `midbench preload --batch`)
+# on a local chain and measures, at SCALE_MID credentials and again at
+# SCALE_CREDS: GetStatus throughput and p99 (plain and with proof), build
+# time and rate, disk bytes per credential (du -sb of the data dir) and the
+# validator's RSS. Prints a summary and writes build/bench/scale.json.
+# Not part of `make test`; at the default 50 M it takes hours on 2 cores.
+#   SCALE_CREDS       credentials to build (default 50000000)
+#   SCALE_MID         the comparison point (default 1000000; capped at SCALE_CREDS)
+#   SCALE_CHUNK       credentials per preload step (default 1000000)
+#   SCALE_VALIDATORS  validators of the chain (default 1)
+#   SCALE_BATCH       issuances per ISSUE_BATCH (default 1000)
+#   SCALE_CONN        preload connections (default 8)
+#   SCALE_SECONDS     seconds per status measurement (default 10)
+#   SCALE_DIR         work directory (default a new /tmp/midscale.*)
+#   SCALE_KEEP=1      keep the work directory (the built chain)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+BIN=$ROOT/build/bin
+PY=/usr/bin/python3
+CREDS=${SCALE_CREDS:-50000000}
+MID=${SCALE_MID:-1000000}
+CHUNK=${SCALE_CHUNK:-1000000}
+VALS=${SCALE_VALIDATORS:-1}
+BATCH=${SCALE_BATCH:-1000}
+CONN=${SCALE_CONN:-8}
+SECS=${SCALE_SECONDS:-10}
+[ "$MID" -gt "$CREDS" ] && MID=$CREDS
+[ "$CHUNK" -gt "$MID" ] && CHUNK=$MID
+OUT=$ROOT/build/bench
+mkdir -p "$OUT"
+W=${SCALE_DIR:-$(mktemp -d /tmp/midscale.XXXXXX)}
+mkdir -p "$W"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  [ "${SCALE_KEEP:-0}" = 1 ] && echo "scale: work dir kept: $W" >&2 || rm -rf "$W"
+}
+trap cleanup EXIT
+say() { echo "scale: $*" >&2; }
+die() { say "$*"; exit 1; }
+[ -x "$BIN/midbench" ] && [ -x "$BIN/midnode" ] && [ -x "$BIN/midctl" ] || die "build first (make)"
+
+free_base() {
+  $PY - "$1" <<'PYEOF'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(500):
+    b = random.randint(20000, 60000 - n)
+    socks = []
+    try:
+        for p in range(b, b + n):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(b); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PYEOF
+}
+jget() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+now() { date +%s.%N; }
+elapsed() { $PY -c 'import sys; print("%.1f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$1" "$2"; }
+
+base=$(free_base $((3 * VALS)))
+"$BIN/midctl" testnet --dir "$W/tn" --validators "$VALS" --base-port "$base" >/dev/null || die "midctl testnet failed"
+mapfile -t HOMES < <($PY -c 'import json,sys; [print(n["home"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$W/tn/testnet.json")
+mapfile -t RPCS < <($PY -c 'import json,sys; [print(n["rpc"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$W/tn/testnet.json")
+for i in "${!HOMES[@]}"; do
+  "$BIN/midnode" --home "${HOMES[$i]}" >"$W/node$i.log" 2>&1 &
+  PIDS+=($!)
+done
+NODE0=${PIDS[0]}
+deadline=$((SECONDS + 60))
+until "$BIN/midctl" --node "${RPCS[0]}" info >/dev/null 2>&1; do
+  [ $SECONDS -ge $deadline ] && die "node ${RPCS[0]} did not answer"
+  sleep 0.2
+done
+say "$VALS validator(s) up; building $CREDS credentials in steps of $CHUNK (ISSUE_BATCH of $BATCH)"
+
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$NODE0/status"; }
+disk_bytes() { du -sb "${HOMES[0]}/data" | cut -f1; }
+
+# The status set is the first step's credentials (seed 100), queried at
+# every size, so both measurements ask for the same keys in a larger tree.
+measure() { # $1 label
+  "$BIN/midbench" status --node "${RPCS[0]}" --seed 100 --count "$CHUNK" --connections 50 --depth 1 \
+    --duration "$SECS" --json >"$OUT/scale_status_$1.json" || die "status at $1 failed"
+  "$BIN/midbench" status-proof --node "${RPCS[0]}" --seed 100 --count "$CHUNK" --connections 50 --depth 1 \
+    --duration "$SECS" --json >"$OUT/scale_proof_$1.json" || die "status-proof at $1 failed"
+  say "at $1: status $(jget "$OUT/scale_status_$1.json" throughput)/s p99 $(jget "$OUT/scale_status_$1.json" p99_ms) ms;" \
+    "with proof $(jget "$OUT/scale_proof_$1.json" throughput)/s p99 $(jget "$OUT/scale_proof_$1.json" p99_ms) ms;" \
+    "rss $(rss_mb) MB; disk $(disk_bytes) B"
+}
+
+built=0
+step=0
+build_s=0
+MID_RSS=0 MID_DISK=0 MID_BUILD_S=0
+: >"$OUT/scale_steps.jsonl"
+while [ "$built" -lt "$CREDS" ]; do
+  n=$CHUNK
+  [ $((built + n)) -gt "$CREDS" ] && n=$((CREDS - built))
+  t0=$(now)
+  "$BIN/midbench" preload --testnet "$W/tn" --node "${RPCS[0]}" --seed $((100 + step)) --count "$n" \
+    --batch "$BATCH" --connections "$CONN" --timeout-ms 120000 --json >"$W/preload.json" || die "preload step $step failed"
+  t1=$(now)
+  [ "$(jget "$W/preload.json" errors)" = 0 ] || die "preload step $step had errors (see $W/node0.log)"
+  dt=$(elapsed "$t0" "$t1")
+  build_s=$($PY -c "print(round($build_s + $dt, 1))")
+  built=$((built + n))
+  step=$((step + 1))
+  rate=$($PY -c "print(round($n / $dt))")
+  echo "{\"credentials\": $built, \"step_s\": $dt, \"step_creds_per_s\": $rate, \"rss_mb\": $(rss_mb), \"disk_bytes\": $(disk_bytes)}" >>"$OUT/scale_steps.jsonl"
+  say "$built credentials ($rate/s in this step, ${build_s} s in all)"
+  if [ "$built" -eq "$MID" ]; then
+    MID_BUILD_S=$build_s MID_RSS=$(rss_mb) MID_DISK=$(disk_bytes)
+    measure mid
+  fi
+done
+TOP_RSS=$(rss_mb) TOP_DISK=$(disk_bytes)
+if [ "$CREDS" -gt "$MID" ]; then measure top; else
+  cp "$OUT/scale_status_mid.json" "$OUT/scale_status_top.json"
+  cp "$OUT/scale_proof_mid.json" "$OUT/scale_proof_top.json"
+fi
+
+$PY - "$OUT" "$CREDS" "$MID" "$VALS" "$BATCH" "$build_s" "$MID_BUILD_S" "$MID_RSS" "$MID_DISK" "$TOP_RSS" "$TOP_DISK" <<'PYEOF'
+import json, os, platform, sys
+out, creds, mid, vals, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+build_s, mid_build_s = float(sys.argv[6]), float(sys.argv[7])
+mid_rss, mid_disk, top_rss, top_disk = float(sys.argv[8]), int(sys.argv[9]), float(sys.argv[10]), int(sys.argv[11])
+ld = lambda n: json.load(open(os.path.join(out, n)))
+sm, pm, st, pt = ld("scale_status_mid.json"), ld("scale_proof_mid.json"), ld("scale_status_top.json"), ld("scale_proof_top.json")
+r = {
+    "machine": "%s, %d cores, %s" % (platform.processor() or platform.machine(), os.cpu_count(), platform.platform()),
+    "load_avg": os.getloadavg()[0], "validators": vals, "batch": batch,
+    "credentials": creds, "build_s": build_s, "build_creds_per_s": round(creds / build_s) if build_s else 0,
+    "bytes_per_credential": round(top_disk / creds, 1), "node_rss_mb": top_rss,
+    "status_qps": st["throughput"], "status_p99_ms": st["p99_ms"],
+    "status_proof_qps": pt["throughput"], "status_proof_p99_ms": pt["p99_ms"],
+    "mid_credentials": mid, "mid_build_s": mid_build_s, "mid_bytes_per_credential": round(mid_disk / mid, 1),
+    "mid_node_rss_mb": mid_rss,
+    "mid_status_qps": sm["throughput"], "mid_status_p99_ms": sm["p99_ms"],
+    "mid_status_proof_qps": pm["throughput"], "mid_status_proof_p99_ms": pm["p99_ms"],
+}
+r["status_qps_ratio"] = round(r["status_qps"] / r["mid_status_qps"], 3) if r["mid_status_qps"] else 0
+r["status_p99_ratio"] = round(r["status_p99_ms"] / r["mid_status_p99_ms"], 3) if r["mid_status_p99_ms"] else 0
+json.dump(r, open(os.path.join(out, "scale.json"), "w"), indent=1)
+print("| figure | at %s | at %s | ratio |" % (format(mid, ","), format(creds, ",")))
+print("| --- | ---: | ---: | ---: |")
+def row(name, a, b, fmt="{:,.1f}"):
+    ratio = "%.2fx" % (b / a) if a else "-"
+    print("| %s | %s | %s | %s |" % (name, fmt.format(a), fmt.format(b), ratio))
+row("status queries/s, 50 conn x 1", sm["throughput"], st["throughput"], "{:,.0f}")
+row("status p99 ms", sm["p99_ms"], st["p99_ms"], "{:.2f}")
+row("status with proof/s, 50 conn x 1", pm["throughput"], pt["throughput"], "{:,.0f}")
+row("status with proof p99 ms", pm["p99_ms"], pt["p99_ms"], "{:.2f}")
+row("build time s (cumulative)", mid_build_s, build_s)
+row("disk bytes per credential", mid_disk / mid, top_disk / creds)
+row("validator RSS MB", mid_rss, top_rss)
+print("build rate: %s credentials/s overall (%d validator(s), batches of %d)" % (format(r["build_creds_per_s"], ","), vals, batch))
+PYEOF
