@@ -285,6 +285,62 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
     return MN_OK;
 }
 
+int mn_store_write(mn_store *s, const mn_kvmap *changes) {
+    if (s->height != 0) return MN_ESTATE;
+    leveldb_writebatch_t *b = leveldb_writebatch_create();
+    size_t n = mn_kv_count(changes);
+    int rc = MN_OK;
+    for (size_t i = 0; i < n && rc == MN_OK; i++) {
+        const uint8_t *key, *val;
+        size_t key_len, val_len;
+        mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
+        if (key_len == 0 || key[0] == 'M' || key[0] == 'B' || key[0] == 'C')
+            rc = MN_EINVAL;
+        else if (val)
+            leveldb_writebatch_put(b, (const char *)key, key_len, (const char *)val, val_len);
+        else
+            leveldb_writebatch_delete(b, (const char *)key, key_len);
+    }
+    if (rc == MN_OK) {
+        /* Unsynced: mn_store_install's synced write makes it all durable,
+         * and a crash before that leaves a store of height 0 to discard. */
+        leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+        char *err = NULL;
+        leveldb_write(s->db, wo, b, &err);
+        leveldb_writeoptions_destroy(wo);
+        if (err) {
+            LOG_ERROR("store_write_failed", "err=%s", err);
+            leveldb_free(err);
+            rc = MN_EIO;
+        }
+    }
+    leveldb_writebatch_destroy(b);
+    return rc;
+}
+
+int mn_store_install(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len, const uint8_t *cert,
+                     size_t cert_len, const uint8_t state_root[static MN_HASH_LEN]) {
+    if (s->height != 0) return MN_ESTATE;
+    if (height == 0) return MN_EINVAL;
+    leveldb_writebatch_t *b = leveldb_writebatch_create();
+    uint8_t k[16], hb[8];
+    size_t kl = key_height(k, 'B', height);
+    leveldb_writebatch_put(b, (const char *)k, kl, (const char *)block, block_len);
+    if (cert && cert_len) {
+        kl = key_height(k, 'C', height);
+        leveldb_writebatch_put(b, (const char *)k, kl, (const char *)cert, cert_len);
+    }
+    put_u64(hb, height);
+    leveldb_writebatch_put(b, K_HEIGHT, strlen(K_HEIGHT), (const char *)hb, 8);
+    leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
+    int rc = write_batch(s, b);
+    leveldb_writebatch_destroy(b);
+    if (rc != MN_OK) return rc;
+    s->height = height;
+    memcpy(s->root, state_root, MN_HASH_LEN);
+    return MN_OK;
+}
+
 int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert, size_t cert_len) {
     if (height == 0 || height > s->height) return MN_EINVAL;
     uint8_t k[16];
@@ -369,6 +425,11 @@ static int iterate(mn_store *s, const uint8_t *start, size_t start_len, char fam
         return MN_EIO;
     }
     return MN_OK;
+}
+
+int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {
+    uint8_t start = (uint8_t)fam;
+    return iterate(s, &start, 1, fam, (size_t)-1, cb, ctx);
 }
 
 typedef struct { mn_store_change_cb cb; void *ctx; } change_ctx;

@@ -53,6 +53,28 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
                     const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
                     const uint8_t state_root[static MN_HASH_LEN]) MN_WARN_UNUSED;
 
+/* ---- snapshot import (node/snapshot.h): only on an empty store (height 0) */
+
+/* Writes every entry of changes (not metadata, blocks or certificates) in
+ * one unsynced batch, leaving the height at 0. Returns MN_OK, MN_ESTATE
+ * (height not 0), MN_EINVAL (a key of family M, B or C), MN_EIO. */
+int mn_store_write(mn_store *s, const mn_kvmap *changes) MN_WARN_UNUSED;
+
+/* Makes the store start at `height`: block, its certificate and the state
+ * root, in one synced batch (which also makes the earlier mn_store_write
+ * batches durable). Returns MN_OK, MN_ESTATE (height not 0), MN_EINVAL
+ * (height 0), MN_EIO. */
+int mn_store_install(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
+                     const uint8_t *cert, size_t cert_len,
+                     const uint8_t state_root[static MN_HASH_LEN]) MN_WARN_UNUSED;
+
+/* Calls cb with every key and value of family fam (one key byte, e.g.
+ * 'r') in key order; cb returns nonzero to stop (not an error).
+ * Returns MN_OK or MN_EIO. */
+typedef int (*mn_store_kv_cb)(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *val,
+                              size_t val_len);
+int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) MN_WARN_UNUSED;
+
 /* Stores (synced) a certificate learned after the block committed, e.g. a
  * later, larger one. Returns MN_OK, MN_EINVAL (height not committed), MN_EIO. */
 int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert,

@@ -40,6 +40,7 @@ int mn_ctl_block(int argc, char **argv);
 int mn_ctl_keygen(int argc, char **argv);
 int mn_ctl_pubkey(int argc, char **argv);
 int mn_ctl_health(int argc, char **argv);
+int mn_ctl_snapshot(int argc, char **argv); /* offline: export / import a certified state snapshot */
 
 /* ---- shared helpers (ctl_common.c) ---- */
 

@@ -36,6 +36,7 @@ static const command k_commands[] = {
     {"keygen", mn_ctl_keygen, "keygen --out FILE"},
     {"pubkey", mn_ctl_pubkey, "pubkey --key FILE"},
     {"health", mn_ctl_health, "health --http HOST:PORT"},
+    {"snapshot", mn_ctl_snapshot, "snapshot export|import --home DIR --file FILE (node stopped; import into an empty data dir)"},
     {"testnet", testnet_dispatch,
      "testnet --dir DIR [--validators N] [--observers M] [--base-port P] [--host H]"},
 };

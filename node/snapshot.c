@@ -1,0 +1,484 @@
+/* snapshot.c: export and verified import of a certified state snapshot
+ * (format and checks in snapshot.h). */
+#include "snapshot.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cert.h"
+#include "crypto.h"
+#include "kvmap.h"
+#include "midnode.pb-c.h"
+#include "smt.h"
+
+#define MAGIC "MNSNAP01"
+#define MAGIC_LEN 8
+/* State entries per tree update and write batch while importing. */
+#define IMPORT_CHUNK 100000
+
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) MN_PRINTF(4, 5);
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) {
+    if (err && err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static void put_be(uint8_t *p, uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static bool is_final(int status) {
+    return status == MIDNODE__CREDENTIAL_STATUS__REVOKED || status == MIDNODE__CREDENTIAL_STATUS__SUPERSEDED;
+}
+
+/* ---------------------------------------------------------------- export */
+
+typedef struct writer {
+    FILE *f;
+    mn_sha256_ctx h;
+    uint64_t bytes, entries;
+    bool failed;
+    mn_snapshot_info *info;
+} writer;
+
+static void w_put(writer *w, const void *p, size_t n) {
+    if (w->failed || n == 0) return;
+    if (fwrite(p, 1, n, w->f) != n) {
+        w->failed = true;
+        return;
+    }
+    mn_sha256_update(&w->h, p, n);
+    w->bytes += n;
+}
+
+static void w_blob(writer *w, const uint8_t *p, size_t n) {
+    uint8_t l[4];
+    put_be(l, n, 4);
+    w_put(w, l, 4);
+    w_put(w, p, n);
+}
+
+static int w_entry(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    writer *w = ctx;
+    uint8_t hdr[3];
+    hdr[0] = k[0];
+    put_be(hdr + 1, kl, 2);
+    w_put(w, hdr, 3);
+    w_put(w, k, kl);
+    uint8_t l[4];
+    put_be(l, vl, 4);
+    w_put(w, l, 4);
+    w_put(w, v, vl);
+    w->entries++;
+    switch (k[0]) {
+    case 'r': w->info->records++; break;
+    case 'n': w->info->nonces++; break;
+    case 'd': w->info->devices++; break;
+    default: w->info->holders++; break;
+    }
+    return w->failed ? 1 : 0;
+}
+
+int mn_snapshot_export(mn_store *s, const char *path, mn_snapshot_info *info, char *err, size_t err_len) {
+    mn_snapshot_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    uint64_t height = mn_store_height(s);
+    if (height == 0) return fail(err, err_len, MN_ENOTFOUND, "nothing committed yet");
+    uint8_t *block = NULL, *cert = NULL;
+    size_t block_len = 0, cert_len = 0;
+    int rc = mn_store_get_block(s, height, &block, &block_len);
+    if (rc == MN_OK) rc = mn_store_get_cert(s, height, &cert, &cert_len);
+    if (rc != MN_OK) {
+        free(block);
+        return fail(err, err_len, rc, "block or certificate of height %llu: %s", (unsigned long long)height,
+                    mn_strerror(rc));
+    }
+    info->height = height;
+    mn_store_root(s, info->state_root);
+    char tmp[1100];
+    if (strlen(path) > 1024) {
+        free(block);
+        free(cert);
+        return fail(err, err_len, MN_EINVAL, "path too long");
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    writer w = {.info = info};
+    w.f = fopen(tmp, "wb");
+    if (!w.f) {
+        free(block);
+        free(cert);
+        return fail(err, err_len, MN_EIO, "cannot create %s", tmp);
+    }
+    mn_sha256_init(&w.h);
+    w_put(&w, MAGIC, MAGIC_LEN);
+    w_blob(&w, block, block_len);
+    w_blob(&w, cert, cert_len);
+    free(block);
+    free(cert);
+    /* The store is not written while we read it (one thread), so the four
+     * scans see the state of one height. */
+    static const char fams[] = {'r', 'n', 'd', 'h'};
+    for (size_t i = 0; i < sizeof fams && rc == MN_OK && !w.failed; i++) rc = mn_store_scan(s, fams[i], w_entry, &w);
+    uint8_t end[9], digest[MN_HASH_LEN];
+    end[0] = 0;
+    put_be(end + 1, w.entries, 8);
+    w_put(&w, end, 9);
+    mn_sha256_final(&w.h, digest);
+    if (!w.failed && fwrite(digest, 1, MN_HASH_LEN, w.f) != MN_HASH_LEN) w.failed = true;
+    w.bytes += MN_HASH_LEN;
+    if (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0) w.failed = true;
+    if (fclose(w.f) != 0) w.failed = true;
+    if (rc == MN_OK && w.failed) rc = MN_EIO;
+    if (rc == MN_OK && rename(tmp, path) != 0) rc = MN_EIO;
+    if (rc != MN_OK) {
+        (void)remove(tmp);
+        return fail(err, err_len, rc, "writing %s: %s", path, mn_strerror(rc));
+    }
+    info->bytes = w.bytes;
+    return MN_OK;
+}
+
+/* ---------------------------------------------------------------- import */
+
+typedef struct reader {
+    FILE *f;
+    mn_sha256_ctx h;
+    bool eof;
+} reader;
+
+static bool r_get(reader *r, void *p, size_t n) {
+    if (n == 0) return true;
+    if (fread(p, 1, n, r->f) != n) {
+        r->eof = true;
+        return false;
+    }
+    mn_sha256_update(&r->h, p, n);
+    return true;
+}
+
+/* A length-prefixed blob of at most max bytes (malloc'd). */
+static bool r_blob(reader *r, uint8_t **out, size_t *len, size_t max) {
+    uint8_t l[4];
+    if (!r_get(r, l, 4)) return false;
+    size_t n = (size_t)get_be(l, 4);
+    if (n == 0 || n > max) return false;
+    *out = malloc(n);
+    if (!*out) return false;
+    *len = n;
+    return r_get(r, *out, n);
+}
+
+/* Checks one entry's shape; fills the tree item for records and nonces. */
+static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, mn_smt_item *item, bool *in_tree) {
+    *in_tree = false;
+    switch (k[0]) {
+    case 'r': {
+        if (kl != 1 + MN_ID_LEN) return false;
+        Midnode__CredentialRecord *rec = midnode__credential_record__unpack(NULL, vl, v);
+        bool ok = rec && rec->credential_id.len == MN_ID_LEN && memcmp(rec->credential_id.data, k + 1, MN_ID_LEN) == 0;
+        if (rec) midnode__credential_record__free_unpacked(rec, NULL);
+        if (!ok) return false;
+        mn_smt_key_credential(item->key_hash, k + 1);
+        break;
+    }
+    case 'n': {
+        if (kl < 2 || kl > 1 + MN_MEMBER_ID_MAX || vl != 8) return false;
+        char signer[MN_MEMBER_ID_MAX + 1];
+        memcpy(signer, k + 1, kl - 1);
+        signer[kl - 1] = '\0';
+        if (strlen(signer) != kl - 1) return false;
+        mn_smt_key_nonce(item->key_hash, signer);
+        break;
+    }
+    case 'd':
+        return kl == 1 + MN_ID_LEN && vl > 0 && vl % MN_ID_LEN == 0 && vl / MN_ID_LEN <= 32;
+    case 'h':
+        return kl == 2 + MN_ID_LEN;
+    default:
+        return false;
+    }
+    mn_sha256_ctx c;
+    mn_sha256_init(&c);
+    mn_sha256_update(&c, v, vl);
+    mn_sha256_final(&c, item->value_hash);
+    item->remove = false;
+    *in_tree = true;
+    return true;
+}
+
+/* Index checks after the state is in the store. */
+typedef struct idx_check {
+    mn_store *s;
+    int64_t time_ms;
+    int rc;
+    char why[160];
+} idx_check;
+
+static int idx_bad(idx_check *c, int rc, const char *why) {
+    c->rc = rc;
+    snprintf(c->why, sizeof c->why, "%s", why);
+    return 1;
+}
+
+static int get_rec(mn_store *s, const uint8_t *id, Midnode__CredentialRecord **out) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = mn_store_get_record(s, id, &buf, &len);
+    if (rc != MN_OK) return rc;
+    *out = midnode__credential_record__unpack(NULL, len, buf);
+    free(buf);
+    return *out ? MN_OK : MN_ECORRUPT;
+}
+
+/* Every id a device lists is a not-final record on that device, once. */
+static int check_device(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    idx_check *c = ctx;
+    (void)kl;
+    for (size_t i = 0; i < vl / MN_ID_LEN; i++) {
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(v + i * MN_ID_LEN, v + j * MN_ID_LEN, MN_ID_LEN) == 0)
+                return idx_bad(c, MN_ECORRUPT, "a device lists a credential twice");
+        Midnode__CredentialRecord *r = NULL;
+        int rc = get_rec(c->s, v + i * MN_ID_LEN, &r);
+        if (rc == MN_ENOTFOUND) return idx_bad(c, MN_ECORRUPT, "a device lists an unknown credential");
+        if (rc != MN_OK) return idx_bad(c, rc, "reading a record");
+        bool ok = !is_final(r->status) && r->device_ref.len == MN_ID_LEN &&
+                  memcmp(r->device_ref.data, k + 1, MN_ID_LEN) == 0;
+        midnode__credential_record__free_unpacked(r, NULL);
+        if (!ok) return idx_bad(c, MN_ECORRUPT, "a device lists a final credential or one of another device");
+    }
+    return 0;
+}
+
+/* Every holder entry names a not-final record of that holder and type. */
+static int check_holder(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    idx_check *c = ctx;
+    (void)kl;
+    if (vl != MN_ID_LEN) return idx_bad(c, MN_ECORRUPT, "a holder entry is not one credential id");
+    Midnode__CredentialRecord *r = NULL;
+    int rc = get_rec(c->s, v, &r);
+    if (rc == MN_ENOTFOUND) return idx_bad(c, MN_ECORRUPT, "a holder entry names an unknown credential");
+    if (rc != MN_OK) return idx_bad(c, rc, "reading a record");
+    bool ok = !is_final(r->status) && r->holder_ref.len == MN_ID_LEN &&
+              memcmp(r->holder_ref.data, k + 1, MN_ID_LEN) == 0 && (uint32_t)r->type == k[1 + MN_ID_LEN];
+    midnode__credential_record__free_unpacked(r, NULL);
+    return ok ? 0 : idx_bad(c, MN_ECORRUPT, "a holder entry names a final credential or another holder's");
+}
+
+/* Every not-final record is its holder's live one and, unless expired (the
+ * ledger drops expired ids from a full device), on its device's list. */
+static int check_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    idx_check *c = ctx;
+    (void)kl;
+    Midnode__CredentialRecord *r = midnode__credential_record__unpack(NULL, vl, v);
+    if (!r) return idx_bad(c, MN_ECORRUPT, "a record does not decode");
+    int bad = 0;
+    if (!is_final(r->status) && r->holder_ref.len == MN_ID_LEN && r->device_ref.len == MN_ID_LEN) {
+        uint8_t key[MN_STORE_KEY_MAX], buf[32 * MN_ID_LEN];
+        size_t len = 0;
+        size_t kl2 = mn_store_key_holder(key, r->holder_ref.data, (uint32_t)r->type);
+        int rc = mn_store_get_buf(c->s, key, kl2, buf, sizeof buf, &len);
+        if (rc != MN_OK || len != MN_ID_LEN || memcmp(buf, k + 1, MN_ID_LEN) != 0) {
+            bad = idx_bad(c, MN_ECORRUPT, "a live credential is missing from the holder index");
+        } else if (r->expires_at == 0 || c->time_ms / 1000 < r->expires_at) {
+            kl2 = mn_store_key_device(key, r->device_ref.data);
+            rc = mn_store_get_buf(c->s, key, kl2, buf, sizeof buf, &len);
+            bool found = false;
+            for (size_t i = 0; rc == MN_OK && i < len / MN_ID_LEN && !found; i++)
+                found = memcmp(buf + i * MN_ID_LEN, k + 1, MN_ID_LEN) == 0;
+            if (!found) bad = idx_bad(c, MN_ECORRUPT, "a live credential is missing from its device's list");
+        }
+    } else if (!is_final(r->status)) {
+        bad = idx_bad(c, MN_ECORRUPT, "a record's holder or device is not 32 bytes");
+    }
+    midnode__credential_record__free_unpacked(r, NULL);
+    return bad;
+}
+
+static int smt_src_get(void *ctx, const uint8_t *pos_key, size_t pos_len, uint8_t node[static MN_SMT_NODE_LEN]) {
+    return mn_store_smt_get(ctx, pos_key, pos_len, node);
+}
+
+/* Applies a chunk: tree update over the committed-so-far tree, then one write. */
+static int flush_chunk(mn_store *s, mn_kvmap *kv, mn_smt_item *items, size_t n, uint8_t root[static MN_HASH_LEN]) {
+    mn_smt_src src = {smt_src_get, s};
+    uint8_t next[MN_HASH_LEN];
+    int rc = mn_smt_update(&src, kv, root, items, n, next);
+    if (rc == MN_OK) rc = mn_store_write(s, kv);
+    if (rc == MN_OK) memcpy(root, next, MN_HASH_LEN);
+    mn_kv_clear(kv);
+    return rc;
+}
+
+static int first_key(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    (void)k;
+    (void)kl;
+    (void)v;
+    (void)vl;
+    *(bool *)ctx = true;
+    return 1;
+}
+
+int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_snapshot_info *info, char *err,
+                       size_t err_len) {
+    mn_snapshot_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    bool any = false;
+    if (mn_store_height(s) != 0 || mn_store_scan(s, 'r', first_key, &any) != MN_OK || any ||
+        mn_store_scan(s, 's', first_key, &any) != MN_OK || any)
+        return fail(err, err_len, MN_ESTATE, "the store is not empty (import into a new data directory)");
+    reader r = {0};
+    r.f = fopen(path, "rb");
+    if (!r.f) return fail(err, err_len, MN_EIO, "cannot open %s", path);
+    mn_sha256_init(&r.h);
+    int rc = MN_OK;
+    uint8_t *block = NULL, *cert = NULL, *val = NULL;
+    size_t block_len = 0, cert_len = 0;
+    Midnode__Block *b = NULL;
+    Midnode__BlockHeader *hd = NULL;
+    Midnode__CommitCertificate *cc = NULL;
+    mn_kvmap *kv = mn_kv_new();
+    mn_smt_item *items = malloc(IMPORT_CHUNK * sizeof *items);
+    val = malloc(MN_SNAPSHOT_VALUE_MAX);
+    char magic[MAGIC_LEN];
+    uint8_t hash[MN_HASH_LEN], root[MN_HASH_LEN] = {0};
+    if (!kv || !items || !val) {
+        rc = fail(err, err_len, MN_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!r_get(&r, magic, MAGIC_LEN) || memcmp(magic, MAGIC, MAGIC_LEN) != 0 ||
+        !r_blob(&r, &block, &block_len, MN_BLOCK_BYTES_MAX) ||
+        !r_blob(&r, &cert, &cert_len, MN_SNAPSHOT_CERT_BYTES_MAX)) {
+        rc = fail(err, err_len, MN_ECORRUPT, "not a snapshot, or its block or certificate is malformed");
+        goto out;
+    }
+    b = midnode__block__unpack(NULL, block_len, block);
+    hd = b ? midnode__block_header__unpack(NULL, b->header.len, b->header.data) : NULL;
+    cc = midnode__commit_certificate__unpack(NULL, cert_len, cert);
+    if (!hd || !cc || hd->height == 0 || hd->state_root.len != MN_HASH_LEN) {
+        rc = fail(err, err_len, MN_ECORRUPT, "the snapshot's block header or certificate does not decode");
+        goto out;
+    }
+    if (strcmp(hd->chain_id, g->chain_id) != 0) {
+        rc = fail(err, err_len, MN_ECRYPTO, "snapshot of chain \"%.64s\", not %s", hd->chain_id, g->chain_id);
+        goto out;
+    }
+    mn_sha256(hash, b->header.data, b->header.len);
+    char why[160];
+    if (mn_cert_check(g, hd->height, hash, cc, why, sizeof why) != MN_OK) {
+        rc = fail(err, err_len, MN_ECRYPTO, "certificate of height %llu: %s", (unsigned long long)hd->height, why);
+        goto out;
+    }
+    /* The state, chunk by chunk: records and nonces go into the tree. */
+    size_t m = 0;
+    uint64_t entries = 0;
+    for (;;) {
+        uint8_t hdr[3], key[MN_STORE_KEY_MAX], l[4];
+        if (!r_get(&r, hdr, 1)) break;
+        if (hdr[0] == 0) break;
+        if (!r_get(&r, hdr + 1, 2)) break;
+        size_t kl = (size_t)get_be(hdr + 1, 2);
+        if (kl == 0 || kl > sizeof key || !r_get(&r, key, kl) || key[0] != hdr[0] || !r_get(&r, l, 4)) {
+            r.eof = true;
+            break;
+        }
+        size_t vl = (size_t)get_be(l, 4);
+        bool in_tree = false;
+        if (vl > MN_SNAPSHOT_VALUE_MAX || !r_get(&r, val, vl) || !entry_ok(key, kl, val, vl, &items[m], &in_tree)) {
+            rc = fail(err, err_len, MN_ECORRUPT, "entry %llu is malformed", (unsigned long long)entries);
+            goto out;
+        }
+        entries++;
+        switch (key[0]) {
+        case 'r': info->records++; break;
+        case 'n': info->nonces++; break;
+        case 'd': info->devices++; break;
+        default: info->holders++; break;
+        }
+        if (mn_kv_put(kv, key, kl, val, vl) != MN_OK) {
+            rc = fail(err, err_len, MN_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (in_tree) m++;
+        if (m == IMPORT_CHUNK || mn_kv_count(kv) >= 2 * IMPORT_CHUNK) {
+            rc = flush_chunk(s, kv, items, m, root);
+            m = 0;
+            if (rc != MN_OK) {
+                fail(err, err_len, rc, "writing the state: %s", mn_strerror(rc));
+                goto out;
+            }
+        }
+    }
+    uint8_t tail[8], digest[MN_HASH_LEN], want[MN_HASH_LEN];
+    if (r.eof || !r_get(&r, tail, 8) || get_be(tail, 8) != entries) {
+        rc = fail(err, err_len, MN_ECORRUPT, "the snapshot is truncated");
+        goto out;
+    }
+    mn_sha256_final(&r.h, digest);
+    if (fread(want, 1, MN_HASH_LEN, r.f) != MN_HASH_LEN || memcmp(digest, want, MN_HASH_LEN) != 0) {
+        rc = fail(err, err_len, MN_ECORRUPT, "the snapshot's checksum does not match");
+        goto out;
+    }
+    rc = flush_chunk(s, kv, items, m, root);
+    if (rc != MN_OK) {
+        fail(err, err_len, rc, "writing the state: %s", mn_strerror(rc));
+        goto out;
+    }
+    if (memcmp(root, hd->state_root.data, MN_HASH_LEN) != 0) {
+        rc = fail(err, err_len, MN_ECRYPTO, "the rebuilt state root differs from the certified header's");
+        goto out;
+    }
+    idx_check c = {.s = s, .time_ms = hd->time_ms, .rc = MN_OK};
+    rc = mn_store_scan(s, 'd', check_device, &c);
+    if (rc == MN_OK && c.rc == MN_OK) rc = mn_store_scan(s, 'h', check_holder, &c);
+    if (rc == MN_OK && c.rc == MN_OK) rc = mn_store_scan(s, 'r', check_record, &c);
+    if (rc == MN_OK && c.rc != MN_OK) {
+        rc = fail(err, err_len, c.rc, "indexes: %s", c.why);
+        goto out;
+    }
+    if (rc != MN_OK) {
+        fail(err, err_len, rc, "reading back the state: %s", mn_strerror(rc));
+        goto out;
+    }
+    rc = mn_store_install(s, hd->height, block, block_len, cert, cert_len, root);
+    if (rc != MN_OK) {
+        fail(err, err_len, rc, "installing height %llu: %s", (unsigned long long)hd->height, mn_strerror(rc));
+        goto out;
+    }
+    info->height = hd->height;
+    memcpy(info->state_root, root, MN_HASH_LEN);
+out:
+    if (hd) midnode__block_header__free_unpacked(hd, NULL);
+    if (b) midnode__block__free_unpacked(b, NULL);
+    if (cc) midnode__commit_certificate__free_unpacked(cc, NULL);
+    free(block);
+    free(cert);
+    free(val);
+    free(items);
+    mn_kv_free(kv);
+    if (r.f) {
+        long pos = ftell(r.f);
+        info->bytes = pos > 0 ? (uint64_t)pos : 0;
+        fclose(r.f);
+    }
+    return rc;
+}
