@@ -4,7 +4,11 @@
 # on a local chain and measures, at SCALE_MID credentials and again at
 # SCALE_CREDS: GetStatus throughput and p99 (plain and with proof), build
 # time and rate, disk bytes per credential (du -sb of the data dir) and the
-# validator's RSS. Prints a summary and writes build/bench/scale.json.
+# validator's RSS. Then a fresh node joins from a certified snapshot: the
+# validator is stopped, its state exported (midctl snapshot export), an
+# observer's empty data dir imports it (certificate checked against genesis,
+# state root rebuilt), both start and the observer must catch up and answer.
+# Prints a summary and writes build/bench/scale.json.
 # Not part of `make test`; at the default 50 M it takes hours on 2 cores.
 #   SCALE_CREDS       credentials to build (default 50000000)
 #   SCALE_MID         the comparison point (default 1000000; capped at SCALE_CREDS)
@@ -13,6 +17,9 @@
 #   SCALE_BATCH       issuances per ISSUE_BATCH (default 1000)
 #   SCALE_CONN        preload connections (default 8)
 #   SCALE_SECONDS     seconds per status measurement (default 10)
+#   SCALE_BUDGET_S    stop building after this many seconds (at the end of a
+#                     step) and measure at the size reached (default 0: none)
+#   SCALE_JOIN=0      skip the snapshot join
 #   SCALE_DIR         work directory (default a new /tmp/midscale.*)
 #   SCALE_KEEP=1      keep the work directory (the built chain)
 set -uo pipefail
@@ -27,6 +34,8 @@ VALS=${SCALE_VALIDATORS:-1}
 BATCH=${SCALE_BATCH:-1000}
 CONN=${SCALE_CONN:-8}
 SECS=${SCALE_SECONDS:-10}
+BUDGET=${SCALE_BUDGET_S:-0}
+JOIN=${SCALE_JOIN:-1}
 [ "$MID" -gt "$CREDS" ] && MID=$CREDS
 [ "$CHUNK" -gt "$MID" ] && CHUNK=$MID
 OUT=$ROOT/build/bench
@@ -65,20 +74,27 @@ jget() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]
 now() { date +%s.%N; }
 elapsed() { $PY -c 'import sys; print("%.1f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$1" "$2"; }
 
-base=$(free_base $((3 * VALS)))
-"$BIN/midctl" testnet --dir "$W/tn" --validators "$VALS" --base-port "$base" >/dev/null || die "midctl testnet failed"
+# Validators first, then one observer: the node that joins from the snapshot.
+base=$(free_base $((3 * VALS + 3)))
+"$BIN/midctl" testnet --dir "$W/tn" --validators "$VALS" --observers 1 --base-port "$base" >/dev/null ||
+  die "midctl testnet failed"
 mapfile -t HOMES < <($PY -c 'import json,sys; [print(n["home"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$W/tn/testnet.json")
 mapfile -t RPCS < <($PY -c 'import json,sys; [print(n["rpc"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$W/tn/testnet.json")
+OBS_HOME=${HOMES[$VALS]} OBS_RPC=${RPCS[$VALS]}
+unset "HOMES[$VALS]" "RPCS[$VALS]"
 for i in "${!HOMES[@]}"; do
   "$BIN/midnode" --home "${HOMES[$i]}" >"$W/node$i.log" 2>&1 &
   PIDS+=($!)
 done
 NODE0=${PIDS[0]}
-deadline=$((SECONDS + 60))
-until "$BIN/midctl" --node "${RPCS[0]}" info >/dev/null 2>&1; do
-  [ $SECONDS -ge $deadline ] && die "node ${RPCS[0]} did not answer"
-  sleep 0.2
-done
+wait_rpc() { # $1 addr
+  local deadline=$((SECONDS + 120))
+  until "$BIN/midctl" --node "$1" info >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && die "node $1 did not answer"
+    sleep 0.2
+  done
+}
+wait_rpc "${RPCS[0]}"
 say "$VALS validator(s) up; building $CREDS credentials in steps of $CHUNK (ISSUE_BATCH of $BATCH)"
 
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$NODE0/status"; }
@@ -120,6 +136,11 @@ while [ "$built" -lt "$CREDS" ]; do
     MID_BUILD_S=$build_s MID_RSS=$(rss_mb) MID_DISK=$(disk_bytes)
     measure mid
   fi
+  if [ "$BUDGET" -gt 0 ] && [ "$built" -ge "$MID" ] && [ "$built" -lt "$CREDS" ] &&
+    $PY -c "import sys; sys.exit(0 if $build_s >= $BUDGET else 1)"; then
+    say "time budget of $BUDGET s reached: stopping at $built credentials (of $CREDS)"
+    CREDS=$built
+  fi
 done
 TOP_RSS=$(rss_mb) TOP_DISK=$(disk_bytes)
 if [ "$CREDS" -gt "$MID" ]; then measure top; else
@@ -127,11 +148,55 @@ if [ "$CREDS" -gt "$MID" ]; then measure top; else
   cp "$OUT/scale_proof_mid.json" "$OUT/scale_proof_top.json"
 fi
 
-$PY - "$OUT" "$CREDS" "$MID" "$VALS" "$BATCH" "$build_s" "$MID_BUILD_S" "$MID_RSS" "$MID_DISK" "$TOP_RSS" "$TOP_DISK" <<'PYEOF'
+# ---------------------------------------------------------------- join
+EXPORT_S=0 IMPORT_S=0 CATCHUP_S=0 SNAP_BYTES=0
+if [ "$JOIN" = 1 ]; then
+  kill "$NODE0" && wait "$NODE0" 2>/dev/null
+  PIDS=("${PIDS[@]:1}")
+  t0=$(now)
+  "$BIN/midctl" --json snapshot export --home "${HOMES[0]}" --file "$W/state.snap" >"$W/export.json" ||
+    die "snapshot export failed: $(cat "$W/export.json")"
+  t1=$(now)
+  "$BIN/midctl" --json snapshot import --home "$OBS_HOME" --file "$W/state.snap" >"$W/import.json" ||
+    die "snapshot import failed: $(cat "$W/import.json")"
+  t2=$(now)
+  EXPORT_S=$(elapsed "$t0" "$t1") IMPORT_S=$(elapsed "$t1" "$t2")
+  SNAP_BYTES=$(stat -c %s "$W/state.snap")
+  SNAP_HEIGHT=$(jget "$W/import.json" height)
+  say "snapshot of height $SNAP_HEIGHT: $SNAP_BYTES bytes, export ${EXPORT_S} s, verified import ${IMPORT_S} s"
+  rm -f "$W/state.snap"
+  "$BIN/midnode" --home "${HOMES[0]}" >>"$W/node0.log" 2>&1 &
+  NODE0=$!
+  PIDS=("$NODE0" "${PIDS[@]}")
+  "$BIN/midnode" --home "$OBS_HOME" >"$W/observer.log" 2>&1 &
+  PIDS+=($!)
+  wait_rpc "${RPCS[0]}"
+  # A new block after the snapshot, so the observer must also sync past it.
+  "$BIN/midbench" preload --testnet "$W/tn" --node "${RPCS[0]}" --seed 99 --count "$BATCH" --batch "$BATCH" \
+    --connections 1 --json >/dev/null || die "issuance after the snapshot failed"
+  target=$("$BIN/midctl" --node "${RPCS[0]}" --json info | $PY -c 'import json,sys; print(json.load(sys.stdin)["height"])')
+  deadline=$((SECONDS + 300))
+  until h=$("$BIN/midctl" --node "$OBS_RPC" --json info 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["height"])' 2>/dev/null) &&
+    [ "${h:-0}" -ge "$target" ]; do
+    [ $SECONDS -ge $deadline ] && die "the observer did not reach height $target (see $W/observer.log)"
+    sleep 0.2
+  done
+  t3=$(now)
+  CATCHUP_S=$(elapsed "$t2" "$t3")
+  "$BIN/midbench" status --node "$OBS_RPC" --seed 99 --count "$BATCH" --miss-ratio 0 --connections 4 --duration 1 \
+    --json >"$W/obs_status.json" || die "status on the observer failed"
+  [ "$(jget "$W/obs_status.json" errors)" = 0 ] && [ "$(jget "$W/obs_status.json" hits)" -gt 0 ] ||
+    die "the observer does not answer for credentials issued after the snapshot"
+  say "observer at height $h after ${CATCHUP_S} s (start and sync), answering"
+fi
+
+$PY - "$OUT" "$CREDS" "$MID" "$VALS" "$BATCH" "$build_s" "$MID_BUILD_S" "$MID_RSS" "$MID_DISK" "$TOP_RSS" "$TOP_DISK" \
+  "$EXPORT_S" "$IMPORT_S" "$CATCHUP_S" "$SNAP_BYTES" <<'PYEOF'
 import json, os, platform, sys
 out, creds, mid, vals, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 build_s, mid_build_s = float(sys.argv[6]), float(sys.argv[7])
 mid_rss, mid_disk, top_rss, top_disk = float(sys.argv[8]), int(sys.argv[9]), float(sys.argv[10]), int(sys.argv[11])
+export_s, import_s, catchup_s, snap_bytes = float(sys.argv[12]), float(sys.argv[13]), float(sys.argv[14]), int(sys.argv[15])
 ld = lambda n: json.load(open(os.path.join(out, n)))
 sm, pm, st, pt = ld("scale_status_mid.json"), ld("scale_proof_mid.json"), ld("scale_status_top.json"), ld("scale_proof_top.json")
 r = {
@@ -145,6 +210,8 @@ r = {
     "mid_node_rss_mb": mid_rss,
     "mid_status_qps": sm["throughput"], "mid_status_p99_ms": sm["p99_ms"],
     "mid_status_proof_qps": pm["throughput"], "mid_status_proof_p99_ms": pm["p99_ms"],
+    "snapshot_bytes": snap_bytes, "snapshot_export_s": export_s, "snapshot_import_s": import_s,
+    "join_catchup_s": catchup_s, "join_s": round(export_s + import_s + catchup_s, 1),
 }
 r["status_qps_ratio"] = round(r["status_qps"] / r["mid_status_qps"], 3) if r["mid_status_qps"] else 0
 r["status_p99_ratio"] = round(r["status_p99_ms"] / r["mid_status_p99_ms"], 3) if r["mid_status_p99_ms"] else 0
@@ -161,5 +228,8 @@ row("status with proof p99 ms", pm["p99_ms"], pt["p99_ms"], "{:.2f}")
 row("build time s (cumulative)", mid_build_s, build_s)
 row("disk bytes per credential", mid_disk / mid, top_disk / creds)
 row("validator RSS MB", mid_rss, top_rss)
+if snap_bytes:
+    print("join from a snapshot: export %.1f s, verified import %.1f s, start and catch up %.1f s (%s bytes, %.0f per credential)"
+          % (export_s, import_s, catchup_s, format(snap_bytes, ","), snap_bytes / creds))
 print("build rate: %s credentials/s overall (%d validator(s), batches of %d)" % (format(r["build_creds_per_s"], ","), vals, batch))
 PYEOF
