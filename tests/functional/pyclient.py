@@ -151,14 +151,18 @@ CRED_TYPES = {"resident": 1, "driver": 2, "veteran": 3, "foreigner": 4, "oversea
 def build_tx(chain_id: str, signer: str, nonce: int, seckey: bytes, **body):
     """Returns (tx_bytes, tx_hash). body is exactly one of issue=dict,
     revoke=dict, suspend=dict, resume=dict, report_loss=dict,
-    report_recovery=dict with the proto field names as keys."""
+    report_recovery=dict with the proto field names as keys, or
+    issue_batch=[dict, ...] of issue bodies."""
     if len(body) != 1:
         raise ValueError("exactly one body")
     (kind, fields), = body.items()
     payload = pb.TxPayload(chain_id=chain_id, signer=signer, nonce=nonce)
-    getattr(payload, kind).CopyFrom(getattr(pb, {
-        "issue": "IssueBody", "revoke": "RevokeBody", "suspend": "SuspendBody", "resume": "ResumeBody",
-        "report_loss": "ReportLossBody", "report_recovery": "ReportRecoveryBody"}[kind])(**fields))
+    if kind == "issue_batch":
+        payload.issue_batch.CopyFrom(pb.IssueBatchBody(items=[pb.IssueBody(**f) for f in fields]))
+    else:
+        getattr(payload, kind).CopyFrom(getattr(pb, {
+            "issue": "IssueBody", "revoke": "RevokeBody", "suspend": "SuspendBody", "resume": "ResumeBody",
+            "report_loss": "ReportLossBody", "report_recovery": "ReportRecoveryBody"}[kind])(**fields))
     payload_bytes = payload.SerializeToString()
     sig = sign(hashlib.sha256(payload_bytes).digest(), seckey)
     tx = pb.Tx(payload=payload_bytes, signature=sig).SerializeToString()
