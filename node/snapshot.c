@@ -17,8 +17,14 @@
 
 #define MAGIC "MNSNAP01"
 #define MAGIC_LEN 8
-/* State entries per tree update and write batch while importing. */
+/* State entries per write batch, and tree items per tree update, while importing. */
 #define IMPORT_CHUNK 100000
+/* Tree items are spread over buckets by the first byte of their key hash
+ * and the tree is built one bucket after another: each update then fills
+ * an empty subtree and reads almost nothing back from the store, where
+ * updates in file order would walk (and read) the whole tree every time. */
+#define BUCKETS 256
+#define ITEM_BYTES (2 * MN_HASH_LEN)
 
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) MN_PRINTF(4, 5);
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) {
@@ -328,6 +334,34 @@ static int flush_chunk(mn_store *s, mn_kvmap *kv, mn_smt_item *items, size_t n, 
     return rc;
 }
 
+/* Builds the tree from the bucket files (rewound and read in chunks). */
+static int build_tree(mn_store *s, FILE **bucket, mn_kvmap *kv, mn_smt_item *items, uint8_t root[static MN_HASH_LEN]) {
+    uint8_t rec[ITEM_BYTES];
+    for (int b = 0; b < BUCKETS; b++) {
+        if (!bucket[b]) continue;
+        if (fflush(bucket[b]) != 0 || fseek(bucket[b], 0, SEEK_SET) != 0) return MN_EIO;
+        size_t m = 0;
+        for (;;) {
+            size_t got = fread(rec, 1, ITEM_BYTES, bucket[b]);
+            if (got == ITEM_BYTES) {
+                memcpy(items[m].key_hash, rec, MN_HASH_LEN);
+                memcpy(items[m].value_hash, rec + MN_HASH_LEN, MN_HASH_LEN);
+                items[m].remove = false;
+                m++;
+            } else if (got != 0 || ferror(bucket[b])) {
+                return MN_EIO;
+            }
+            if (m == IMPORT_CHUNK || (got == 0 && m > 0)) {
+                int rc = flush_chunk(s, kv, items, m, root);
+                if (rc != MN_OK) return rc;
+                m = 0;
+            }
+            if (got == 0) break;
+        }
+    }
+    return MN_OK;
+}
+
 static int first_key(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     (void)k;
     (void)kl;
@@ -358,6 +392,7 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     Midnode__CommitCertificate *cc = NULL;
     mn_kvmap *kv = mn_kv_new();
     mn_smt_item *items = malloc(IMPORT_CHUNK * sizeof *items);
+    FILE *bucket[BUCKETS] = {0};
     val = malloc(MN_SNAPSHOT_VALUE_MAX);
     char magic[MAGIC_LEN];
     uint8_t hash[MN_HASH_LEN], root[MN_HASH_LEN] = {0};
@@ -388,8 +423,9 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         rc = fail(err, err_len, MN_ECRYPTO, "certificate of height %llu: %s", (unsigned long long)hd->height, why);
         goto out;
     }
-    /* The state, chunk by chunk: records and nonces go into the tree. */
-    size_t m = 0;
+    /* The state into the store, chunk by chunk; the tree items of records
+     * and nonces into their buckets. */
+    mn_smt_item item;
     uint64_t entries = 0;
     for (;;) {
         uint8_t hdr[3], key[MN_STORE_KEY_MAX], l[4];
@@ -403,7 +439,7 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         }
         size_t vl = (size_t)get_be(l, 4);
         bool in_tree = false;
-        if (vl > MN_SNAPSHOT_VALUE_MAX || !r_get(&r, val, vl) || !entry_ok(key, kl, val, vl, &items[m], &in_tree)) {
+        if (vl > MN_SNAPSHOT_VALUE_MAX || !r_get(&r, val, vl) || !entry_ok(key, kl, val, vl, &item, &in_tree)) {
             rc = fail(err, err_len, MN_ECORRUPT, "entry %llu is malformed", (unsigned long long)entries);
             goto out;
         }
@@ -418,10 +454,18 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
             rc = fail(err, err_len, MN_ENOMEM, "out of memory");
             goto out;
         }
-        if (in_tree) m++;
-        if (m == IMPORT_CHUNK || mn_kv_count(kv) >= 2 * IMPORT_CHUNK) {
-            rc = flush_chunk(s, kv, items, m, root);
-            m = 0;
+        if (in_tree) {
+            FILE **bf = &bucket[item.key_hash[0]];
+            if (!*bf) *bf = tmpfile();
+            if (!*bf || fwrite(item.key_hash, 1, MN_HASH_LEN, *bf) != MN_HASH_LEN ||
+                fwrite(item.value_hash, 1, MN_HASH_LEN, *bf) != MN_HASH_LEN) {
+                rc = fail(err, err_len, MN_EIO, "cannot write a temporary file");
+                goto out;
+            }
+        }
+        if (mn_kv_count(kv) >= IMPORT_CHUNK) {
+            rc = mn_store_write(s, kv);
+            mn_kv_clear(kv);
             if (rc != MN_OK) {
                 fail(err, err_len, rc, "writing the state: %s", mn_strerror(rc));
                 goto out;
@@ -438,7 +482,9 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         rc = fail(err, err_len, MN_ECORRUPT, "the snapshot's checksum does not match");
         goto out;
     }
-    rc = flush_chunk(s, kv, items, m, root);
+    rc = mn_store_write(s, kv);
+    mn_kv_clear(kv);
+    if (rc == MN_OK) rc = build_tree(s, bucket, kv, items, root);
     if (rc != MN_OK) {
         fail(err, err_len, rc, "writing the state: %s", mn_strerror(rc));
         goto out;
@@ -475,6 +521,8 @@ out:
     free(val);
     free(items);
     mn_kv_free(kv);
+    for (int i = 0; i < BUCKETS; i++)
+        if (bucket[i]) fclose(bucket[i]);
     if (r.f) {
         long pos = ftell(r.f);
         info->bytes = pos > 0 ? (uint64_t)pos : 0;

@@ -10,6 +10,8 @@
  * indexes (not covered by the root) must agree with the records. Only then
  * does the store take the height, so a failed import leaves a store of
  * height 0 that the caller discards (its partial writes are not usable).
+ * Import needs temporary files (tmpfile(), so TMPDIR) of 64 bytes per
+ * record and nonce: the tree is built in key-hash order from them.
  *
  * File: "MNSNAP01", u32 block length, Block, u32 certificate length,
  * CommitCertificate, then entries (u8 family 'r' 'n' 'd' 'h', u16 key
