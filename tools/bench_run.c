@@ -159,7 +159,7 @@ static int make_batch_submit(run *r, worker *w, slot *s, uint64_t batch) {
     if (first + n > r->o->count) n = r->o->count - first;
     bench_signer *signer = &tn->signers[tn->issuers[batch % tn->issuer_count]];
     Midnode__IssueBody *bodies = calloc(n, sizeof *bodies);
-    Midnode__IssueBody **items = calloc(n, sizeof *items);
+    Midnode__IssueBody **items = calloc(n, sizeof(Midnode__IssueBody *));
     uint8_t(*ids)[3][MN_ID_LEN] = calloc(n, sizeof *ids);
     int rc = bodies && items && ids ? MN_OK : MN_ENOMEM;
     for (uint64_t i = 0; rc == MN_OK && i < n; i++) {

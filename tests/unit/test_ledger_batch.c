@@ -41,7 +41,7 @@ static const char *carriers[] = {"skt", "kt", "lgu"};
 static void batch_init(batch *b, size_t n, uint32_t base, int type) {
     b->n = n;
     b->bodies = calloc(n ? n : 1, sizeof *b->bodies);
-    b->items = calloc(n ? n : 1, sizeof *b->items);
+    b->items = calloc(n ? n : 1, sizeof(Midnode__IssueBody *));
     b->ids = calloc(n ? n : 1, sizeof *b->ids);
     assert_non_null(b->bodies);
     assert_non_null(b->items);

@@ -87,7 +87,11 @@ static void one(lf_fixture *f, uint8_t *tx, size_t len) { assert_int_equal(lf_on
 
 static int setup(void **state) {
     ctx *c = calloc(1, sizeof *c);
-    if (!c || lf_open(&c->f) != MN_OK) return -1;
+    if (!c) return -1;
+    if (lf_open(&c->f) != MN_OK) {
+        free(c);
+        return -1;
+    }
     lf_fixture *f = &c->f;
     uint8_t id[32], h[32], d[32], *tx;
     size_t len;
@@ -120,9 +124,12 @@ static int setup(void **state) {
     certified_block(f, NULL, NULL, 0);
     snprintf(c->snap, sizeof c->snap, "%s/state.snap", f->dir);
     snprintf(c->dir2, sizeof c->dir2, "/tmp/mn-snap-test-XXXXXX");
-    if (!mkdtemp(c->dir2)) return -1;
     char err[256];
-    if (mn_store_open(&c->s2, c->dir2, err, sizeof err) != MN_OK) return -1;
+    if (!mkdtemp(c->dir2) || mn_store_open(&c->s2, c->dir2, err, sizeof err) != MN_OK) {
+        lf_close(&c->f);
+        free(c);
+        return -1;
+    }
     *state = c;
     return 0;
 }
@@ -175,7 +182,7 @@ static size_t find_entry(const uint8_t *b, size_t len, char fam, const char *nee
         size_t kl = be(b + p + 1, 2);
         size_t vp = p + 3 + kl + 4;
         size_t vl = be(b + p + 3 + kl, 4);
-        if (b[p] == fam) {
+        if (b[p] == (uint8_t)fam) {
             bool hit = !needle;
             for (size_t i = 0; needle && i + strlen(needle) <= vl && !hit; i++)
                 hit = memcmp(b + vp + i, needle, strlen(needle)) == 0;
