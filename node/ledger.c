@@ -26,6 +26,7 @@ struct mn_ledger {
     const mn_genesis *g;
     mn_smt_src src;
     mn_kvmap *cache; /* position key -> node, or a deletion for "no node there" */
+    struct rec_cache *rc; /* read path: see mn_ledger_get_record_cached; NULL until first use */
 };
 
 typedef struct tx_loc {
@@ -291,9 +292,12 @@ int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) 
     return MN_OK;
 }
 
+static void rec_cache_free(struct rec_cache *rc);
+
 void mn_ledger_free(mn_ledger *l) {
     if (!l) return;
     mn_kv_free(l->cache);
+    rec_cache_free(l->rc);
     free(l);
 }
 
@@ -1015,4 +1019,111 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
         cache_apply(e->l, e->ov);
     }
     return rc;
+}
+
+/* ---------------------------------------------------------------- read cache
+ *
+ * GetStatus is the hot read: one LevelDB lookup (a memtable or block search
+ * of a few microseconds) and an unpack per query. This cache keeps, per
+ * credential id, the committed record's bytes and its stored status and
+ * expiry (all the effective status needs). It is
+ * direct-mapped (a colliding id just evicts the slot, so ids a client picks
+ * cannot grow it) and stamped with the state root it was filled under: the
+ * record bytes are the tree's leaf values, so while the root is unchanged
+ * every entry is exact, and a commit that changes any state changes the root
+ * and makes every older entry a miss. No hook on the commit path is needed. */
+
+struct rec_entry {
+    uint8_t id[MN_ID_LEN];
+    uint64_t gen;
+    bool found;
+    Midnode__CredentialStatus status; /* stored status of the record */
+    int64_t expires_at;
+    size_t len;
+    uint8_t bytes[];
+};
+
+struct rec_cache {
+    uint8_t root[MN_HASH_LEN];
+    uint64_t gen; /* entries of another generation are stale */
+    struct rec_entry *slot[MN_LEDGER_REC_CACHE_SLOTS];
+};
+
+_Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
+
+static void rec_cache_free(struct rec_cache *rc) {
+    if (!rc) return;
+    for (size_t i = 0; i < MN_LEDGER_REC_CACHE_SLOTS; i++) free(rc->slot[i]);
+    free(rc);
+}
+
+static size_t rec_slot(const uint8_t id[static MN_ID_LEN]) {
+    uint64_t x;
+    memcpy(&x, id, sizeof x);
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 32;
+    return (size_t)x & (MN_LEDGER_REC_CACHE_SLOTS - 1);
+}
+
+int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], int64_t time_ms,
+                                const uint8_t **bytes, size_t *len, Midnode__CredentialStatus *status) {
+    *bytes = NULL;
+    *len = 0;
+    *status = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
+    if (!l->rc) {
+        l->rc = calloc(1, sizeof *l->rc);
+        if (!l->rc) return MN_ENOMEM;
+        mn_store_root(l->store, l->rc->root);
+        l->rc->gen = 1;
+    }
+    struct rec_cache *rc = l->rc;
+    uint8_t root[MN_HASH_LEN];
+    mn_store_root(l->store, root);
+    if (memcmp(root, rc->root, MN_HASH_LEN) != 0) {
+        memcpy(rc->root, root, MN_HASH_LEN);
+        rc->gen++;
+    }
+    size_t k = rec_slot(id);
+    struct rec_entry *e = rc->slot[k];
+    if (!e || e->gen != rc->gen || memcmp(e->id, id, MN_ID_LEN) != 0) {
+        uint8_t *buf = NULL;
+        size_t blen = 0;
+        int rc2 = mn_store_get_record(l->store, id, &buf, &blen);
+        if (rc2 != MN_OK && rc2 != MN_ENOTFOUND) return rc2;
+        bool found = rc2 == MN_OK;
+        Midnode__CredentialRecord *r = NULL;
+        if (found) {
+            r = midnode__credential_record__unpack(NULL, blen, buf);
+            if (!r) {
+                free(buf);
+                return MN_ECORRUPT;
+            }
+        }
+        struct rec_entry *ne = malloc(sizeof *ne + (found ? blen : 0));
+        if (!ne) {
+            if (r) midnode__credential_record__free_unpacked(r, NULL);
+            free(buf);
+            return MN_ENOMEM;
+        }
+        memcpy(ne->id, id, MN_ID_LEN);
+        ne->gen = rc->gen;
+        ne->found = found;
+        ne->status = r ? r->status : MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
+        ne->expires_at = r ? r->expires_at : 0;
+        if (r) midnode__credential_record__free_unpacked(r, NULL);
+        ne->len = found ? blen : 0;
+        if (found && blen) memcpy(ne->bytes, buf, blen);
+        free(buf);
+        free(e);
+        rc->slot[k] = e = ne;
+    }
+    if (!e->found) return MN_ENOTFOUND;
+    Midnode__CredentialRecord tmp = MIDNODE__CREDENTIAL_RECORD__INIT;
+    tmp.status = e->status;
+    tmp.expires_at = e->expires_at;
+    *bytes = e->bytes;
+    *len = e->len;
+    *status = mn_ledger_effective_status(&tmp, time_ms);
+    return MN_OK;
 }

@@ -393,14 +393,89 @@ static void status_owned_free(struct status_owned *o)
     if (o->have_merkle) mn_smt_proof_clear(&o->merkle);
 }
 
+/* Protobuf varint; returns bytes written (at most 10). */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t i = 0;
+    while (v >= 0x80) {
+        p[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
+/* GetStatus without proof, the hot query: the record comes from the
+ * ledger's read cache as stored bytes and the GetStatusResponse is written
+ * field by field around them (the same wire form protobuf-c produces), so a
+ * query costs no store lookup while the state is unchanged, and no unpack or
+ * repack of the record. */
+static void status_plain(struct mn_node *n, mn_rpc_call *call, const uint8_t id[MN_ID_LEN])
+{
+    const uint8_t *rec = NULL;
+    size_t rec_len = 0;
+    Midnode__CredentialStatus st = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
+    int rc = mn_ledger_get_record_cached(n->ledger, id, n->tip_time_ms, &rec, &rec_len, &st);
+    if (rc != MN_OK && rc != MN_ENOTFOUND) {
+        reply_err(call, MIDNODE__RPC_CODE__RPC_INTERNAL, "store read failed: %s", mn_strerror(rc));
+        return;
+    }
+    uint8_t stack[512];
+    size_t cap = 2 + MN_ID_LEN + 3 * 11 + 1 + 10 + rec_len;
+    uint8_t *buf = cap <= sizeof stack ? stack : malloc(cap);
+    if (!buf) {
+        reply_err(call, MIDNODE__RPC_CODE__RPC_INTERNAL, "out of memory%s", NULL);
+        return;
+    }
+    size_t k = 0;
+    buf[k++] = 0x0a; /* 1: credential_id */
+    buf[k++] = MN_ID_LEN;
+    memcpy(buf + k, id, MN_ID_LEN);
+    k += MN_ID_LEN;
+    if (st != 0) {
+        buf[k++] = 0x10; /* 2: status */
+        k += put_varint(buf + k, (uint64_t)(int64_t)st);
+    }
+    if (n->height != 0) {
+        buf[k++] = 0x18; /* 3: height */
+        k += put_varint(buf + k, n->height);
+    }
+    if (n->tip_time_ms != 0) {
+        buf[k++] = 0x20; /* 4: time_ms */
+        k += put_varint(buf + k, (uint64_t)n->tip_time_ms);
+    }
+    if (rc == MN_OK) {
+        buf[k++] = 0x2a; /* 5: record */
+        k += put_varint(buf + k, rec_len);
+        memcpy(buf + k, rec, rec_len);
+        k += rec_len;
+    }
+    (void)mn_rpc_reply(call, MIDNODE__RPC_CODE__RPC_OK, 0, NULL, buf, k);
+    if (buf != stack) free(buf);
+}
+
 static void do_status(struct mn_node *n, mn_rpc_call *call, const uint8_t *payload, size_t len)
 {
+    mn_counter_inc(n->m_status_queries);
+    /* The canonical encodings of a plain query, {1: 32-byte id} and
+     * {1: id, 2: false}, are read in place; anything else goes through
+     * protobuf-c. */
+    if (len >= 2 + MN_ID_LEN && payload[0] == 0x0a && payload[1] == MN_ID_LEN &&
+        (len == 2 + MN_ID_LEN ||
+         (len == 4 + MN_ID_LEN && payload[2 + MN_ID_LEN] == 0x10 && payload[3 + MN_ID_LEN] == 0))) {
+        status_plain(n, call, payload + 2);
+        return;
+    }
     Midnode__GetStatusRequest *req = midnode__get_status_request__unpack(NULL, len, payload);
     if (!req) {
         reply_err(call, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, "GetStatusRequest does not decode%s", NULL);
         return;
     }
-    mn_counter_inc(n->m_status_queries);
+    if (!req->with_proof && req->credential_id.len == MN_ID_LEN) {
+        status_plain(n, call, req->credential_id.data);
+        midnode__get_status_request__free_unpacked(req, NULL);
+        return;
+    }
     Midnode__GetStatusResponse r;
     struct status_owned o;
     int rc = fill_status(n, &req->credential_id, req->with_proof, &r, &o);
