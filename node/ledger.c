@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "crypto.h"
 #include "kvmap.h"
@@ -1033,28 +1034,56 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
  * every entry is exact, and a commit that changes any state changes the root
  * and makes every older entry a miss. No hook on the commit path is needed. */
 
+/* Entries live inline in one mapping backed by huge pages where the kernel
+ * allows: a query then touches one cache line or two of a slot and no
+ * pointer, and random slots do not miss the TLB (on a virtual machine a TLB
+ * miss costs as much as the lookup). Records over REC_INLINE_MAX are served
+ * from the store every time. */
+#define REC_SLOT_BYTES 384
+#define REC_INLINE_MAX (REC_SLOT_BYTES - 48)
+
 struct rec_entry {
     uint8_t id[MN_ID_LEN];
-    uint64_t gen;
-    bool found;
-    Midnode__CredentialStatus status; /* stored status of the record */
+    uint32_t gen; /* 0: empty */
+    uint16_t len;
+    uint8_t found;
+    uint8_t status;     /* stored status of the record */
     int64_t expires_at;
-    size_t len;
-    uint8_t bytes[];
+    uint8_t bytes[REC_INLINE_MAX];
 };
+_Static_assert(sizeof(struct rec_entry) == REC_SLOT_BYTES, "slot layout");
 
 struct rec_cache {
     uint8_t root[MN_HASH_LEN];
-    uint64_t gen; /* entries of another generation are stale */
-    struct rec_entry *slot[MN_LEDGER_REC_CACHE_SLOTS];
+    uint32_t gen; /* entries of another generation are stale */
+    struct rec_entry *slot; /* MN_LEDGER_REC_CACHE_SLOTS, mmap'd */
+    uint8_t *big;           /* the last record too large for a slot (owned) */
 };
 
 _Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
+#define REC_MAP_BYTES ((size_t)MN_LEDGER_REC_CACHE_SLOTS * REC_SLOT_BYTES)
 
 static void rec_cache_free(struct rec_cache *rc) {
     if (!rc) return;
-    for (size_t i = 0; i < MN_LEDGER_REC_CACHE_SLOTS; i++) free(rc->slot[i]);
+    if (rc->slot) munmap(rc->slot, REC_MAP_BYTES);
+    free(rc->big);
     free(rc);
+}
+
+static struct rec_cache *rec_cache_new(void) {
+    struct rec_cache *rc = calloc(1, sizeof *rc);
+    if (!rc) return NULL;
+    void *m = mmap(NULL, REC_MAP_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        free(rc);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    (void)madvise(m, REC_MAP_BYTES, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
+#endif
+    rc->slot = m;
+    rc->gen = 1;
+    return rc;
 }
 
 static size_t rec_slot(const uint8_t id[static MN_ID_LEN]) {
@@ -1072,55 +1101,57 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
     *len = 0;
     *status = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
     if (!l->rc) {
-        l->rc = calloc(1, sizeof *l->rc);
+        l->rc = rec_cache_new();
         if (!l->rc) return MN_ENOMEM;
         mn_store_root(l->store, l->rc->root);
-        l->rc->gen = 1;
     }
     struct rec_cache *rc = l->rc;
     uint8_t root[MN_HASH_LEN];
     mn_store_root(l->store, root);
     if (memcmp(root, rc->root, MN_HASH_LEN) != 0) {
         memcpy(rc->root, root, MN_HASH_LEN);
-        rc->gen++;
+        if (++rc->gen == 0) { /* wrapped: forget everything rather than trust an old stamp */
+            memset(rc->slot, 0, REC_MAP_BYTES);
+            rc->gen = 1;
+        }
     }
-    size_t k = rec_slot(id);
-    struct rec_entry *e = rc->slot[k];
-    if (!e || e->gen != rc->gen || memcmp(e->id, id, MN_ID_LEN) != 0) {
+    struct rec_entry *e = &rc->slot[rec_slot(id)];
+    if (e->gen != rc->gen || memcmp(e->id, id, MN_ID_LEN) != 0) {
         uint8_t *buf = NULL;
         size_t blen = 0;
-        int rc2 = mn_store_get_record(l->store, id, &buf, &blen);
-        if (rc2 != MN_OK && rc2 != MN_ENOTFOUND) return rc2;
-        bool found = rc2 == MN_OK;
+        int src = mn_store_get_record(l->store, id, &buf, &blen);
+        if (src != MN_OK && src != MN_ENOTFOUND) return src;
         Midnode__CredentialRecord *r = NULL;
-        if (found) {
+        if (src == MN_OK) {
             r = midnode__credential_record__unpack(NULL, blen, buf);
             if (!r) {
                 free(buf);
                 return MN_ECORRUPT;
             }
         }
-        struct rec_entry *ne = malloc(sizeof *ne + (found ? blen : 0));
-        if (!ne) {
-            if (r) midnode__credential_record__free_unpacked(r, NULL);
-            free(buf);
-            return MN_ENOMEM;
+        if (blen > REC_INLINE_MAX) { /* too large to keep: answer from the copy just read */
+            Midnode__CredentialStatus st = mn_ledger_effective_status(r, time_ms);
+            midnode__credential_record__free_unpacked(r, NULL);
+            free(rc->big);
+            rc->big = buf; /* kept until the next oversized read, so the borrow holds */
+            *bytes = buf;
+            *len = blen;
+            *status = st;
+            return MN_OK;
         }
-        memcpy(ne->id, id, MN_ID_LEN);
-        ne->gen = rc->gen;
-        ne->found = found;
-        ne->status = r ? r->status : MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
-        ne->expires_at = r ? r->expires_at : 0;
+        memcpy(e->id, id, MN_ID_LEN);
+        e->gen = rc->gen;
+        e->found = src == MN_OK;
+        e->status = r ? (uint8_t)r->status : 0;
+        e->expires_at = r ? r->expires_at : 0;
+        e->len = (uint16_t)blen;
+        if (blen) memcpy(e->bytes, buf, blen);
         if (r) midnode__credential_record__free_unpacked(r, NULL);
-        ne->len = found ? blen : 0;
-        if (found && blen) memcpy(ne->bytes, buf, blen);
         free(buf);
-        free(e);
-        rc->slot[k] = e = ne;
     }
     if (!e->found) return MN_ENOTFOUND;
     Midnode__CredentialRecord tmp = MIDNODE__CREDENTIAL_RECORD__INIT;
-    tmp.status = e->status;
+    tmp.status = (Midnode__CredentialStatus)e->status;
     tmp.expires_at = e->expires_at;
     *bytes = e->bytes;
     *len = e->len;
