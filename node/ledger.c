@@ -1139,6 +1139,11 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
             *status = st;
             return MN_OK;
         }
+        if (src == MN_ENOTFOUND && e->gen == rc->gen && e->found) {
+            /* Never-issued ids (mistyped, probing) do not evict a record. */
+            free(buf);
+            return MN_ENOTFOUND;
+        }
         memcpy(e->id, id, MN_ID_LEN);
         e->gen = rc->gen;
         e->found = src == MN_OK;
