@@ -1053,11 +1053,27 @@ struct rec_entry {
 };
 _Static_assert(sizeof(struct rec_entry) == REC_SLOT_BYTES, "slot layout");
 
+/* Serialised Merkle proofs, same stamping; mapped on the first proof asked. */
+#define PROOF_SLOT_BYTES 1024
+#define PROOF_INLINE_MAX (PROOF_SLOT_BYTES - 40)
+#define PROOF_SLOTS (1u << 15)
+
+struct proof_entry {
+    uint8_t id[MN_ID_LEN];
+    uint32_t gen; /* 0: empty */
+    uint32_t len;
+    uint8_t bytes[PROOF_INLINE_MAX];
+};
+_Static_assert(sizeof(struct proof_entry) == PROOF_SLOT_BYTES, "proof slot layout");
+#define PROOF_MAP_BYTES ((size_t)PROOF_SLOTS * PROOF_SLOT_BYTES)
+
 struct rec_cache {
     uint8_t root[MN_HASH_LEN];
     uint32_t gen; /* entries of another generation are stale */
     struct rec_entry *slot; /* MN_LEDGER_REC_CACHE_SLOTS, mmap'd */
     uint8_t *big;           /* the last record too large for a slot (owned) */
+    struct proof_entry *pslot; /* PROOF_SLOTS, mmap'd; NULL until a proof is asked */
+    uint8_t *pbig;             /* the last proof too large for a slot (owned) */
 };
 
 _Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
@@ -1066,21 +1082,29 @@ _Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 
 static void rec_cache_free(struct rec_cache *rc) {
     if (!rc) return;
     if (rc->slot) munmap(rc->slot, REC_MAP_BYTES);
+    if (rc->pslot) munmap(rc->pslot, PROOF_MAP_BYTES);
     free(rc->big);
+    free(rc->pbig);
     free(rc);
+}
+
+static void *map_slots(size_t bytes) {
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(m, bytes, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
+#endif
+    return m;
 }
 
 static struct rec_cache *rec_cache_new(void) {
     struct rec_cache *rc = calloc(1, sizeof *rc);
     if (!rc) return NULL;
-    void *m = mmap(NULL, REC_MAP_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
+    void *m = map_slots(REC_MAP_BYTES);
+    if (!m) {
         free(rc);
         return NULL;
     }
-#ifdef MADV_HUGEPAGE
-    (void)madvise(m, REC_MAP_BYTES, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
-#endif
     rc->slot = m;
     rc->gen = 1;
     return rc;
@@ -1095,14 +1119,12 @@ static size_t rec_slot(const uint8_t id[static MN_ID_LEN]) {
     return (size_t)x & (MN_LEDGER_REC_CACHE_SLOTS - 1);
 }
 
-int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], int64_t time_ms,
-                                const uint8_t **bytes, size_t *len, Midnode__CredentialStatus *status) {
-    *bytes = NULL;
-    *len = 0;
-    *status = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
+/* The cache, created on first use and re-stamped when the root moved.
+ * NULL when out of memory. */
+static struct rec_cache *rec_cache_sync(mn_ledger *l) {
     if (!l->rc) {
         l->rc = rec_cache_new();
-        if (!l->rc) return MN_ENOMEM;
+        if (!l->rc) return NULL;
         mn_store_root(l->store, l->rc->root);
     }
     struct rec_cache *rc = l->rc;
@@ -1112,9 +1134,20 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
         memcpy(rc->root, root, MN_HASH_LEN);
         if (++rc->gen == 0) { /* wrapped: forget everything rather than trust an old stamp */
             memset(rc->slot, 0, REC_MAP_BYTES);
+            if (rc->pslot) memset(rc->pslot, 0, PROOF_MAP_BYTES);
             rc->gen = 1;
         }
     }
+    return rc;
+}
+
+int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], int64_t time_ms,
+                                const uint8_t **bytes, size_t *len, Midnode__CredentialStatus *status) {
+    *bytes = NULL;
+    *len = 0;
+    *status = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
+    struct rec_cache *rc = rec_cache_sync(l);
+    if (!rc) return MN_ENOMEM;
     struct rec_entry *e = &rc->slot[rec_slot(id)];
     if (e->gen != rc->gen || memcmp(e->id, id, MN_ID_LEN) != 0) {
         uint8_t *buf = NULL;
@@ -1161,5 +1194,56 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
     *bytes = e->bytes;
     *len = e->len;
     *status = mn_ledger_effective_status(&tmp, time_ms);
+    return MN_OK;
+}
+
+int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], const uint8_t **merkle,
+                           size_t *merkle_len) {
+    *merkle = NULL;
+    *merkle_len = 0;
+    struct rec_cache *rc = rec_cache_sync(l);
+    if (!rc) return MN_ENOMEM;
+    if (!rc->pslot) {
+        rc->pslot = map_slots(PROOF_MAP_BYTES);
+        if (!rc->pslot) return MN_ENOMEM;
+    }
+    struct proof_entry *e = &rc->pslot[rec_slot(id) & (PROOF_SLOTS - 1)];
+    if (e->gen == rc->gen && memcmp(e->id, id, MN_ID_LEN) == 0) {
+        *merkle = e->bytes;
+        *merkle_len = e->len;
+        return MN_OK;
+    }
+    uint8_t *rbytes = NULL;
+    size_t rbytes_len = 0;
+    uint64_t h = 0;
+    Midnode__MerkleProof mp;
+    midnode__merkle_proof__init(&mp);
+    int rc2 = mn_ledger_prove(l, id, &rbytes, &rbytes_len, &mp, &h); /* checks the pair before handing it out */
+    free(rbytes);
+    if (rc2 != MN_OK) return rc2;
+    size_t n = midnode__merkle_proof__get_packed_size(&mp);
+    uint8_t *dst;
+    if (n <= PROOF_INLINE_MAX) {
+        dst = e->bytes;
+    } else {
+        dst = malloc(n);
+        if (!dst) {
+            mn_smt_proof_clear(&mp);
+            return MN_ENOMEM;
+        }
+        free(rc->pbig);
+        rc->pbig = dst; /* kept until the next oversized proof, so the borrow holds */
+    }
+    size_t packed = midnode__merkle_proof__pack(&mp, dst);
+    assert(packed == n);
+    (void)packed;
+    mn_smt_proof_clear(&mp);
+    if (dst == e->bytes) {
+        memcpy(e->id, id, MN_ID_LEN);
+        e->gen = rc->gen;
+        e->len = (uint32_t)n;
+    }
+    *merkle = dst;
+    *merkle_len = n;
     return MN_OK;
 }

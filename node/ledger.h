@@ -94,6 +94,13 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
                                 const uint8_t **bytes, size_t *len,
                                 Midnode__CredentialStatus *status) MN_WARN_UNUSED;
 
+/* The serialised MerkleProof of a credential (present or absent) against
+ * mn_ledger_root, as mn_ledger_prove makes and checks it, through a cache
+ * stamped like the record cache. *merkle is borrowed like the record bytes
+ * above. Returns MN_OK, MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
+int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], const uint8_t **merkle,
+                           size_t *merkle_len) MN_WARN_UNUSED;
+
 /* Status a verifier should see at time_ms: EXPIRED when ACTIVE or SUSPENDED
  * and expires_at != 0 and time_ms/1000 >= expires_at; else the stored one. */
 Midnode__CredentialStatus mn_ledger_effective_status(const Midnode__CredentialRecord *r,
