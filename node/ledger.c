@@ -1061,7 +1061,9 @@ _Static_assert(sizeof(struct rec_entry) == REC_SLOT_BYTES, "slot layout");
 struct proof_entry {
     uint8_t id[MN_ID_LEN];
     uint32_t gen; /* 0: empty */
-    uint32_t len;
+    uint16_t len;
+    uint8_t absent; /* an absence proof */
+    uint8_t pad;
     uint8_t bytes[PROOF_INLINE_MAX];
 };
 _Static_assert(sizeof(struct proof_entry) == PROOF_SLOT_BYTES, "proof slot layout");
@@ -1219,11 +1221,14 @@ int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], con
     Midnode__MerkleProof mp;
     midnode__merkle_proof__init(&mp);
     int rc2 = mn_ledger_prove(l, id, &rbytes, &rbytes_len, &mp, &h); /* checks the pair before handing it out */
+    bool absent = rbytes == NULL;
     free(rbytes);
     if (rc2 != MN_OK) return rc2;
     size_t n = midnode__merkle_proof__get_packed_size(&mp);
     uint8_t *dst;
-    if (n <= PROOF_INLINE_MAX) {
+    /* Absence proofs of never-issued ids do not evict a record's proof. */
+    bool keep = n <= PROOF_INLINE_MAX && !(absent && e->gen == rc->gen && !e->absent);
+    if (keep) {
         dst = e->bytes;
     } else {
         dst = malloc(n);
@@ -1241,7 +1246,8 @@ int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], con
     if (dst == e->bytes) {
         memcpy(e->id, id, MN_ID_LEN);
         e->gen = rc->gen;
-        e->len = (uint32_t)n;
+        e->len = (uint16_t)n;
+        e->absent = absent;
     }
     *merkle = dst;
     *merkle_len = n;

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "ledger_fixture.h"
+#include "smt.h"
 
 #define ST(x) MIDNODE__CREDENTIAL_STATUS__##x
 #define TXC(x) MIDNODE__TX_CODE__TX_##x
@@ -51,6 +52,8 @@ static void agrees(lf_fixture *f, const uint8_t id[32], int64_t time_ms) {
     midnode__credential_record__free_unpacked(r, NULL);
     free(sb);
 }
+
+static void proof_verifies(lf_fixture *f, const uint8_t id[32]);
 
 static int issue(lf_fixture *f, uint32_t n, int64_t expires_at) {
     uint8_t id[32], h[32], d[32], *tx;
@@ -130,9 +133,48 @@ static void many_ids_and_misses_stay_exact(void **state) {
             uint8_t id[32];
             lf_id(id, 'c', 100 + i);
             agrees(f, id, f->time_ms);
+            if (i % 8 == 0) proof_verifies(f, id);
             lf_id(id, 'x', i);
             agrees(f, id, f->time_ms);
+            if (i % 8 == 0) proof_verifies(f, id);
         }
+}
+
+/* The cached proof of id verifies against the current root with the
+ * store's record (or its absence). */
+static void proof_verifies(lf_fixture *f, const uint8_t id[32]) {
+    const uint8_t *m = NULL;
+    size_t ml = 0;
+    assert_int_equal(mn_ledger_prove_cached(f->l, id, &m, &ml), MN_OK);
+    Midnode__MerkleProof *mp = midnode__merkle_proof__unpack(NULL, ml, m);
+    assert_non_null(mp);
+    uint8_t root[32], kh[32], *rec = NULL;
+    size_t rl = 0;
+    mn_ledger_root(f->l, root);
+    mn_smt_key_credential(kh, id);
+    int src = mn_store_get_record(f->store, id, &rec, &rl);
+    assert_true(src == MN_OK || src == MN_ENOTFOUND);
+    const char *why = NULL;
+    assert_int_equal(mn_smt_verify(root, kh, rec, rl, mp, &why), MN_OK);
+    midnode__merkle_proof__free_unpacked(mp, NULL);
+    free(rec);
+}
+
+static void proofs_follow_every_commit(void **state) {
+    lf_fixture *f = *state;
+    uint8_t id[32], other[32];
+    lf_id(id, 'c', 1);
+    lf_id(other, 'x', 1);
+    proof_verifies(f, id); /* absence, cached */
+    proof_verifies(f, id);
+    assert_int_equal(issue(f, 1, 0), TXC(OK));
+    proof_verifies(f, id); /* presence now: the cached absence is stale */
+    proof_verifies(f, other);
+    proof_verifies(f, id);
+    assert_int_equal(issue(f, 2, 0), TXC(OK)); /* another key moves the root and id's path */
+    proof_verifies(f, id);
+    assert_int_equal(op(f, MIDNODE__TX_PAYLOAD__BODY_REVOKE, 1), TXC(OK));
+    proof_verifies(f, id);
 }
 
 int main(void) {
@@ -140,6 +182,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(follows_every_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(expiry_is_derived_at_read, setup, teardown),
         cmocka_unit_test_setup_teardown(many_ids_and_misses_stay_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(proofs_follow_every_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
