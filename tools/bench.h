@@ -1,5 +1,7 @@
 /* bench.h: midbench, a load generator for a running midnode cluster, built
- * on the blocking RPC client (node/client.h), one thread per connection.
+ * on the blocking RPC client (node/client.h), one thread per connection;
+ * closed-loop `status` and `status-proof` instead run every connection from
+ * one epoll thread (tools/bench_fast.c), as redis-benchmark does.
  *
  * Workloads (see `midbench --help`):
  *   status        GetStatus of random credentials of a preloaded set (hits)
