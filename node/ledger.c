@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "crypto.h"
 #include "kvmap.h"
@@ -26,6 +27,7 @@ struct mn_ledger {
     const mn_genesis *g;
     mn_smt_src src;
     mn_kvmap *cache; /* position key -> node, or a deletion for "no node there" */
+    struct rec_cache *rc; /* read path: see mn_ledger_get_record_cached; NULL until first use */
 };
 
 typedef struct tx_loc {
@@ -291,9 +293,12 @@ int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) 
     return MN_OK;
 }
 
+static void rec_cache_free(struct rec_cache *rc);
+
 void mn_ledger_free(mn_ledger *l) {
     if (!l) return;
     mn_kv_free(l->cache);
+    rec_cache_free(l->rc);
     free(l);
 }
 
@@ -1083,4 +1088,236 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
         cache_apply(e->l, e->ov);
     }
     return rc;
+}
+
+/* ---------------------------------------------------------------- read cache
+ *
+ * GetStatus is the hot read: one LevelDB lookup (a memtable or block search
+ * of a few microseconds) and an unpack per query. This cache keeps, per
+ * credential id, the committed record's bytes and its stored status and
+ * expiry (all the effective status needs). It is
+ * direct-mapped (a colliding id just evicts the slot, so ids a client picks
+ * cannot grow it) and stamped with the state root it was filled under: the
+ * record bytes are the tree's leaf values, so while the root is unchanged
+ * every entry is exact, and a commit that changes any state changes the root
+ * and makes every older entry a miss. No hook on the commit path is needed. */
+
+/* Entries live inline in one mapping backed by huge pages where the kernel
+ * allows: a query then touches one cache line or two of a slot and no
+ * pointer, and random slots do not miss the TLB (on a virtual machine a TLB
+ * miss costs as much as the lookup). Records over REC_INLINE_MAX are served
+ * from the store every time. */
+#define REC_SLOT_BYTES 384
+#define REC_INLINE_MAX (REC_SLOT_BYTES - 48)
+
+struct rec_entry {
+    uint8_t id[MN_ID_LEN];
+    uint32_t gen; /* 0: empty */
+    uint16_t len;
+    uint8_t found;
+    uint8_t status;     /* stored status of the record */
+    int64_t expires_at;
+    uint8_t bytes[REC_INLINE_MAX];
+};
+_Static_assert(sizeof(struct rec_entry) == REC_SLOT_BYTES, "slot layout");
+
+/* Serialised Merkle proofs, same stamping; mapped on the first proof asked. */
+#define PROOF_SLOT_BYTES 1024
+#define PROOF_INLINE_MAX (PROOF_SLOT_BYTES - 40)
+#define PROOF_SLOTS (1u << 15)
+
+struct proof_entry {
+    uint8_t id[MN_ID_LEN];
+    uint32_t gen; /* 0: empty */
+    uint16_t len;
+    uint8_t absent; /* an absence proof */
+    uint8_t pad;
+    uint8_t bytes[PROOF_INLINE_MAX];
+};
+_Static_assert(sizeof(struct proof_entry) == PROOF_SLOT_BYTES, "proof slot layout");
+#define PROOF_MAP_BYTES ((size_t)PROOF_SLOTS * PROOF_SLOT_BYTES)
+
+struct rec_cache {
+    uint8_t root[MN_HASH_LEN];
+    uint32_t gen; /* entries of another generation are stale */
+    struct rec_entry *slot; /* MN_LEDGER_REC_CACHE_SLOTS, mmap'd */
+    uint8_t *big;           /* the last record too large for a slot (owned) */
+    struct proof_entry *pslot; /* PROOF_SLOTS, mmap'd; NULL until a proof is asked */
+    uint8_t *pbig;             /* the last proof too large for a slot (owned) */
+};
+
+_Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
+#define REC_MAP_BYTES ((size_t)MN_LEDGER_REC_CACHE_SLOTS * REC_SLOT_BYTES)
+
+static void rec_cache_free(struct rec_cache *rc) {
+    if (!rc) return;
+    if (rc->slot) munmap(rc->slot, REC_MAP_BYTES);
+    if (rc->pslot) munmap(rc->pslot, PROOF_MAP_BYTES);
+    free(rc->big);
+    free(rc->pbig);
+    free(rc);
+}
+
+static void *map_slots(size_t bytes) {
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(m, bytes, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
+#endif
+    return m;
+}
+
+static struct rec_cache *rec_cache_new(void) {
+    struct rec_cache *rc = calloc(1, sizeof *rc);
+    if (!rc) return NULL;
+    void *m = map_slots(REC_MAP_BYTES);
+    if (!m) {
+        free(rc);
+        return NULL;
+    }
+    rc->slot = m;
+    rc->gen = 1;
+    return rc;
+}
+
+static size_t rec_slot(const uint8_t id[static MN_ID_LEN]) {
+    uint64_t x;
+    memcpy(&x, id, sizeof x);
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 32;
+    return (size_t)x & (MN_LEDGER_REC_CACHE_SLOTS - 1);
+}
+
+/* The cache, created on first use and re-stamped when the root moved.
+ * NULL when out of memory. */
+static struct rec_cache *rec_cache_sync(mn_ledger *l) {
+    if (!l->rc) {
+        l->rc = rec_cache_new();
+        if (!l->rc) return NULL;
+        mn_store_root(l->store, l->rc->root);
+    }
+    struct rec_cache *rc = l->rc;
+    uint8_t root[MN_HASH_LEN];
+    mn_store_root(l->store, root);
+    if (memcmp(root, rc->root, MN_HASH_LEN) != 0) {
+        memcpy(rc->root, root, MN_HASH_LEN);
+        if (++rc->gen == 0) { /* wrapped: forget everything rather than trust an old stamp */
+            memset(rc->slot, 0, REC_MAP_BYTES);
+            if (rc->pslot) memset(rc->pslot, 0, PROOF_MAP_BYTES);
+            rc->gen = 1;
+        }
+    }
+    return rc;
+}
+
+int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], int64_t time_ms,
+                                const uint8_t **bytes, size_t *len, Midnode__CredentialStatus *status) {
+    *bytes = NULL;
+    *len = 0;
+    *status = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
+    struct rec_cache *rc = rec_cache_sync(l);
+    if (!rc) return MN_ENOMEM;
+    struct rec_entry *e = &rc->slot[rec_slot(id)];
+    if (e->gen != rc->gen || memcmp(e->id, id, MN_ID_LEN) != 0) {
+        uint8_t *buf = NULL;
+        size_t blen = 0;
+        int src = mn_store_get_record(l->store, id, &buf, &blen);
+        if (src != MN_OK && src != MN_ENOTFOUND) return src;
+        Midnode__CredentialRecord *r = NULL;
+        if (src == MN_OK) {
+            r = midnode__credential_record__unpack(NULL, blen, buf);
+            if (!r) {
+                free(buf);
+                return MN_ECORRUPT;
+            }
+        }
+        if (blen > REC_INLINE_MAX) { /* too large to keep: answer from the copy just read */
+            Midnode__CredentialStatus st = mn_ledger_effective_status(r, time_ms);
+            midnode__credential_record__free_unpacked(r, NULL);
+            free(rc->big);
+            rc->big = buf; /* kept until the next oversized read, so the borrow holds */
+            *bytes = buf;
+            *len = blen;
+            *status = st;
+            return MN_OK;
+        }
+        if (src == MN_ENOTFOUND && e->gen == rc->gen && e->found) {
+            /* Never-issued ids (mistyped, probing) do not evict a record. */
+            free(buf);
+            return MN_ENOTFOUND;
+        }
+        memcpy(e->id, id, MN_ID_LEN);
+        e->gen = rc->gen;
+        e->found = src == MN_OK;
+        e->status = r ? (uint8_t)r->status : 0;
+        e->expires_at = r ? r->expires_at : 0;
+        e->len = (uint16_t)blen;
+        if (blen) memcpy(e->bytes, buf, blen);
+        if (r) midnode__credential_record__free_unpacked(r, NULL);
+        free(buf);
+    }
+    if (!e->found) return MN_ENOTFOUND;
+    Midnode__CredentialRecord tmp = MIDNODE__CREDENTIAL_RECORD__INIT;
+    tmp.status = (Midnode__CredentialStatus)e->status;
+    tmp.expires_at = e->expires_at;
+    *bytes = e->bytes;
+    *len = e->len;
+    *status = mn_ledger_effective_status(&tmp, time_ms);
+    return MN_OK;
+}
+
+int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], const uint8_t **merkle,
+                           size_t *merkle_len) {
+    *merkle = NULL;
+    *merkle_len = 0;
+    struct rec_cache *rc = rec_cache_sync(l);
+    if (!rc) return MN_ENOMEM;
+    if (!rc->pslot) {
+        rc->pslot = map_slots(PROOF_MAP_BYTES);
+        if (!rc->pslot) return MN_ENOMEM;
+    }
+    struct proof_entry *e = &rc->pslot[rec_slot(id) & (PROOF_SLOTS - 1)];
+    if (e->gen == rc->gen && memcmp(e->id, id, MN_ID_LEN) == 0) {
+        *merkle = e->bytes;
+        *merkle_len = e->len;
+        return MN_OK;
+    }
+    uint8_t *rbytes = NULL;
+    size_t rbytes_len = 0;
+    uint64_t h = 0;
+    Midnode__MerkleProof mp;
+    midnode__merkle_proof__init(&mp);
+    int rc2 = mn_ledger_prove(l, id, &rbytes, &rbytes_len, &mp, &h); /* checks the pair before handing it out */
+    bool absent = rbytes == NULL;
+    free(rbytes);
+    if (rc2 != MN_OK) return rc2;
+    size_t n = midnode__merkle_proof__get_packed_size(&mp);
+    uint8_t *dst;
+    /* Absence proofs of never-issued ids do not evict a record's proof. */
+    bool keep = n <= PROOF_INLINE_MAX && !(absent && e->gen == rc->gen && !e->absent);
+    if (keep) {
+        dst = e->bytes;
+    } else {
+        dst = malloc(n);
+        if (!dst) {
+            mn_smt_proof_clear(&mp);
+            return MN_ENOMEM;
+        }
+        free(rc->pbig);
+        rc->pbig = dst; /* kept until the next oversized proof, so the borrow holds */
+    }
+    size_t packed = midnode__merkle_proof__pack(&mp, dst);
+    assert(packed == n);
+    (void)packed;
+    mn_smt_proof_clear(&mp);
+    if (dst == e->bytes) {
+        memcpy(e->id, id, MN_ID_LEN);
+        e->gen = rc->gen;
+        e->len = (uint16_t)n;
+        e->absent = absent;
+    }
+    *merkle = dst;
+    *merkle_len = n;
+    return MN_OK;
 }

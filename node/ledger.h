@@ -88,6 +88,26 @@ void mn_ledger_root(const mn_ledger *l, uint8_t out[static MN_HASH_LEN]);
 int mn_ledger_get_record(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
                          Midnode__CredentialRecord **out) MN_WARN_UNUSED;
 
+/* Slots of the committed-record read cache (direct-mapped, filled on use). */
+#define MN_LEDGER_REC_CACHE_SLOTS (1u << 17)
+
+/* The committed record of a credential through a read cache (see ledger.c):
+ * *bytes and *len its serialised form, borrowed: valid until the next call into
+ * this ledger (the cache may evict it), never to be freed; *status its
+ * effective status at time_ms (mn_ledger_effective_status). Not thread-safe,
+ * like the rest of the ledger. Returns MN_OK, MN_ENOTFOUND (NULL, 0,
+ * STATUS_UNKNOWN), MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
+int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], int64_t time_ms,
+                                const uint8_t **bytes, size_t *len,
+                                Midnode__CredentialStatus *status) MN_WARN_UNUSED;
+
+/* The serialised MerkleProof of a credential (present or absent) against
+ * mn_ledger_root, as mn_ledger_prove makes and checks it, through a cache
+ * stamped like the record cache. *merkle is borrowed like the record bytes
+ * above. Returns MN_OK, MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
+int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], const uint8_t **merkle,
+                           size_t *merkle_len) MN_WARN_UNUSED;
+
 /* Status a verifier should see at time_ms: EXPIRED when ACTIVE or SUSPENDED
  * and expires_at != 0 and time_ms/1000 >= expires_at; else the stored one. */
 Midnode__CredentialStatus mn_ledger_effective_status(const Midnode__CredentialRecord *r,

@@ -1097,6 +1097,15 @@ static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__
                 node_fatal(n, rc, "store failed while executing a proposal");
                 return;
             }
+            if (rc == MN_ESTATE) {
+                /* Not the height after our tip: we are behind, which says
+                 * nothing about the block. No verdict; sync, and judge it
+                 * when the proposal is resent. */
+                free(bb);
+                n->behind = true;
+                request_blocks(n);
+                return;
+            }
             /* remember the refusal so the engine gets its verdict */
             slot->used = true;
             slot->verdict = -1;

@@ -1,6 +1,7 @@
 /* node_rpc.c: the client API methods (DESIGN.md section 8) on top of the
  * ledger, the mempool and the committed tip; SubmitTx waiters and
  * WatchStatusChanges streams. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,14 +395,154 @@ static void status_owned_free(struct status_owned *o)
     if (o->have_merkle) mn_smt_proof_clear(&o->merkle);
 }
 
+/* Protobuf varint; returns bytes written (at most 10). */
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t i = 0;
+    while (v >= 0x80) {
+        p[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
+/* GetStatus, the hot query: the record comes from the ledger's read cache
+ * as stored bytes (and with_proof, the serialised Merkle path from its proof
+ * cache) and the GetStatusResponse is written field by field around them,
+ * in the wire form protobuf-c produces. A query thus costs no store lookup
+ * while the state is unchanged, and no unpack or repack of the record. */
+static void status_fast(struct mn_node *n, mn_rpc_call *call, const uint8_t id[MN_ID_LEN], bool with_proof)
+{
+    const uint8_t *rec = NULL, *merkle = NULL;
+    size_t rec_len = 0, merkle_len = 0, cert_len = 0;
+    Midnode__CredentialStatus st = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
+    int rc = mn_ledger_get_record_cached(n->ledger, id, n->tip_time_ms, &rec, &rec_len, &st);
+    bool found = rc == MN_OK;
+    if (rc != MN_OK && rc != MN_ENOTFOUND) {
+        reply_err(call, MIDNODE__RPC_CODE__RPC_INTERNAL, "store read failed: %s", mn_strerror(rc));
+        return;
+    }
+    if (with_proof) {
+        if (n->height == 0 || !n->tip_cert || mn_ledger_height(n->ledger) != n->height) {
+            reply_err(call, MIDNODE__RPC_CODE__RPC_UNAVAILABLE, "no committed block to prove against yet%s", NULL);
+            return;
+        }
+        /* After the record: both caches serve the same root, and the record
+         * bytes stay valid (the proof cache never evicts record slots). */
+        rc = mn_ledger_prove_cached(n->ledger, id, &merkle, &merkle_len);
+        if (rc != MN_OK) {
+            reply_err(call, MIDNODE__RPC_CODE__RPC_INTERNAL, "store read failed: %s", mn_strerror(rc));
+            return;
+        }
+        cert_len = midnode__commit_certificate__get_packed_size(n->tip_cert);
+    }
+    size_t proof_len = 0;
+    if (with_proof) {
+        proof_len = 2 + MN_ID_LEN + 1 + 10 + merkle_len + 1 + 10 + n->tip_header_len + 1 + 10 + cert_len;
+        if (found) proof_len += 1 + 10 + rec_len;
+    }
+    uint8_t stack[1024];
+    size_t cap = 2 + MN_ID_LEN + 3 * 11 + 1 + 10 + rec_len + (with_proof ? 1 + 10 + proof_len : 0);
+    uint8_t *buf = cap <= sizeof stack ? stack : malloc(cap);
+    if (!buf) {
+        reply_err(call, MIDNODE__RPC_CODE__RPC_INTERNAL, "out of memory%s", NULL);
+        return;
+    }
+    size_t k = 0;
+    buf[k++] = 0x0a; /* 1: credential_id */
+    buf[k++] = MN_ID_LEN;
+    memcpy(buf + k, id, MN_ID_LEN);
+    k += MN_ID_LEN;
+    if (st != 0) {
+        buf[k++] = 0x10; /* 2: status */
+        k += put_varint(buf + k, (uint64_t)(int64_t)st);
+    }
+    if (n->height != 0) {
+        buf[k++] = 0x18; /* 3: height */
+        k += put_varint(buf + k, n->height);
+    }
+    if (n->tip_time_ms != 0) {
+        buf[k++] = 0x20; /* 4: time_ms */
+        k += put_varint(buf + k, (uint64_t)n->tip_time_ms);
+    }
+    if (found) {
+        buf[k++] = 0x2a; /* 5: record */
+        k += put_varint(buf + k, rec_len);
+        memcpy(buf + k, rec, rec_len);
+        k += rec_len;
+    }
+    if (with_proof) {
+        size_t body = 2 + MN_ID_LEN + 1 + varint_len(merkle_len) + merkle_len;
+        if (found && rec_len) body += 1 + varint_len(rec_len) + rec_len;
+        if (n->tip_header_len) body += 1 + varint_len(n->tip_header_len) + n->tip_header_len;
+        if (cert_len) body += 1 + varint_len(cert_len) + cert_len;
+        buf[k++] = 0x32; /* 6: proof (StatusProof) */
+        k += put_varint(buf + k, body);
+        size_t start = k;
+        buf[k++] = 0x0a; /* StatusProof 1: credential_id */
+        buf[k++] = MN_ID_LEN;
+        memcpy(buf + k, id, MN_ID_LEN);
+        k += MN_ID_LEN;
+        if (found && rec_len) {
+            buf[k++] = 0x12; /* 2: record */
+            k += put_varint(buf + k, rec_len);
+            memcpy(buf + k, rec, rec_len);
+            k += rec_len;
+        }
+        buf[k++] = 0x1a; /* 3: merkle */
+        k += put_varint(buf + k, merkle_len);
+        memcpy(buf + k, merkle, merkle_len);
+        k += merkle_len;
+        if (n->tip_header_len) {
+            buf[k++] = 0x22; /* 4: header */
+            k += put_varint(buf + k, n->tip_header_len);
+            memcpy(buf + k, n->tip_header, n->tip_header_len);
+            k += n->tip_header_len;
+        }
+        if (cert_len) {
+            buf[k++] = 0x2a; /* 5: commit */
+            k += put_varint(buf + k, cert_len);
+            k += midnode__commit_certificate__pack(n->tip_cert, buf + k);
+        }
+        assert(k - start == body);
+    }
+    assert(k <= cap);
+    (void)mn_rpc_reply(call, MIDNODE__RPC_CODE__RPC_OK, 0, NULL, buf, k);
+    if (buf != stack) free(buf);
+}
+
 static void do_status(struct mn_node *n, mn_rpc_call *call, const uint8_t *payload, size_t len)
 {
+    mn_counter_inc(n->m_status_queries);
+    /* The canonical encodings, {1: 32-byte id} and {1: id, 2: bool}, are
+     * read in place; anything else goes through protobuf-c. */
+    if (len >= 2 + MN_ID_LEN && payload[0] == 0x0a && payload[1] == MN_ID_LEN &&
+        (len == 2 + MN_ID_LEN ||
+         (len == 4 + MN_ID_LEN && payload[2 + MN_ID_LEN] == 0x10 && payload[3 + MN_ID_LEN] <= 1))) {
+        status_fast(n, call, payload + 2, len == 4 + MN_ID_LEN && payload[3 + MN_ID_LEN] == 1);
+        return;
+    }
     Midnode__GetStatusRequest *req = midnode__get_status_request__unpack(NULL, len, payload);
     if (!req) {
         reply_err(call, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, "GetStatusRequest does not decode%s", NULL);
         return;
     }
-    mn_counter_inc(n->m_status_queries);
+    if (req->credential_id.len == MN_ID_LEN) {
+        status_fast(n, call, req->credential_id.data, req->with_proof);
+        midnode__get_status_request__free_unpacked(req, NULL);
+        return;
+    }
     Midnode__GetStatusResponse r;
     struct status_owned o;
     int rc = fill_status(n, &req->credential_id, req->with_proof, &r, &o);

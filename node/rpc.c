@@ -273,6 +273,25 @@ static void on_write(uv_write_t *req, int status) {
     conn_drain_progress(c);
 }
 
+static size_t varint_len(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v) {
+    size_t i = 0;
+    while (v >= 0x80) {
+        p[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
 /* Queues one response frame. Never closes synchronously (see conn_close).
  * Returns MN_OK, MN_ESTATE (closing), MN_ETOOBIG (response over the bound,
  * nothing queued), MN_EIO (queue over its bound or write failed: a close is
@@ -280,15 +299,18 @@ static void on_write(uv_write_t *req, int status) {
 static int conn_send(rpc_conn *c, uint64_t id, int code, int tx_code, const char *message,
                      const uint8_t *payload, size_t len, bool more) {
     if (c->closing || c->close_soon) return MN_ESTATE;
-    Midnode__RpcResponse r = MIDNODE__RPC_RESPONSE__INIT;
-    r.id = id;
-    r.code = (Midnode__RpcCode)code;
-    r.tx_code = (Midnode__TxCode)tx_code;
-    r.message = (char *)(message ? message : "");
-    r.payload.data = (uint8_t *)payload;
-    r.payload.len = payload ? len : 0;
-    r.more = more;
-    size_t size = midnode__rpc_response__get_packed_size(&r);
+    /* RpcResponse is written field by field (proto3: fields at their
+     * default are left out, as protobuf-c does): a status answer is a few
+     * dozen bytes and packing it through protobuf-c cost as much as building
+     * it. Enums are int32: a negative one takes ten bytes. */
+    size_t mlen = message ? strlen(message) : 0;
+    if (!payload) len = 0;
+    size_t size = id ? 1 + varint_len(id) : 0;
+    if (code) size += 1 + varint_len((uint64_t)(int64_t)code);
+    if (mlen) size += 1 + varint_len(mlen) + mlen;
+    if (len) size += 1 + varint_len(len) + len;
+    if (more) size += 2;
+    if (tx_code) size += 1 + varint_len((uint64_t)(int64_t)tx_code);
     if (size > MN_RPC_RESPONSE_BYTES_MAX) return MN_ETOOBIG;
     size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out_len;
     if (queued + size + 4 > c->srv->cfg.write_queue_bytes_max) {
@@ -312,9 +334,36 @@ static int conn_send(rpc_conn *c, uint64_t id, int code, int tx_code, const char
     f[1] = (uint8_t)(size >> 16);
     f[2] = (uint8_t)(size >> 8);
     f[3] = (uint8_t)size;
-    size_t packed = midnode__rpc_response__pack(&r, f + 4);
-    assert(packed == size);
-    (void)packed;
+    uint8_t *p = f + 4;
+    if (id) {
+        *p++ = 0x08;
+        p += put_varint(p, id);
+    }
+    if (code) {
+        *p++ = 0x10;
+        p += put_varint(p, (uint64_t)(int64_t)code);
+    }
+    if (mlen) {
+        *p++ = 0x1a;
+        p += put_varint(p, mlen);
+        memcpy(p, message, mlen);
+        p += mlen;
+    }
+    if (len) {
+        *p++ = 0x22;
+        p += put_varint(p, len);
+        memcpy(p, payload, len);
+        p += len;
+    }
+    if (more) {
+        *p++ = 0x28;
+        *p++ = 1;
+    }
+    if (tx_code) {
+        *p++ = 0x30;
+        p += put_varint(p, (uint64_t)(int64_t)tx_code);
+    }
+    assert((size_t)(p - f - 4) == size);
     c->out_len += 4 + size;
     conn_mark_dirty(c);
     mn_rpc_stats *st = &c->srv->stats;
@@ -364,49 +413,117 @@ static void conn_error(rpc_conn *c, uint64_t id, int code, const char *message) 
 
 /* ---------------------------------------------------------------- reading */
 
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The request fields a call needs, decoded in place. */
+typedef struct rpc_req {
+    uint64_t id;
+    char method[MN_RPC_METHOD_MAX + 1];
+    const uint8_t *payload;
+    size_t payload_len;
+} rpc_req;
+
+/* Reads the plain form every client sends: fields 1 (id), 2 (method, at
+ * most MN_RPC_METHOD_MAX bytes, no NUL) and 3 (payload), each at most once,
+ * nothing else. False for anything else, which then goes through protobuf-c
+ * (so the two readings never disagree on what they both accept). */
+static bool fast_decode(const uint8_t *data, size_t len, rpc_req *r) {
+    const uint8_t *p = data, *end = data + len;
+    unsigned seen = 0;
+    r->id = 0;
+    r->method[0] = 0;
+    r->payload = NULL;
+    r->payload_len = 0;
+    while (p < end) {
+        uint8_t key = *p++;
+        uint64_t v;
+        if (key == 0x08 && !(seen & 1)) {
+            if (!get_varint(&p, end, &v)) return false;
+            r->id = v;
+            seen |= 1;
+        } else if ((key == 0x12 && !(seen & 2)) || (key == 0x1a && !(seen & 4))) {
+            if (!get_varint(&p, end, &v) || v > (uint64_t)(end - p)) return false;
+            if (key == 0x12) {
+                if (v > MN_RPC_METHOD_MAX || memchr(p, 0, (size_t)v)) return false;
+                memcpy(r->method, p, (size_t)v);
+                r->method[v] = 0;
+                seen |= 2;
+            } else {
+                r->payload = p;
+                r->payload_len = (size_t)v;
+                seen |= 4;
+            }
+            p += v;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void handle_frame(rpc_conn *c, const uint8_t *data, size_t len) {
     mn_rpc *srv = c->srv;
-    Midnode__RpcRequest *req = midnode__rpc_request__unpack(NULL, len, data);
-    if (!req) {
-        LOG_DEBUG("rpc_bad_frame", "len=%zu", len);
-        conn_error(c, 0, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, "frame does not decode as RpcRequest");
-        conn_start_drain(c);
-        return;
+    rpc_req rq;
+    Midnode__RpcRequest *req = NULL;
+    if (!fast_decode(data, len, &rq)) {
+        req = midnode__rpc_request__unpack(NULL, len, data);
+        if (!req) {
+            LOG_DEBUG("rpc_bad_frame", "len=%zu", len);
+            conn_error(c, 0, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, "frame does not decode as RpcRequest");
+            conn_start_drain(c);
+            return;
+        }
+        rq.id = req->id;
+        /* an over-long name is unknown anyway; keep enough of it for the message */
+        snprintf(rq.method, sizeof rq.method, "%s", req->method ? req->method : "");
+        rq.payload = req->payload.data;
+        rq.payload_len = req->payload.len;
     }
     srv->stats.requests++;
     char msg[96];
-    if (!mn_rpc_method_known(req->method)) {
-        snprintf(msg, sizeof msg, "unknown method \"%.*s\"", MN_RPC_METHOD_MAX, req->method ? req->method : "");
-        conn_error(c, req->id, MIDNODE__RPC_CODE__RPC_UNKNOWN_METHOD, msg);
+    if (!mn_rpc_method_known(rq.method) || (req && req->method && strlen(req->method) > MN_RPC_METHOD_MAX)) {
+        snprintf(msg, sizeof msg, "unknown method \"%.*s\"", MN_RPC_METHOD_MAX, rq.method);
+        conn_error(c, rq.id, MIDNODE__RPC_CODE__RPC_UNKNOWN_METHOD, msg);
         goto out;
     }
     if (c->inflight >= srv->cfg.inflight_max) {
         snprintf(msg, sizeof msg, "more than %u requests in flight", srv->cfg.inflight_max);
-        conn_error(c, req->id, MIDNODE__RPC_CODE__RPC_OVERLOADED, msg);
+        conn_error(c, rq.id, MIDNODE__RPC_CODE__RPC_OVERLOADED, msg);
         goto out;
     }
     for (mn_rpc_call *p = c->calls; p; p = p->next) {
-        if (p->id == req->id) {
-            snprintf(msg, sizeof msg, "request id %llu already in flight", (unsigned long long)req->id);
-            conn_error(c, req->id, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, msg);
+        if (p->id == rq.id) {
+            snprintf(msg, sizeof msg, "request id %llu already in flight", (unsigned long long)rq.id);
+            conn_error(c, rq.id, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, msg);
             goto out;
         }
     }
     mn_rpc_call *call = calloc(1, sizeof *call);
     if (!call) {
-        conn_error(c, req->id, MIDNODE__RPC_CODE__RPC_INTERNAL, "out of memory");
+        conn_error(c, rq.id, MIDNODE__RPC_CODE__RPC_INTERNAL, "out of memory");
         goto out;
     }
     call->conn = c;
-    call->id = req->id;
+    call->id = rq.id;
     call->next = c->calls;
     if (c->calls) c->calls->prev = call;
     c->calls = call;
     c->inflight++;
     srv->stats.calls_pending++;
-    srv->handler(srv->ctx, call, req->method, req->payload.data, req->payload.len);
+    srv->handler(srv->ctx, call, rq.method, rq.payload, rq.payload_len);
 out:
-    midnode__rpc_request__free_unpacked(req, NULL);
+    if (req) midnode__rpc_request__free_unpacked(req, NULL);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

@@ -1,5 +1,7 @@
 /* bench.h: midbench, a load generator for a running midnode cluster, built
- * on the blocking RPC client (node/client.h), one thread per connection.
+ * on the blocking RPC client (node/client.h), one thread per connection;
+ * closed-loop `status` and `status-proof` instead run every connection from
+ * one epoll thread (tools/bench_fast.c), as redis-benchmark does.
  *
  * Workloads (see `midbench --help`):
  *   status        GetStatus of random credentials of a preloaded set (hits)
@@ -164,6 +166,12 @@ typedef struct bench_result {
  * *r, errors counted there) or an error with err filled when the run could
  * not start (no connection, no keys...). */
 int bench_run(const bench_opts *o, bench_result *r, char *err, size_t err_len) MN_WARN_UNUSED;
+
+/* Closed-loop `status` / `status-proof` from one thread and one epoll loop
+ * over all connections at `target` (tools/bench_fast.c); fills r like
+ * bench_run. Returns MN_OK or MN_EIO / MN_ENOMEM with err filled. */
+int bench_status_fast(const bench_opts *o, const char *target, bool with_proof, bench_result *r, char *err,
+                      size_t err_len) MN_WARN_UNUSED;
 
 /* `etcd-put`: puts through etcd's HTTP gateway at o->node (tools/bench_etcd.c). */
 int bench_run_etcd(const bench_opts *o, bench_result *r, char *err, size_t err_len) MN_WARN_UNUSED;

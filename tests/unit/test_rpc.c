@@ -307,6 +307,48 @@ static void frame_sent_one_byte_at_a_time_is_decoded(void **state) {
     stop();
 }
 
+/* The server reads the usual encoding in place and anything else through
+ * protobuf-c: both must give the same request. */
+static void send_frame(mn_client *c, const uint8_t *body, size_t n) {
+    uint8_t hdr[4] = {0, 0, (uint8_t)(n >> 8), (uint8_t)n};
+    assert_int_equal(mn_client_send_raw(c, hdr, 4), MN_OK);
+    assert_int_equal(mn_client_send_raw(c, body, n), MN_OK);
+}
+
+static void unusual_request_encodings_read_like_protobuf(void **state) {
+    (void)state;
+    mn_rpc_config cfg = test_config();
+    start(&cfg);
+    mn_client *c = conn(2000);
+    /* Fields in reverse order. */
+    static const uint8_t rev[] = {0x1a, 2, 'h', 'i', 0x12, 12, 'G', 'e', 't', 'C', 'h', 'a', 'i', 'n',
+                                  'I', 'n', 'f', 'o', 0x08, 5};
+    send_frame(c, rev, sizeof rev);
+    Midnode__RpcResponse *r = NULL;
+    assert_int_equal(mn_client_recv(c, &r), MN_OK);
+    assert_int_equal(r->id, 5);
+    assert_int_equal(r->code, 0);
+    assert_int_equal(r->payload.len, 2);
+    assert_memory_equal(r->payload.data, "hi", 2);
+    midnode__rpc_response__free_unpacked(r, NULL);
+    /* An unknown field and a repeated id (the last one counts). */
+    static const uint8_t odd[] = {0x08, 6, 0x48, 1, 0x12, 12, 'G', 'e', 't', 'C', 'h', 'a', 'i', 'n',
+                                  'I', 'n', 'f', 'o', 0x08, 7};
+    send_frame(c, odd, sizeof odd);
+    expect_response(c, 7, 0, false);
+    /* A method name over the bound is unknown, whatever its prefix. */
+    uint8_t lng[64] = {0x08, 8, 0x12, 40};
+    for (int i = 0; i < 40; i++) lng[4 + i] = (uint8_t)"GetChainInfo"[i % 12];
+    send_frame(c, lng, 44);
+    expect_response(c, 8, MIDNODE__RPC_CODE__RPC_UNKNOWN_METHOD, false);
+    /* A truncated field is not a request. */
+    static const uint8_t cut[] = {0x08, 9, 0x12, 30, 'G'};
+    send_frame(c, cut, sizeof cut);
+    expect_response(c, 0, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, false);
+    mn_client_free(c);
+    stop();
+}
+
 static void pipelined_requests_all_answered_by_id(void **state) {
     (void)state;
     mn_rpc_config cfg = test_config();
@@ -753,6 +795,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_returns_payload_and_id),
         cmocka_unit_test(frame_sent_one_byte_at_a_time_is_decoded),
+        cmocka_unit_test(unusual_request_encodings_read_like_protobuf),
         cmocka_unit_test(pipelined_requests_all_answered_by_id),
         cmocka_unit_test(held_calls_answer_out_of_order),
         cmocka_unit_test(stream_items_then_end),
