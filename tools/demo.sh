@@ -20,7 +20,7 @@ trap cleanup EXIT INT TERM
 
 free_base() {
   for _ in $(seq 1 100); do
-    local base=$(( (RANDOM % 300) * 100 + 20000 )) ok=1
+    local base=$(( (RANDOM % 120) * 100 + 20000 )) ok=1  # below the ephemeral port range
     for p in $(seq "$base" $((base + 15))); do
       if (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then ok=0; break; fi
     done

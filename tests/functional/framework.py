@@ -56,8 +56,16 @@ def ports_free(base, count):
 def free_port_block(count):
     """A base port such that [base, base+count) are all free right now."""
     rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+    # Below the kernel's ephemeral range, so that no outgoing connection can
+    # take one of these ports between this check and the node's bind.
+    low, high = 10000, 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            high = min(high, int(f.read().split()[0]))
+    except (OSError, ValueError, IndexError):
+        pass
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - count)
+        base = rng.randrange(low, high - count)
         if ports_free(base, count):
             return base
     raise RuntimeError("no free block of %d ports" % count)
