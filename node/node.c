@@ -307,6 +307,7 @@ void mn_node_free(mn_node *n)
     mn_genesis_free(n->genesis);
     free(n->tip_header);
     if (n->tip_cert) midnode__commit_certificate__free_unpacked(n->tip_cert, NULL);
+    free(n->tip_cert_bytes);
     X509_free(n->tls_cert);
     EVP_PKEY_free(n->tls_key);
     mn_cleanse(n->cons_seckey, sizeof n->cons_seckey);

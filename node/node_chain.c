@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "merkle.h"
+#include "cons_pb.h"
 #include "node_internal.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -111,6 +112,9 @@ int node_load_tip(struct mn_node *n)
     n->tip_header_len = 0;
     if (n->tip_cert) midnode__commit_certificate__free_unpacked(n->tip_cert, NULL);
     n->tip_cert = NULL;
+    free(n->tip_cert_bytes);
+    n->tip_cert_bytes = NULL;
+    n->tip_cert_len = 0;
     memset(n->tip_hash, 0, sizeof n->tip_hash);
     n->tip_time_ms = n->genesis->genesis_time_ms;
     n->tip_local_ms = node_mono_ms(n);
@@ -145,8 +149,14 @@ int node_load_tip(struct mn_node *n)
     rc = mn_store_get_cert(n->store, n->height, &cert, &cert_len);
     if (rc != MN_OK) return rc;
     rc = cert_from_bytes(cert, cert_len, &n->tip_cert);
-    free(cert);
-    return rc;
+    if (rc != MN_OK) {
+        free(cert);
+        return rc;
+    }
+    n->tip_cert_bytes = cert;
+    n->tip_cert_len = cert_len;
+    mn_sha256(n->tip_cert_hash, cert, cert_len);
+    return MN_OK;
 }
 
 /* ------------------------------------------------------------ sending */
@@ -201,15 +211,8 @@ static void send_proposal(struct mn_node *n, const mn_cons_proposal *p)
     }
     Midnode__Block *block = midnode__block__unpack(NULL, pb->block_len, pb->block);
     if (!block) return;
-    Midnode__Proposal pr = MIDNODE__PROPOSAL__INIT;
-    pr.height = p->height;
-    pr.round = p->round;
-    pr.pol_round = p->pol_round;
-    pr.block_hash.data = (uint8_t *)p->block_hash;
-    pr.block_hash.len = MN_HASH_LEN;
-    pr.proposer_index = p->proposer_index;
-    pr.signature.data = (uint8_t *)p->sig;
-    pr.signature.len = MN_SIG_LEN;
+    Midnode__Proposal pr;
+    mn_cons_proposal_to_pb(&pr, p);
     pr.block = block;
     Midnode__PeerMessage m = MIDNODE__PEER_MESSAGE__INIT;
     m.msg_case = MIDNODE__PEER_MESSAGE__MSG_PROPOSAL;
@@ -220,17 +223,8 @@ static void send_proposal(struct mn_node *n, const mn_cons_proposal *p)
 
 static void send_vote(struct mn_node *n, const mn_cons_vote *v)
 {
-    Midnode__Vote pv = MIDNODE__VOTE__INIT;
-    pv.type = v->type == MN_CONS_PREVOTE ? MIDNODE__VOTE_TYPE__PREVOTE : MIDNODE__VOTE_TYPE__PRECOMMIT;
-    pv.height = v->height;
-    pv.round = v->round;
-    if (v->has_hash) {
-        pv.block_hash.data = (uint8_t *)v->block_hash;
-        pv.block_hash.len = MN_HASH_LEN;
-    }
-    pv.validator_index = v->validator_index;
-    pv.signature.data = (uint8_t *)v->sig;
-    pv.signature.len = MN_SIG_LEN;
+    Midnode__Vote pv;
+    mn_cons_vote_to_pb(&pv, v);
     Midnode__PeerMessage m = MIDNODE__PEER_MESSAGE__INIT;
     m.msg_case = MIDNODE__PEER_MESSAGE__MSG_VOTE;
     m.vote = &pv;
@@ -316,15 +310,7 @@ static int judge_block(struct mn_node *n, const uint8_t *bytes, size_t len, node
         midnode__commit_certificate__pack(b->last_commit, cb);
         /* The certificate we committed our tip with was checked then; only
          * another set of signatures for it costs a check now. */
-        bool same_as_ours = false;
-        if (n->tip_cert && midnode__commit_certificate__get_packed_size(n->tip_cert) == cl) {
-            uint8_t *ours = malloc(cl ? cl : 1);
-            if (ours) {
-                midnode__commit_certificate__pack(n->tip_cert, ours);
-                same_as_ours = memcmp(ours, cb, cl) == 0;
-                free(ours);
-            }
-        }
+        bool same_as_ours = n->tip_cert_bytes && n->tip_cert_len == cl && memcmp(n->tip_cert_bytes, cb, cl) == 0;
         char cerr[160];
         if (!same_as_ours &&
             mn_cert_check(n->genesis, height - 1, n->tip_hash, b->last_commit, cerr, sizeof cerr) != MN_OK) {
@@ -453,26 +439,6 @@ static int commit_pending(struct mn_node *n, node_pending *p, const Midnode__Com
     return MN_OK;
 }
 
-static Midnode__CommitCertificate *cert_to_proto(const mn_cons_cert *c, Midnode__CommitSig *sigs,
-                                                 Midnode__CommitSig **sigp, Midnode__CommitCertificate *out)
-{
-    midnode__commit_certificate__init(out);
-    out->height = c->height;
-    out->round = c->round;
-    out->block_hash.data = (uint8_t *)c->block_hash;
-    out->block_hash.len = MN_HASH_LEN;
-    for (uint32_t i = 0; i < c->count; i++) {
-        midnode__commit_sig__init(&sigs[i]);
-        sigs[i].validator_index = c->sigs[i].validator_index;
-        sigs[i].signature.data = (uint8_t *)c->sigs[i].sig;
-        sigs[i].signature.len = MN_SIG_LEN;
-        sigp[i] = &sigs[i];
-    }
-    out->n_sigs = c->count;
-    out->sigs = sigp;
-    return out;
-}
-
 /* ------------------------------------------------------------ engine actions */
 
 static void set_cons_timer(struct mn_node *n, int kind, uint64_t height, uint32_t round, uint32_t ms)
@@ -505,19 +471,8 @@ static void drive(struct mn_node *n);
 
 static void persist_record(struct mn_node *n, const mn_cons_record *r)
 {
-    Midnode__SignedRecord sr = MIDNODE__SIGNED_RECORD__INIT;
-    sr.height = r->height;
-    sr.round = r->round;
-    sr.step = r->step;
-    sr.has_hash = r->has_hash;
-    if (r->has_hash) {
-        sr.block_hash.data = (uint8_t *)r->block_hash;
-        sr.block_hash.len = MN_HASH_LEN;
-    }
-    sr.signature.data = (uint8_t *)r->sig;
-    sr.signature.len = r->step == MN_CONS_STEP_ROUND ? 0 : MN_SIG_LEN;
-    sr.pol_round = r->pol_round;
-    sr.validator_index = r->validator_index;
+    Midnode__SignedRecord sr;
+    mn_cons_record_to_pb(&sr, r);
     uint8_t buf[256];
     size_t len = midnode__signed_record__get_packed_size(&sr);
     if (len > sizeof buf) {
@@ -538,11 +493,8 @@ static void on_commit_action(struct mn_node *n, const mn_cons_action *a)
         n->behind = true;
         return;
     }
-    Midnode__CommitSig sigs[MN_VALIDATORS_MAX];
-    Midnode__CommitSig *sigp[MN_VALIDATORS_MAX];
-    Midnode__CommitCertificate cert;
-    cert_to_proto(a->u.commit.cert, sigs, sigp, &cert);
-    int rc = commit_pending(n, p, &cert);
+    mn_cons_cert_pb cert;
+    int rc = commit_pending(n, p, mn_cons_cert_to_pb(&cert, a->u.commit.cert));
     if (rc != MN_OK) node_fatal(n, rc, "cannot commit a decided block");
 }
 
@@ -550,19 +502,7 @@ static void on_evidence(struct mn_node *n, const mn_cons_action *a)
 {
     Midnode__Vote v[2];
     const mn_cons_vote *src[2] = {&a->u.evidence.first, &a->u.evidence.second};
-    for (int i = 0; i < 2; i++) {
-        midnode__vote__init(&v[i]);
-        v[i].type = src[i]->type == MN_CONS_PREVOTE ? MIDNODE__VOTE_TYPE__PREVOTE : MIDNODE__VOTE_TYPE__PRECOMMIT;
-        v[i].height = src[i]->height;
-        v[i].round = src[i]->round;
-        if (src[i]->has_hash) {
-            v[i].block_hash.data = (uint8_t *)src[i]->block_hash;
-            v[i].block_hash.len = MN_HASH_LEN;
-        }
-        v[i].validator_index = src[i]->validator_index;
-        v[i].signature.data = (uint8_t *)src[i]->sig;
-        v[i].signature.len = MN_SIG_LEN;
-    }
+    for (int i = 0; i < 2; i++) mn_cons_vote_to_pb(&v[i], src[i]);
     Midnode__Evidence ev = MIDNODE__EVIDENCE__INIT;
     ev.first = &v[0];
     ev.second = &v[1];
@@ -737,23 +677,13 @@ static int build_block(struct mn_node *n, uint8_t hash_out[MN_HASH_LEN])
     h.proposer = n->cfg.member_id;
     h.validators_hash.data = n->genesis->validators_hash;
     h.validators_hash.len = MN_HASH_LEN;
-    uint8_t commit_hash[MN_HASH_LEN];
     if (height > 1) {
         if (!n->tip_cert) {
             free(hashes);
             rc = MN_ESTATE;
             goto out;
         }
-        size_t cl = midnode__commit_certificate__get_packed_size(n->tip_cert);
-        uint8_t *cb = malloc(cl ? cl : 1);
-        if (!cb) {
-            free(hashes);
-            goto out;
-        }
-        midnode__commit_certificate__pack(n->tip_cert, cb);
-        mn_sha256(commit_hash, cb, cl);
-        free(cb);
-        h.last_commit_hash.data = commit_hash;
+        h.last_commit_hash.data = n->tip_cert_hash;
         h.last_commit_hash.len = MN_HASH_LEN;
     }
     size_t hl = midnode__block_header__get_packed_size(&h);
@@ -1038,27 +968,11 @@ static void on_blocks_response(struct mn_node *n, const char *peer, const Midnod
 
 /* ------------------------------------------------------------ peer messages */
 
-static bool vote_from_proto(const Midnode__Vote *pv, mn_cons_vote *v)
-{
-    memset(v, 0, sizeof *v);
-    if (pv->type == MIDNODE__VOTE_TYPE__PREVOTE) v->type = MN_CONS_PREVOTE;
-    else if (pv->type == MIDNODE__VOTE_TYPE__PRECOMMIT) v->type = MN_CONS_PRECOMMIT;
-    else return false;
-    if (pv->block_hash.len != 0 && pv->block_hash.len != MN_HASH_LEN) return false;
-    if (pv->signature.len != MN_SIG_LEN) return false;
-    v->has_hash = pv->block_hash.len == MN_HASH_LEN;
-    if (v->has_hash) memcpy(v->block_hash, pv->block_hash.data, MN_HASH_LEN);
-    v->height = pv->height;
-    v->round = pv->round;
-    v->validator_index = pv->validator_index;
-    memcpy(v->sig, pv->signature.data, MN_SIG_LEN);
-    return true;
-}
-
 static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__Proposal *pp)
 {
     if (!n->cons) return;
-    if (pp->block_hash.len != MN_HASH_LEN || pp->signature.len != MN_SIG_LEN || !pp->block) {
+    mn_cons_proposal p;
+    if (!pp->block || mn_cons_proposal_from_pb(&p, pp) != MN_OK) {
         mn_counter_inc(n->m_peer_msgs_bad);
         return;
     }
@@ -1067,10 +981,6 @@ static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__
         return;
     }
     if (pp->height <= n->height) return;
-    mn_cons_proposal p = {.height = pp->height, .round = pp->round, .pol_round = pp->pol_round,
-                          .proposer_index = pp->proposer_index};
-    memcpy(p.block_hash, pp->block_hash.data, MN_HASH_LEN);
-    memcpy(p.sig, pp->signature.data, MN_SIG_LEN);
     uint8_t header_hash[MN_HASH_LEN];
     mn_sha256(header_hash, pp->block->header.data, pp->block->header.len);
     if (memcmp(header_hash, p.block_hash, MN_HASH_LEN) != 0) {
@@ -1181,7 +1091,7 @@ void node_on_peer_message(void *ctx, const char *peer, const uint8_t *frame, siz
     case MIDNODE__PEER_MESSAGE__MSG_VOTE: {
         mn_cons_vote v;
         if (!n->cons) break;
-        if (!vote_from_proto(m->vote, &v)) {
+        if (mn_cons_vote_from_pb(&v, m->vote) != MN_OK) {
             mn_counter_inc(n->m_peer_msgs_bad);
             break;
         }
@@ -1278,17 +1188,12 @@ static int votelog_collect(void *arg, const uint8_t *data, size_t len)
         v->recs = r;
         v->cap = cap;
     }
-    mn_cons_record *r = &v->recs[v->count];
-    memset(r, 0, sizeof *r);
-    r->height = sr->height;
-    r->round = sr->round;
-    r->step = (uint8_t)sr->step;
-    r->has_hash = sr->has_hash && sr->block_hash.len == MN_HASH_LEN;
-    if (r->has_hash) memcpy(r->block_hash, sr->block_hash.data, MN_HASH_LEN);
-    r->pol_round = sr->pol_round;
-    r->validator_index = sr->validator_index;
-    if (sr->signature.len == MN_SIG_LEN) memcpy(r->sig, sr->signature.data, MN_SIG_LEN);
+    int rc = mn_cons_record_from_pb(&v->recs[v->count], sr);
     midnode__signed_record__free_unpacked(sr, NULL);
+    if (rc != MN_OK) {
+        v->rc = MN_ECORRUPT;
+        return 1;
+    }
     v->count++;
     return 0;
 }

@@ -113,6 +113,9 @@ struct mn_node {
     uint8_t *tip_header;   /* serialised BlockHeader of the tip */
     size_t tip_header_len;
     Midnode__CommitCertificate *tip_cert;
+    uint8_t *tip_cert_bytes; /* tip_cert as stored, and its SHA-256 (the next header's last_commit_hash) */
+    size_t tip_cert_len;
+    uint8_t tip_cert_hash[MN_HASH_LEN];
 
     node_pending pending[NODE_PENDING_MAX];
 

@@ -2,7 +2,9 @@
  * and midctl tests. Header-only. It keeps a toy ledger that is strict where
  * the tests need it (signatures over the exact payload bytes, chain id,
  * nonces, known signers) and trivial elsewhere: every accepted transaction
- * commits at once in a block of its own; proofs are placeholders.
+ * commits at once in a block of its own; a requested proof carries only the
+ * credential id (no path, header or certificate) and never verifies: real
+ * proofs are tested against real nodes (tests/functional).
  * Everything runs on the server's loop thread. */
 #ifndef MN_TEST_FAKE_NODE_H
 #define MN_TEST_FAKE_NODE_H
