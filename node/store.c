@@ -457,20 +457,26 @@ static int blob_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
     return c->cb(c->ctx, v, vl);
 }
 
+/* One key written with a synced write: durable when this returns. */
+static int put_synced(mn_store *s, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, const char *event) {
+    char *err = NULL;
+    leveldb_put(s->db, s->wsync, (const char *)k, kl, (const char *)v, vl, &err);
+    if (err) {
+        LOG_ERROR(event, "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    return MN_OK;
+}
+
 int mn_store_votelog_put(mn_store *s, uint64_t height, const uint8_t *entry, size_t len) {
     uint8_t k[17];
     k[0] = 'V';
     put_u64(k + 1, height);
     put_u64(k + 9, s->vote_seq + 1);
-    char *err = NULL;
-    leveldb_put(s->db, s->wsync, (const char *)k, sizeof k, (const char *)entry, len, &err);
-    if (err) {
-        LOG_ERROR("votelog_write_failed", "err=%s", err);
-        leveldb_free(err);
-        return MN_EIO;
-    }
-    s->vote_seq++;
-    return MN_OK;
+    int rc = put_synced(s, k, sizeof k, entry, len, "votelog_write_failed");
+    if (rc == MN_OK) s->vote_seq++;
+    return rc;
 }
 
 int mn_store_votelog_list(mn_store *s, mn_store_blob_cb cb, void *ctx) {
@@ -503,15 +509,9 @@ int mn_store_votelog_prune(mn_store *s, uint64_t height) {
 int mn_store_evidence_put(mn_store *s, const uint8_t *ev, size_t len) {
     uint8_t k[9];
     size_t kl = key_height(k, 'E', s->ev_seq + 1);
-    char *err = NULL;
-    leveldb_put(s->db, s->wsync, (const char *)k, kl, (const char *)ev, len, &err);
-    if (err) {
-        LOG_ERROR("evidence_write_failed", "err=%s", err);
-        leveldb_free(err);
-        return MN_EIO;
-    }
-    s->ev_seq++;
-    return MN_OK;
+    int rc = put_synced(s, k, kl, ev, len, "evidence_write_failed");
+    if (rc == MN_OK) s->ev_seq++;
+    return rc;
 }
 
 int mn_store_evidence_list(mn_store *s, mn_store_blob_cb cb, void *ctx) {

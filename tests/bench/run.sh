@@ -28,25 +28,7 @@ die() { say "$*"; exit 1; }
 EXTRA_DEPS="redis-server redis-tools etcd-server etcd-client" bash tools/deps.sh || die "deps failed"
 [ -x "$BIN/midbench" ] && [ -x "$BIN/midnode" ] || die "build first (make)"
 
-# A block of N consecutive free ports.
-free_base() {
-  $PY - "$1" <<'PYEOF'
-import random, socket, sys
-n = int(sys.argv[1])
-for _ in range(500):
-    b = random.randint(20000, 60000 - n)
-    socks = []
-    try:
-        for p in range(b, b + n):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(b); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PYEOF
-}
-jget() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+. "$(dirname "$0")/lib.sh"
 cpu_ticks() { # sum of utime+stime of the given pids
   local t=0 p
   for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done

@@ -53,24 +53,7 @@ say() { echo "scale: $*" >&2; }
 die() { say "$*"; exit 1; }
 [ -x "$BIN/midbench" ] && [ -x "$BIN/midnode" ] && [ -x "$BIN/midctl" ] || die "build first (make)"
 
-free_base() {
-  $PY - "$1" <<'PYEOF'
-import random, socket, sys
-n = int(sys.argv[1])
-for _ in range(500):
-    b = random.randint(20000, 60000 - n)
-    socks = []
-    try:
-        for p in range(b, b + n):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(b); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PYEOF
-}
-jget() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+. "$(dirname "$0")/lib.sh"
 now() { date +%s.%N; }
 elapsed() { $PY -c 'import sys; print("%.1f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$1" "$2"; }
 

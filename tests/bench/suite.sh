@@ -20,21 +20,8 @@ ok() { pass=$((pass + 1)); echo "ok - $1"; }
 ko() { fail=$((fail + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && echo "$2" | head -20; }
 
 # Three consecutive free ports (p2p, rpc, http).
-base=$($PY - <<'PYEOF'
-import random, socket
-for _ in range(200):
-    b = random.randint(10000, 32000)  # below the ephemeral port range
-    socks = []
-    try:
-        for p in range(b, b + 3):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(b); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PYEOF
-)
+. tests/bench/lib.sh
+base=$(free_base 3)
 if [ -z "$base" ] || [ ! -x $BIN/midbench ] || [ ! -x $BIN/midnode ]; then
   ko "set-up (binaries or free ports missing)"
   echo "$pass passed, $fail failed"; exit 0
