@@ -150,6 +150,25 @@ static void log_error(run *r, const char *what, const char *msg) {
 
 /* ---- building requests ---- */
 
+/* Fills s with a SubmitTxRequest carrying tx (freed here, whatever happens). */
+static int slot_set_submit(run *r, slot *s, uint8_t *tx, size_t tx_len, int kind, uint64_t idx) {
+    Midnode__SubmitTxRequest req = MIDNODE__SUBMIT_TX_REQUEST__INIT;
+    req.tx = (ProtobufCBinaryData){tx_len, tx};
+    req.wait_commit = r->ph.wait_commit;
+    req.timeout_ms = r->o->timeout_ms;
+    size_t len = midnode__submit_tx_request__get_packed_size(&req);
+    s->req = malloc(len);
+    if (!s->req) {
+        free(tx);
+        return MN_ENOMEM;
+    }
+    s->req_len = midnode__submit_tx_request__pack(&req, s->req);
+    free(tx);
+    s->kind = kind;
+    s->idx = idx;
+    return MN_OK;
+}
+
 /* preload --batch: transaction number `batch` carries the issuances
  * batch*B .. batch*B+B-1 (capped at --count), signed once by one issuer,
  * each item as make_submit would issue it alone (types of that issuer). */
@@ -193,21 +212,7 @@ static int make_batch_submit(run *r, worker *w, slot *s, uint64_t batch) {
     free(items);
     free(ids);
     if (rc != MN_OK) return rc;
-    Midnode__SubmitTxRequest req = MIDNODE__SUBMIT_TX_REQUEST__INIT;
-    req.tx = (ProtobufCBinaryData){tx_len, tx};
-    req.wait_commit = r->ph.wait_commit;
-    req.timeout_ms = r->o->timeout_ms;
-    size_t len = midnode__submit_tx_request__get_packed_size(&req);
-    s->req = malloc(len);
-    if (!s->req) {
-        free(tx);
-        return MN_ENOMEM;
-    }
-    s->req_len = midnode__submit_tx_request__pack(&req, s->req);
-    free(tx);
-    s->kind = K_ISSUE;
-    s->idx = batch;
-    return MN_OK;
+    return slot_set_submit(r, s, tx, tx_len, K_ISSUE, batch);
 }
 
 static int make_submit(run *r, worker *w, slot *s, int kind, uint64_t idx) {
@@ -255,21 +260,7 @@ static int make_submit(run *r, worker *w, slot *s, int kind, uint64_t idx) {
         snprintf(w->err, sizeof w->err, "build tx: %s", mn_strerror(rc));
         return rc;
     }
-    Midnode__SubmitTxRequest req = MIDNODE__SUBMIT_TX_REQUEST__INIT;
-    req.tx = (ProtobufCBinaryData){tx_len, tx};
-    req.wait_commit = r->ph.wait_commit;
-    req.timeout_ms = r->o->timeout_ms;
-    size_t len = midnode__submit_tx_request__get_packed_size(&req);
-    s->req = malloc(len);
-    if (!s->req) {
-        free(tx);
-        return MN_ENOMEM;
-    }
-    s->req_len = midnode__submit_tx_request__pack(&req, s->req);
-    free(tx);
-    s->kind = kind;
-    s->idx = idx;
-    return MN_OK;
+    return slot_set_submit(r, s, tx, tx_len, kind, idx);
 }
 
 static void slot_clear(slot *s) {
