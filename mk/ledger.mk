@@ -7,3 +7,8 @@ $(BUILD)/bin/ledger_bench: $(BUILD)/obj/tests/bench/ledger_bench.o $(LIB)
 
 ledger-bench: $(BUILD)/bin/ledger_bench
 	$(BUILD)/bin/ledger_bench
+
+# Disk accounting of a data directory: build/bin/store_stats [--compact] DIR.
+$(BUILD)/bin/store_stats: $(BUILD)/obj/tests/bench/store_stats.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -244,20 +244,27 @@ static unsigned pos_depth(const uint8_t *pos, size_t len) {
 
 /* Tree nodes of the committed state: the cache, then the store. The cache
  * holds only nodes this process computed and committed, so they need no
- * re-check; nodes read from disk are always checked by the tree. */
+ * re-check; nodes read from disk are always checked by the tree. A
+ * position the cache knows as deleted may hold an implicit leaf (smt.h),
+ * which only the store derives. */
 static int ledger_smt_get(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
     mn_ledger *l = ctx;
     if (pos_depth(pos, len) <= NODE_CACHE_DEPTH) {
         const uint8_t *v;
         size_t vl;
         int st = mn_kv_get(l->cache, pos, len, &v, &vl);
-        if (st == MN_KV_DELETED) return MN_ENOTFOUND;
         if (st == MN_KV_VALUE && vl == MN_SMT_NODE_LEN) {
             memcpy(node, v, MN_SMT_NODE_LEN);
             return MN_SMT_TRUSTED;
         }
     }
     return mn_store_smt_get(l->store, pos, len, node);
+}
+
+/* Implicit leaves are never in the cache (no entry is written for them). */
+static int ledger_smt_leaf(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
+    mn_ledger *l = ctx;
+    return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
 /* After a commit: the cache follows the committed tree. */
@@ -288,6 +295,7 @@ int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) 
     l->store = store;
     l->g = genesis;
     l->src.get = ledger_smt_get;
+    l->src.leaf = ledger_smt_leaf;
     l->src.ctx = l;
     *out = l;
     return MN_OK;
@@ -1030,8 +1038,10 @@ int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
         size_t kl, vl;
         mn_kv_entry(e->ov, i, &k, &kl, &v, &vl);
         if (!v) continue; /* records and nonces are never deleted */
+        items[m].implicit = false;
         if (k[0] == 'r' && kl == 1 + MN_ID_LEN) {
             mn_smt_key_credential(items[m].key_hash, k + 1);
+            items[m].implicit = true; /* the store finds the record by key_hash */
         } else if (k[0] == 'n' && kl >= 2 && kl <= 1 + MN_MEMBER_ID_MAX) {
             char signer[MN_MEMBER_ID_MAX + 1];
             memcpy(signer, k + 1, kl - 1);

@@ -14,6 +14,8 @@ typedef struct smt_node {
     uint8_t a[MN_HASH_LEN];
     uint8_t b[MN_HASH_LEN];
     uint8_t h[MN_HASH_LEN]; /* this node's hash */
+    bool implicit;          /* a leaf with no stored entry (smt.h) */
+    uint8_t hint;           /* internal: bit 0 (1) the left (right) child is an implicit leaf */
 } smt_node;
 
 typedef struct smt_ctx {
@@ -63,8 +65,9 @@ static void inner_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *l, const 
     sha(out, buf, sizeof buf);
 }
 
-static void make_leaf(smt_node *n, const uint8_t *k, const uint8_t *vh) {
+static void make_leaf(smt_node *n, const uint8_t *k, const uint8_t *vh, bool implicit) {
     n->type = 'L';
+    n->implicit = implicit;
     memcpy(n->a, k, MN_HASH_LEN);
     memcpy(n->b, vh, MN_HASH_LEN);
     mn_smt_leaf_hash(n->h, k, vh);
@@ -72,6 +75,8 @@ static void make_leaf(smt_node *n, const uint8_t *k, const uint8_t *vh) {
 
 static void make_inner(smt_node *n, const smt_node *l, const smt_node *r) {
     n->type = 'I';
+    n->implicit = false;
+    n->hint = (uint8_t)((l->implicit ? 1 : 0) | (r->implicit ? 2 : 0));
     memcpy(n->a, l->h, MN_HASH_LEN);
     memcpy(n->b, r->h, MN_HASH_LEN);
     inner_hash(n->h, n->a, n->b);
@@ -79,8 +84,12 @@ static void make_inner(smt_node *n, const smt_node *l, const smt_node *r) {
 
 static void make_empty(smt_node *n) { memset(n, 0, sizeof *n); }
 
-/* Reads the node at (depth, path) whose hash the parent records as want. */
-static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uint8_t *want,
+/* Stored type bytes of an internal node by its hint (smt.h). */
+static const uint8_t inner_types[4] = {MN_SMT_INNER, MN_SMT_INNER_L, MN_SMT_INNER_R, MN_SMT_INNER_LR};
+
+/* Reads the node at (depth, path) whose hash the parent records as want;
+ * implicit: the parent says it is an implicit leaf. */
+static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uint8_t *want, bool implicit,
                 smt_node *out) {
     if (memcmp(want, zero32, MN_HASH_LEN) == 0) {
         make_empty(out);
@@ -100,12 +109,26 @@ static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uin
         if (vl != MN_SMT_NODE_LEN) return MN_ECORRUPT;
         memcpy(raw, v, MN_SMT_NODE_LEN);
     } else {
-        int rc = c->src->get(c->src->ctx, pk, pl, raw);
+        /* An implicit leaf has no entry: asking for one first would cost a
+         * failed lookup. */
+        int rc = implicit && c->src->leaf ? c->src->leaf(c->src->ctx, pk, pl, raw)
+                                          : c->src->get(c->src->ctx, pk, pl, raw);
         if (rc == MN_ENOTFOUND) return MN_ECORRUPT; /* the parent says it exists */
         if (rc != MN_OK && rc != MN_SMT_TRUSTED) return rc;
         trusted = rc == MN_SMT_TRUSTED;
     }
     out->type = raw[0];
+    out->implicit = false;
+    out->hint = 0;
+    if (out->type == MN_SMT_IMPLICIT && st != MN_KV_VALUE) { /* derived by the source, never in a write set */
+        out->type = 'L';
+        out->implicit = true;
+    }
+    for (uint8_t i = 1; i < 4; i++)
+        if (out->type == inner_types[i]) {
+            out->type = 'I';
+            out->hint = i;
+        }
     memcpy(out->a, raw + 1, MN_HASH_LEN);
     memcpy(out->b, raw + 1 + MN_HASH_LEN, MN_HASH_LEN);
     if (trusted && (out->type == 'L' || out->type == 'I')) {
@@ -122,12 +145,20 @@ static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uin
     return MN_OK;
 }
 
-static int put_node(smt_ctx *c, unsigned depth, const uint8_t *path, const smt_node *n) {
+static int del_node(smt_ctx *c, unsigned depth, const uint8_t *path);
+
+/* Has an entry of its own at its position. */
+static bool stored(const smt_node *n) { return n->type == 'I' || (n->type == 'L' && !n->implicit); }
+
+/* Writes n at its position, where old was: an implicit leaf is not
+ * written, but takes the place of what was stored there. */
+static int put_node(smt_ctx *c, unsigned depth, const uint8_t *path, const smt_node *old, const smt_node *n) {
+    if (!stored(n)) return old && stored(old) ? del_node(c, depth, path) : MN_OK;
     uint8_t pk[MN_SMT_POS_KEY_MAX];
     size_t pl = mn_smt_pos_key(pk, depth, path);
     uint8_t raw[MN_SMT_NODE_LEN];
     assert(n->type == 'L' || n->type == 'I');
-    raw[0] = n->type;
+    raw[0] = n->type == 'I' ? inner_types[n->hint & 3] : n->type;
     memcpy(raw + 1, n->a, MN_HASH_LEN);
     memcpy(raw + 1 + MN_HASH_LEN, n->b, MN_HASH_LEN);
     return mn_kv_put(c->writes, pk, pl, raw, sizeof raw);
@@ -155,9 +186,9 @@ static size_t split_at(const mn_smt_item *it, size_t n, unsigned d) {
 /* Writes a child at depth d+1 unless it is unchanged; deletes it when empty. */
 static int place_child(smt_ctx *c, unsigned d1, const uint8_t *path, const smt_node *old,
                        const smt_node *nw) {
-    if (nw->type == 0) return old->type ? del_node(c, d1, path) : MN_OK;
+    if (nw->type == 0) return stored(old) ? del_node(c, d1, path) : MN_OK;
     if (old->type == nw->type && memcmp(old->h, nw->h, MN_HASH_LEN) == 0) return MN_OK;
-    return put_node(c, d1, path, nw);
+    return put_node(c, d1, path, old, nw);
 }
 
 /* Builds the subtree at depth d from the live items plus an optional extra
@@ -177,7 +208,7 @@ static int build(smt_ctx *c, unsigned d, const uint8_t *path, const mn_smt_item 
     }
     if (live == 1) {
         if (one)
-            make_leaf(out, one->key_hash, one->value_hash);
+            make_leaf(out, one->key_hash, one->value_hash, one->implicit);
         else
             *out = *extra;
         return MN_OK;
@@ -247,15 +278,15 @@ static int upd(smt_ctx *c, unsigned d, const uint8_t *path, const smt_node *old,
     set_bit(rp, d, 1);
     size_t s = split_at(it, n, d);
     smt_node lo, ro, ln, rn;
-    int rc = load(c, d + 1, lp, old->a, &lo);
-    if (rc == MN_OK) rc = load(c, d + 1, rp, old->b, &ro);
+    int rc = load(c, d + 1, lp, old->a, old->hint & 1, &lo);
+    if (rc == MN_OK) rc = load(c, d + 1, rp, old->b, old->hint & 2, &ro);
     if (rc == MN_OK) rc = upd(c, d + 1, lp, &lo, it, s, &ln);
     if (rc == MN_OK) rc = upd(c, d + 1, rp, &ro, it + s, n - s, &rn);
     if (rc != MN_OK) return rc;
     bool collapse = (ln.type == 0 && rn.type != 'I') || (rn.type == 0 && ln.type != 'I');
     if (collapse) {
-        if (lo.type && (rc = del_node(c, d + 1, lp)) != MN_OK) return rc;
-        if (ro.type && (rc = del_node(c, d + 1, rp)) != MN_OK) return rc;
+        if (stored(&lo) && (rc = del_node(c, d + 1, lp)) != MN_OK) return rc;
+        if (stored(&ro) && (rc = del_node(c, d + 1, rp)) != MN_OK) return rc;
         *out = ln.type ? ln : rn;
         return MN_OK;
     }
@@ -295,14 +326,14 @@ int mn_smt_update(const mn_smt_src *src, mn_kvmap *writes,
         free(tmp);
     }
     smt_node root, nr;
-    int rc = load(&c, 0, zero32, root_in, &root);
+    int rc = load(&c, 0, zero32, root_in, false, &root);
     if (rc == MN_OK) rc = upd(&c, 0, zero32, &root, items, m, &nr);
     if (rc != MN_OK) return rc;
     if (m > 0) {
         if (nr.type == 0) {
-            if (root.type && (rc = del_node(&c, 0, zero32)) != MN_OK) return rc;
+            if (stored(&root) && (rc = del_node(&c, 0, zero32)) != MN_OK) return rc;
         } else if (!(root.type == nr.type && memcmp(root.h, nr.h, MN_HASH_LEN) == 0)) {
-            if ((rc = put_node(&c, 0, zero32, &nr)) != MN_OK) return rc;
+            if ((rc = put_node(&c, 0, zero32, &root, &nr)) != MN_OK) return rc;
         }
     }
     memcpy(root_out, nr.h, MN_HASH_LEN);
@@ -317,7 +348,7 @@ static int walk(const mn_smt_src *src, const mn_kvmap *writes, const uint8_t *ro
                 uint8_t sib[][MN_HASH_LEN], uint8_t bitmap[MN_HASH_LEN], size_t *nsib) {
     smt_ctx c = {.src = src, .writes = NULL, .reads = writes};
     smt_node cur;
-    int rc = load(&c, 0, key, root, &cur);
+    int rc = load(&c, 0, key, root, false, &cur);
     unsigned d = 0;
     if (bitmap) memset(bitmap, 0, MN_HASH_LEN);
     if (nsib) *nsib = 0;
@@ -334,8 +365,9 @@ static int walk(const mn_smt_src *src, const mn_kvmap *writes, const uint8_t *ro
         }
         uint8_t want[MN_HASH_LEN];
         memcpy(want, child, MN_HASH_LEN);
+        bool implicit = cur.hint & (bit ? 2 : 1);
         d++;
-        rc = load(&c, d, key, want, &cur);
+        rc = load(&c, d, key, want, implicit, &cur);
     }
     if (rc != MN_OK) return rc;
     *end = cur;

@@ -14,7 +14,14 @@
  * Storage: each non-empty node is stored under its position (depth, first
  * `depth` bits of the path), see mn_smt_pos_key, as 65 bytes:
  *   'L' key_hash value_hash    for a leaf
- *   'I' left_hash right_hash   for an internal node
+ *   'I' left_hash right_hash   for an internal node ('i', 'j', 'k' when its
+ *                              left, right, both children are implicit leaves)
+ * except implicit leaves (mn_smt_item.implicit): those are not written, as
+ * the source can derive them from the state itself (the store keeps the
+ * records ordered by key_hash, and the one leaf of a subtree is the one
+ * record whose key_hash starts with the subtree's path); the source then
+ * returns them with type 'l'. A position holds a stored entry exactly when
+ * the tree has an internal node or an explicit leaf there.
  * Reads go first to a write set (mn_kvmap, which also receives every write
  * of an update) and then to a caller-supplied source (the store). smt.c
  * does not depend on LevelDB. The key and leaf hashes and mn_smt_verify are
@@ -36,7 +43,14 @@
 #define MN_SMT_POS_KEY_MAX (1 + 2 + 32)
 #define MN_SMT_PREFIX 's' /* first byte of every position key */
 
-/* Source of committed nodes. get fills node[65] for pos_key and returns
+#define MN_SMT_INNER 'I'
+#define MN_SMT_INNER_L 'i'
+#define MN_SMT_INNER_R 'j'
+#define MN_SMT_INNER_LR 'k'
+#define MN_SMT_IMPLICIT 'l' /* type of a leaf the source derived */
+
+/* Source of committed nodes. get fills node[65] for pos_key (an internal
+ * node or leaf as stored, or type 'l' for an implicit leaf it derived) and returns
  * MN_OK, MN_ENOTFOUND (no node stored there) or MN_EIO; or MN_SMT_TRUSTED
  * when the node comes from memory this process computed itself (then its
  * hash is not re-checked against the parent's). Nodes read from storage
@@ -46,13 +60,22 @@ typedef struct mn_smt_src {
     int (*get)(void *ctx, const uint8_t *pos_key, size_t pos_len,
                uint8_t node[static MN_SMT_NODE_LEN]);
     void *ctx;
+    /* Optional (NULL: get is used): derives the implicit leaf at pos_key
+     * without looking for a stored node first; same returns as get.
+     * Implicit leaves are read from the source only, so their values
+     * must be in the source before they are read (committed). */
+    int (*leaf)(void *ctx, const uint8_t *pos_key, size_t pos_len,
+                uint8_t node[static MN_SMT_NODE_LEN]);
 } mn_smt_src;
 
-/* One change of a batch. value_hash is SHA256(value); remove deletes the key. */
+/* One change of a batch. value_hash is SHA256(value); remove deletes the
+ * key. implicit: the leaf is not written (the source derives it, see above;
+ * only for keys whose value the source can find by key_hash). */
 typedef struct mn_smt_item {
     uint8_t key_hash[MN_HASH_LEN];
     uint8_t value_hash[MN_HASH_LEN];
     bool remove;
+    bool implicit;
 } mn_smt_item;
 
 /* Position key of (depth, first depth bits of key): 's', u16 BE depth, then

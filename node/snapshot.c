@@ -24,7 +24,7 @@
  * an empty subtree and reads almost nothing back from the store, where
  * updates in file order would walk (and read) the whole tree every time. */
 #define BUCKETS 256
-#define ITEM_BYTES (2 * MN_HASH_LEN)
+#define ITEM_BYTES (2 * MN_HASH_LEN + 1) /* key hash, value hash, implicit */
 
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) MN_PRINTF(4, 5);
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) {
@@ -203,6 +203,7 @@ static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, m
         if (rec) midnode__credential_record__free_unpacked(rec, NULL);
         if (!ok) return false;
         mn_smt_key_credential(item->key_hash, k + 1);
+        item->implicit = true;
         break;
     }
     case 'n': {
@@ -212,6 +213,7 @@ static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, m
         signer[kl - 1] = '\0';
         if (strlen(signer) != kl - 1) return false;
         mn_smt_key_nonce(item->key_hash, signer);
+        item->implicit = false;
         break;
     }
     case 'd':
@@ -323,9 +325,13 @@ static int smt_src_get(void *ctx, const uint8_t *pos_key, size_t pos_len, uint8_
     return mn_store_smt_get(ctx, pos_key, pos_len, node);
 }
 
+static int smt_src_leaf(void *ctx, const uint8_t *pos_key, size_t pos_len, uint8_t node[static MN_SMT_NODE_LEN]) {
+    return mn_store_smt_leaf(ctx, pos_key, pos_len, node);
+}
+
 /* Applies a chunk: tree update over the committed-so-far tree, then one write. */
 static int flush_chunk(mn_store *s, mn_kvmap *kv, mn_smt_item *items, size_t n, uint8_t root[static MN_HASH_LEN]) {
-    mn_smt_src src = {smt_src_get, s};
+    mn_smt_src src = {smt_src_get, s, smt_src_leaf};
     uint8_t next[MN_HASH_LEN];
     int rc = mn_smt_update(&src, kv, root, items, n, next);
     if (rc == MN_OK) rc = mn_store_write(s, kv);
@@ -347,6 +353,7 @@ static int build_tree(mn_store *s, FILE **bucket, mn_kvmap *kv, mn_smt_item *ite
                 memcpy(items[m].key_hash, rec, MN_HASH_LEN);
                 memcpy(items[m].value_hash, rec + MN_HASH_LEN, MN_HASH_LEN);
                 items[m].remove = false;
+                items[m].implicit = rec[2 * MN_HASH_LEN] != 0;
                 m++;
             } else if (got != 0 || ferror(bucket[b])) {
                 return MN_EIO;
@@ -457,8 +464,9 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         if (in_tree) {
             FILE **bf = &bucket[item.key_hash[0]];
             if (!*bf) *bf = tmpfile();
+            uint8_t imp = item.implicit ? 1 : 0;
             if (!*bf || fwrite(item.key_hash, 1, MN_HASH_LEN, *bf) != MN_HASH_LEN ||
-                fwrite(item.value_hash, 1, MN_HASH_LEN, *bf) != MN_HASH_LEN) {
+                fwrite(item.value_hash, 1, MN_HASH_LEN, *bf) != MN_HASH_LEN || fwrite(&imp, 1, 1, *bf) != 1) {
                 rc = fail(err, err_len, MN_EIO, "cannot write a temporary file");
                 goto out;
             }

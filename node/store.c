@@ -10,7 +10,9 @@
 
 #include <leveldb/c.h>
 
+#include "crypto.h"
 #include "log.h"
+#include "smt.h"
 
 struct mn_store {
     leveldb_t *db;
@@ -23,10 +25,35 @@ struct mn_store {
     uint8_t root[MN_HASH_LEN];
     uint64_t vote_seq;
     uint64_t ev_seq;
+    /* Reused for implicit tree leaves (one seek each); reads the state as
+     * of its creation, so every write drops it (drop_iter). */
+    leveldb_iterator_t *rit;
 };
+
+static void drop_iter(mn_store *s) {
+    if (s->rit) leveldb_iter_destroy(s->rit);
+    s->rit = NULL;
+}
+
+/* Records are stored under 'r' key_hash (SHA256(0x01 || id), as in the
+ * tree) rather than 'r' id, so that they are in tree order and the one
+ * record under a subtree is found by a seek: the tree's leaves of records
+ * need no entries of their own (smt.h, implicit leaves). Callers name
+ * records by id (mn_store_key_record); the getters and writers map the
+ * key here. Returns the key to use (buf or key). */
+static const uint8_t *phys_key(const uint8_t *key, size_t kl, uint8_t buf[static 1 + MN_HASH_LEN]) {
+    if (kl != 1 + MN_ID_LEN || key[0] != 'r') return key;
+    buf[0] = 'r';
+    mn_smt_key_credential(buf + 1, key + 1);
+    return buf;
+}
 
 static const char K_HEIGHT[] = "Mheight";
 static const char K_ROOT[] = "Mroot";
+/* Layout version: 2 since records are keyed by key_hash and their tree
+ * leaves are implicit. A store of another version is refused, not misread. */
+static const char K_FORMAT[] = "Mformat";
+#define STORE_FORMAT 2
 
 static void put_u64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) {
@@ -100,6 +127,8 @@ static size_t key_height(uint8_t *out, char fam, uint64_t h) {
 int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out, size_t *out_len) {
     char *err = NULL;
     size_t vl = 0;
+    uint8_t pk[1 + MN_HASH_LEN];
+    key = phys_key(key, key_len, pk);
     char *v = leveldb_get(s->db, s->ropts, key, key_len, &vl, &err);
     if (err) {
         LOG_ERROR("store_get_failed", "err=%s", err);
@@ -123,6 +152,8 @@ int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf,
                      size_t *out_len) {
     char *err = NULL;
     size_t vl = 0;
+    uint8_t pk[1 + MN_HASH_LEN];
+    key = phys_key(key, key_len, pk);
     char *v = leveldb_get(s->db, s->ropts, key, key_len, &vl, &err);
     if (err) {
         LOG_ERROR("store_get_failed", "err=%s", err);
@@ -140,10 +171,50 @@ int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf,
     return rc;
 }
 
+/* The implicit leaf at a position: the first record at or after the
+ * position's path, when its key_hash starts with that path. */
+static int implicit_leaf(mn_store *s, const uint8_t *pos, size_t pos_len, uint8_t node[static 65]) {
+    if (pos_len < 3 || pos[0] != MN_SMT_PREFIX) return MN_ENOTFOUND;
+    unsigned depth = ((unsigned)pos[1] << 8) | pos[2];
+    size_t nb = (depth + 7) / 8;
+    if (depth > MN_SMT_DEPTH_MAX || pos_len != 3 + nb) return MN_ENOTFOUND;
+    if (!s->rit) s->rit = leveldb_create_iterator(s->db, s->ropts);
+    uint8_t start[1 + MN_HASH_LEN];
+    start[0] = 'r';
+    memcpy(start + 1, pos + 3, nb);
+    leveldb_iter_seek(s->rit, (const char *)start, 1 + nb);
+    if (!leveldb_iter_valid(s->rit)) {
+        char *err = NULL;
+        leveldb_iter_get_error(s->rit, &err);
+        if (!err) return MN_ENOTFOUND;
+        LOG_ERROR("store_iter_failed", "err=%s", err);
+        leveldb_free(err);
+        drop_iter(s);
+        return MN_EIO;
+    }
+    size_t kl = 0, vl = 0;
+    const uint8_t *k = (const uint8_t *)leveldb_iter_key(s->rit, &kl);
+    if (kl != 1 + MN_HASH_LEN || k[0] != 'r' || memcmp(k + 1, pos + 3, depth / 8) != 0) return MN_ENOTFOUND;
+    if (depth & 7) {
+        uint8_t m = (uint8_t)(0xFF << (8 - (depth & 7)));
+        if ((k[1 + depth / 8] & m) != pos[3 + depth / 8]) return MN_ENOTFOUND;
+    }
+    const uint8_t *v = (const uint8_t *)leveldb_iter_value(s->rit, &vl);
+    node[0] = 'l';
+    memcpy(node + 1, k + 1, MN_HASH_LEN);
+    mn_sha256(node + 1 + MN_HASH_LEN, v, vl);
+    return MN_OK;
+}
+
+int mn_store_smt_leaf(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]) {
+    return implicit_leaf(store, pos_key, pos_len, node);
+}
+
 int mn_store_smt_get(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]) {
     size_t n = 0;
     int rc = mn_store_get_buf(store, pos_key, pos_len, node, 65, &n);
     if (rc == MN_ETOOBIG || (rc == MN_OK && n != 65)) return MN_ECORRUPT;
+    if (rc == MN_ENOTFOUND) return implicit_leaf(store, pos_key, pos_len, node);
     return rc;
 }
 
@@ -165,6 +236,8 @@ static uint64_t last_seq(mn_store *s, char fam, size_t key_len) {
     leveldb_iter_destroy(it);
     return seq;
 }
+
+static int put_synced(mn_store *s, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, const char *event);
 
 int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
     *out = NULL;
@@ -216,6 +289,24 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
         mn_store_close(s);
         return rc == MN_EIO ? MN_EIO : MN_ECORRUPT;
     }
+    uint8_t fb[8];
+    rc = mn_store_get_buf(s, K_FORMAT, strlen(K_FORMAT), fb, sizeof fb, &n);
+    if (rc == MN_OK && n == 1 && fb[0] == STORE_FORMAT) {
+        rc = MN_OK;
+    } else if (rc == MN_ENOTFOUND && s->height == 0) {
+        fb[0] = STORE_FORMAT;
+        rc = put_synced(s, (const uint8_t *)K_FORMAT, strlen(K_FORMAT), fb, 1, "store_write_failed");
+    } else if (rc != MN_EIO) {
+        snprintf(err, err_len, "store: %s was written by another version of midnode (store format %d expected): "
+                 "start from a new data directory (snapshot import or catch-up)", dir, STORE_FORMAT);
+        mn_store_close(s);
+        return MN_ECORRUPT;
+    }
+    if (rc != MN_OK) {
+        snprintf(err, err_len, "store: %s: metadata unreadable (%s)", dir, mn_strerror(rc));
+        mn_store_close(s);
+        return MN_EIO;
+    }
     s->vote_seq = last_seq(s, 'V', 17);
     s->ev_seq = last_seq(s, 'E', 9);
     *out = s;
@@ -224,6 +315,7 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
 
 void mn_store_close(mn_store *s) {
     if (!s) return;
+    drop_iter(s);
     if (s->db) leveldb_close(s->db);
     if (s->opts) leveldb_options_destroy(s->opts);
     if (s->cache) leveldb_cache_destroy(s->cache);
@@ -241,6 +333,7 @@ void mn_store_root(const mn_store *s, uint8_t out[static MN_HASH_LEN]) {
 
 static int write_batch(mn_store *s, leveldb_writebatch_t *b) {
     char *err = NULL;
+    drop_iter(s);
     leveldb_write(s->db, s->wsync, b, &err);
     if (err) {
         LOG_ERROR("store_write_failed", "err=%s", err);
@@ -268,6 +361,8 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         size_t key_len, val_len;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
         assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
+        uint8_t pk[1 + MN_HASH_LEN];
+        key = phys_key(key, key_len, pk);
         if (val)
             leveldb_writebatch_put(b, (const char *)key, key_len, (const char *)val, val_len);
         else
@@ -294,9 +389,13 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
-        if (key_len == 0 || key[0] == 'M' || key[0] == 'B' || key[0] == 'C')
+        uint8_t pk[1 + MN_HASH_LEN];
+        if (key_len == 0 || key[0] == 'M' || key[0] == 'B' || key[0] == 'C') {
             rc = MN_EINVAL;
-        else if (val)
+            break;
+        }
+        key = phys_key(key, key_len, pk);
+        if (val)
             leveldb_writebatch_put(b, (const char *)key, key_len, (const char *)val, val_len);
         else
             leveldb_writebatch_delete(b, (const char *)key, key_len);
@@ -306,6 +405,7 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
          * and a crash before that leaves a store of height 0 to discard. */
         leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
         char *err = NULL;
+        drop_iter(s);
         leveldb_write(s->db, wo, b, &err);
         leveldb_writeoptions_destroy(wo);
         if (err) {
@@ -346,6 +446,7 @@ int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert, size_t 
     uint8_t k[16];
     size_t kl = key_height(k, 'C', height);
     char *err = NULL;
+    drop_iter(s);
     leveldb_put(s->db, s->wsync, (const char *)k, kl, (const char *)cert, cert_len, &err);
     if (err) {
         LOG_ERROR("store_write_failed", "err=%s", err);
@@ -427,9 +528,29 @@ static int iterate(mn_store *s, const uint8_t *start, size_t start_len, char fam
     return MN_OK;
 }
 
+typedef struct { mn_store_kv_cb cb; void *ctx; int rc; } rec_scan;
+
+/* Hands records out under their id (the stored key is their key_hash):
+ * a record's bytes begin with field 1, its 32-byte id (rec_pack). */
+static int rec_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    rec_scan *r = ctx;
+    (void)k;
+    if (kl != 1 + MN_HASH_LEN || vl < 2 + MN_ID_LEN || v[0] != 0x0a || v[1] != MN_ID_LEN) {
+        r->rc = MN_ECORRUPT;
+        return 1;
+    }
+    uint8_t lk[1 + MN_ID_LEN];
+    lk[0] = 'r';
+    memcpy(lk + 1, v + 2, MN_ID_LEN);
+    return r->cb(r->ctx, lk, sizeof lk, v, vl);
+}
+
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {
     uint8_t start = (uint8_t)fam;
-    return iterate(s, &start, 1, fam, (size_t)-1, cb, ctx);
+    if (fam != 'r') return iterate(s, &start, 1, fam, (size_t)-1, cb, ctx);
+    rec_scan r = {cb, ctx, MN_OK};
+    int rc = iterate(s, &start, 1, fam, (size_t)-1, rec_adapter, &r);
+    return rc != MN_OK ? rc : r.rc;
 }
 
 typedef struct { mn_store_change_cb cb; void *ctx; } change_ctx;
@@ -460,6 +581,7 @@ static int blob_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
 /* One key written with a synced write: durable when this returns. */
 static int put_synced(mn_store *s, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, const char *event) {
     char *err = NULL;
+    drop_iter(s);
     leveldb_put(s->db, s->wsync, (const char *)k, kl, (const char *)v, vl, &err);
     if (err) {
         LOG_ERROR(event, "err=%s", err);
@@ -528,4 +650,40 @@ uint64_t mn_store_approx_bytes(mn_store *s) {
     leveldb_compact_range(s->db, NULL, 0, NULL, 0);
     leveldb_approximate_sizes(s->db, 1, &start, &sl, &limit, &ll, &size);
     return size;
+}
+
+int mn_store_stats(mn_store *s, mn_store_fam_stat out[static 256]) {
+    memset(out, 0, 256 * sizeof *out);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+        size_t kl = 0, vl = 0;
+        const char *k = leveldb_iter_key(it, &kl);
+        (void)leveldb_iter_value(it, &vl);
+        mn_store_fam_stat *f = &out[kl ? (uint8_t)k[0] : 0];
+        f->entries++;
+        f->key_bytes += kl;
+        f->value_bytes += vl;
+    }
+    char *err = NULL;
+    leveldb_iter_get_error(it, &err);
+    leveldb_iter_destroy(it);
+    if (err) {
+        LOG_ERROR("store_iter_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    for (int b = 0; b < 256; b++) {
+        if (!out[b].entries) continue;
+        char lo[1] = {(char)b}, hi[2] = {(char)b, (char)0xff};
+        const char *start = lo, *limit = hi;
+        size_t sl = 1, ll = 2;
+        /* [b, b 0xff) misses keys starting b 0xff; they are rare enough for an estimate */
+        leveldb_approximate_sizes(s->db, 1, &start, &sl, &limit, &ll, &out[b].table_bytes);
+    }
+    return MN_OK;
+}
+
+int mn_store_compact(mn_store *s) {
+    leveldb_compact_range(s->db, NULL, 0, NULL, 0);
+    return MN_OK;
 }

@@ -1,11 +1,15 @@
 /* store.h: durable state on LevelDB. The only file that includes leveldb/c.h.
  *
  * Key layout (first byte is the family; integers big-endian):
- *   'M' name                  metadata: "height" (u64), "root" (32-byte state root)
+ *   'M' name                  metadata: "height" (u64), "root" (32-byte state root),
+ *                             "format" (u8 layout version, written on creation)
  *   'B' u64 height            serialised Block
  *   'C' u64 height            serialised CommitCertificate of that block
  *   'T' tx_hash[32]           u64 height, u32 index in the block
- *   'r' credential_id[32]     serialised CredentialRecord
+ *   'r' key_hash[32]          serialised CredentialRecord, under the tree's key
+ *                             hash of its id (see smt.h, implicit leaves); the
+ *                             functions here take and give 'r' credential_id
+ *                             and map it
  *   'n' signer id bytes       u64 last committed nonce
  *   's' depth prefix          sparse Merkle tree node (see smt.h)
  *   'd' device_ref[32]        credential ids (32 bytes each) not final on that device
@@ -36,7 +40,8 @@ typedef struct mn_store mn_store;
 
 /* Opens (creating if missing) the LevelDB database in dir.
  * Returns MN_OK, MN_EIO (message in err: locked by another process,
- * unreadable, ...), MN_ECORRUPT (metadata does not parse). */
+ * unreadable, ...), MN_ECORRUPT (metadata does not parse, or the store
+ * was written with another key layout). */
 int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) MN_WARN_UNUSED;
 void mn_store_close(mn_store *s); /* NULL-safe */
 
@@ -69,8 +74,9 @@ int mn_store_install(mn_store *s, uint64_t height, const uint8_t *block, size_t 
                      const uint8_t state_root[static MN_HASH_LEN]) MN_WARN_UNUSED;
 
 /* Calls cb with every key and value of family fam (one key byte, e.g.
- * 'r') in key order; cb returns nonzero to stop (not an error).
- * Returns MN_OK or MN_EIO. */
+ * 'r') in key order; cb returns nonzero to stop (not an error). Records
+ * come as 'r' credential_id, in key_hash order.
+ * Returns MN_OK, MN_EIO or MN_ECORRUPT (a record without its id). */
 typedef int (*mn_store_kv_cb)(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *val,
                               size_t val_len);
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) MN_WARN_UNUSED;
@@ -89,8 +95,12 @@ int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out,
 int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf, size_t cap,
                      size_t *out_len) MN_WARN_UNUSED;
 
-/* An mn_smt_src reading tree nodes from this store (ctx is the store). */
+/* An mn_smt_src reading tree nodes from this store (ctx is the store),
+ * deriving implicit leaves of records (type 'l'). */
 int mn_store_smt_get(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]);
+/* Its leaf function: the implicit leaf at pos_key, derived from the one
+ * record whose key_hash starts with that position's path. */
+int mn_store_smt_leaf(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]);
 
 /* ---- key builders (out holds at least MN_STORE_KEY_MAX bytes; return the length) */
 #define MN_STORE_KEY_MAX 64
@@ -135,5 +145,22 @@ int mn_store_evidence_list(mn_store *s, mn_store_blob_cb cb, void *ctx) MN_WARN_
 
 /* Bytes LevelDB reports for the whole key range (approximate, for benchmarks). */
 uint64_t mn_store_approx_bytes(mn_store *s);
+
+/* ---- space accounting (benchmarks and operators) */
+
+/* Live entries of one key family as stored (encoded values, not what the
+ * getters return). */
+typedef struct mn_store_fam_stat {
+    uint64_t entries, key_bytes, value_bytes;
+    uint64_t table_bytes; /* LevelDB's estimate of the family's bytes in its tables */
+} mn_store_fam_stat;
+/* Fills out[b] for every first key byte b (zeroes for absent families)
+ * with one pass over the database. table_bytes counts only what is in
+ * table files (compressed), not the write-ahead log. Returns MN_OK or MN_EIO. */
+int mn_store_stats(mn_store *s, mn_store_fam_stat out[static 256]) MN_WARN_UNUSED;
+/* Compacts the whole key range now (blocks until done): drops overwritten
+ * and deleted entries and empties the write-ahead log into tables.
+ * Returns MN_OK. */
+int mn_store_compact(mn_store *s) MN_WARN_UNUSED;
 
 #endif

@@ -1,8 +1,12 @@
 /* ledger_bench.c: applies N ISSUE transactions in blocks of B to a fresh
  * store and reports execution, state-root and commit rates and the bytes
- * on disk per credential. Usage: ledger_bench [N [B [checked]]] (default
+ * on disk per credential, by key family, as written and after a full
+ * compaction. Usage: ledger_bench [N [B [checked|plain [K]]]] (default
  * 100000 1000); "checked" applies with MN_EXEC_SIG_CHECKED, as a node does
- * for transactions its mempool already verified.
+ * for transactions its mempool already verified; K > 1 issues with
+ * ISSUE_BATCH transactions of K items (B then counts transactions per
+ * block). Each credential has its own holder and device, as midbench
+ * preload issues them; a block stores its transactions' bytes.
  * Signing the transactions beforehand is not measured. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,57 @@ static double cpu_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One ISSUE_BATCH of k items starting at credential first. */
+static void issue_batch(lf_fixture *f, size_t first, size_t k, uint8_t **out, size_t *len) {
+    Midnode__IssueBody *b = calloc(k, sizeof *b);
+    Midnode__IssueBody **items = calloc(k, sizeof *items);
+    uint8_t(*ids)[3][32] = calloc(k, sizeof *ids);
+    if (!b || !items || !ids) abort();
+    for (size_t i = 0; i < k; i++) {
+        midnode__issue_body__init(&b[i]);
+        lf_id(ids[i][0], 'c', (uint32_t)(first + i));
+        lf_id(ids[i][1], 'h', (uint32_t)(first + i));
+        lf_id(ids[i][2], 'd', (uint32_t)(first + i));
+        b[i].credential_id = (ProtobufCBinaryData){32, ids[i][0]};
+        b[i].type = (Midnode__CredentialType)LF_RESIDENT;
+        b[i].holder_ref = (ProtobufCBinaryData){32, ids[i][1]};
+        b[i].device_ref = (ProtobufCBinaryData){32, ids[i][2]};
+        b[i].carrier = (char *)(((first + i) & 1) ? "skt" : "kt");
+        items[i] = &b[i];
+    }
+    Midnode__TxPayload p;
+    Midnode__IssueBatchBody bb = MIDNODE__ISSUE_BATCH_BODY__INIT;
+    lf_payload(&p, "mois");
+    bb.n_items = k;
+    bb.items = items;
+    p.body_case = MIDNODE__TX_PAYLOAD__BODY_ISSUE_BATCH;
+    p.issue_batch = &bb;
+    lf_sign(f, &p, out, len);
+    free(b);
+    free(items);
+    free(ids);
+}
+
+static void family_table(mn_store *s, const char *label, uint64_t disk, size_t creds) {
+    static mn_store_fam_stat st[256];
+    if (mn_store_stats(s, st) != MN_OK) {
+        printf("  %s: stats failed\n", label);
+        return;
+    }
+    printf("  %s: %llu bytes on disk, %.0f B/credential; live entries by family (key+value / in tables, B/credential, entries):\n   ", label,
+           (unsigned long long)disk, (double)disk / (double)creds);
+    uint64_t sum = 0;
+    for (int b = 0; b < 256; b++) {
+        if (!st[b].entries) continue;
+        uint64_t kv = st[b].key_bytes + st[b].value_bytes;
+        sum += kv;
+        printf(" %c %.1f/%.1f (%llu)", b >= 0x21 && b < 0x7f ? b : '?', (double)kv / (double)creds,
+               (double)st[b].table_bytes / (double)creds, (unsigned long long)st[b].entries);
+    }
+    printf("; key+value %.1f, LevelDB overhead %.1f\n", (double)sum / (double)creds,
+           ((double)disk - (double)sum) / (double)creds);
 }
 
 static uint64_t dir_bytes(const char *dir) {
@@ -44,41 +99,64 @@ int main(int argc, char **argv) {
     size_t n = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 100000;
     size_t per_block = argc > 2 ? (size_t)strtoull(argv[2], NULL, 10) : 1000;
     unsigned flags = (argc > 3 && strcmp(argv[3], "checked") == 0) ? MN_EXEC_SIG_CHECKED : 0;
-    if (n == 0 || per_block == 0 || per_block > MN_BLOCK_TXS_MAX) {
-        fprintf(stderr, "usage: ledger_bench [N [BLOCK_TXS<=%d]]\n", MN_BLOCK_TXS_MAX);
+    size_t batch = argc > 4 ? (size_t)strtoull(argv[4], NULL, 10) : 1;
+    if (n == 0 || per_block == 0 || per_block > MN_BLOCK_TXS_MAX || batch == 0 || batch > MN_BATCH_ITEMS_MAX) {
+        fprintf(stderr, "usage: ledger_bench [N [BLOCK_TXS<=%d [checked|plain [BATCH<=%d]]]]\n", MN_BLOCK_TXS_MAX,
+                MN_BATCH_ITEMS_MAX);
         return 2;
     }
     lf_fixture f;
     if (lf_open(&f) != MN_OK) return 1;
-    uint8_t **txs = calloc(n, sizeof *txs);
-    size_t *lens = calloc(n, sizeof *lens);
+    size_t ntx = (n + batch - 1) / batch;
+    uint8_t **txs = calloc(ntx, sizeof *txs);
+    size_t *lens = calloc(ntx, sizeof *lens);
     if (!txs || !lens) return 1;
     double t0 = now_s();
-    for (size_t i = 0; i < n; i++) {
+    for (size_t t = 0; t < ntx; t++) {
+        if (batch > 1) {
+            size_t first = t * batch, k = first + batch <= n ? batch : n - first;
+            issue_batch(&f, first, k, &txs[t], &lens[t]);
+            continue;
+        }
         uint8_t id[32], h[32], d[32];
-        lf_id(id, 'c', (uint32_t)i);
-        lf_id(h, 'h', (uint32_t)i);
-        lf_id(d, 'd', (uint32_t)(i / 3));
-        lf_issue(&f, "mois", id, LF_RESIDENT, h, d, (i & 1) ? "skt" : "kt", 0, &txs[i], &lens[i]);
+        lf_id(id, 'c', (uint32_t)t);
+        lf_id(h, 'h', (uint32_t)t);
+        lf_id(d, 'd', (uint32_t)t);
+        lf_issue(&f, "mois", id, LF_RESIDENT, h, d, (t & 1) ? "skt" : "kt", 0, &txs[t], &lens[t]);
     }
     double t_sign = now_s() - t0, t_exec = 0, t_root = 0, t_commit = 0;
     double c_exec = 0, c_root = 0, c_commit = 0;
     size_t refused = 0;
-    for (size_t start = 0; start < n; start += per_block) {
-        size_t end = start + per_block < n ? start + per_block : n;
+    for (size_t start = 0; start < ntx; start += per_block) {
+        size_t end = start + per_block < ntx ? start + per_block : ntx;
         double a = now_s(), ca = cpu_s();
         mn_exec *e = mn_exec_begin(f.l, mn_ledger_height(f.l) + 1, f.time_ms);
         if (!e) return 1;
+        size_t blen = 0;
         for (size_t i = start; i < end; i++) {
             char msg[MN_TX_MSG_MAX];
             if (mn_exec_apply_tx_opts(e, txs[i], lens[i], flags, msg, sizeof msg) != MIDNODE__TX_CODE__TX_OK) refused++;
+            blen += lens[i] + 3;
         }
         double b = now_s(), cb = cpu_s();
         uint8_t root[32];
         if (mn_exec_finish(e, root) != MN_OK) return 1;
+        /* The block a node stores holds its transactions: their bytes with
+         * a little framing (not a real Block: only its size matters here). */
+        uint8_t *blk = malloc(blen ? blen : 1);
+        if (!blk) return 1;
+        size_t off = 0;
+        for (size_t i = start; i < end; i++) {
+            blk[off++] = 0x0a;
+            blk[off++] = (uint8_t)(lens[i] >> 8);
+            blk[off++] = (uint8_t)lens[i];
+            memcpy(blk + off, txs[i], lens[i]);
+            off += lens[i];
+        }
         double c = now_s(), cc = cpu_s();
-        if (mn_exec_commit(e, (const uint8_t *)"bench block", 11, NULL, 0) != MN_OK) return 1;
+        if (mn_exec_commit(e, blk, off, NULL, 0) != MN_OK) return 1;
         double d = now_s(), cd = cpu_s();
+        free(blk);
         mn_exec_free(e);
         c_exec += cb - ca;
         c_root += cc - cb;
@@ -88,27 +166,34 @@ int main(int argc, char **argv) {
         t_commit += d - c;
         f.time_ms += 1000;
     }
-    uint64_t approx = mn_store_approx_bytes(f.store); /* compacts first */
     char data[300];
     snprintf(data, sizeof data, "%s/data", f.dir);
+    uint64_t raw = dir_bytes(data);
+    uint64_t approx = mn_store_approx_bytes(f.store); /* compacts first */
     uint64_t on_disk = dir_bytes(data);
     double total = t_exec + t_root + t_commit;
-    printf("ledger_bench: %zu ISSUE txs in blocks of %zu, %zu refused%s\n", n, per_block, refused,
-           flags ? ", signatures pre-checked" : "");
+    printf("ledger_bench: %zu credentials in %zu %s txs, blocks of %zu txs, %zu refused%s\n", n, ntx,
+           batch > 1 ? "ISSUE_BATCH" : "ISSUE", per_block, refused, flags ? ", signatures pre-checked" : "");
     printf("  signing (not part of the ledger)  %.2f s\n", t_sign);
-    double updates = (double)(n + (n + per_block - 1) / per_block); /* records + one nonce per block */
-    double blocks = (double)((n + per_block - 1) / per_block);
+    double blocks = (double)((ntx + per_block - 1) / per_block);
+    double updates = (double)n + blocks; /* records + one nonce per block */
     printf("  phase                               wall s   cpu s   rate (by cpu time)\n");
-    printf("  execute (decode, verify sig, rules) %6.2f  %6.2f   %.0f tx/s\n", t_exec, c_exec, (double)n / c_exec);
+    printf("  execute (decode, verify sig, rules) %6.2f  %6.2f   %.0f cred/s\n", t_exec, c_exec, (double)n / c_exec);
     printf("  state root (SMT batch update)       %6.2f  %6.2f   %.0f updates/s\n", t_root, c_root, updates / c_root);
     printf("  commit (synced WriteBatch)          %6.2f  %6.2f   %.1f ms/block wall\n", t_commit, c_commit,
            1000.0 * t_commit / blocks);
-    printf("  total apply+root+commit           %.2f s  %.0f tx/s\n", total, (double)n / total);
+    printf("  total apply+root+commit           %.2f s  %.0f cred/s\n", total, (double)n / total);
+    printf("  on disk as written                %llu bytes, %.0f bytes/credential\n", (unsigned long long)raw,
+           (double)raw / (double)n);
     printf("  on disk after compaction          %llu bytes, %.0f bytes/credential (LevelDB estimate %llu)\n",
            (unsigned long long)on_disk, (double)on_disk / (double)n, (unsigned long long)approx);
-    printf("{\"txs\": %zu, \"block_txs\": %zu, \"exec_s\": %.3f, \"root_s\": %.3f, \"commit_s\": %.3f, "
-           "\"exec_cpu_s\": %.3f, \"root_cpu_s\": %.3f, \"commit_cpu_s\": %.3f, \"bytes_per_credential\": %.0f}\n",
-           n, per_block, t_exec, t_root, t_commit, c_exec, c_root, c_commit, (double)on_disk / (double)n);
+    family_table(f.store, "after compaction", on_disk, n);
+    printf("{\"credentials\": %zu, \"txs\": %zu, \"block_txs\": %zu, \"batch\": %zu, \"exec_s\": %.3f, \"root_s\": %.3f, "
+           "\"commit_s\": %.3f, \"exec_cpu_s\": %.3f, \"root_cpu_s\": %.3f, \"commit_cpu_s\": %.3f, "
+           "\"bytes_per_credential\": %.0f, \"bytes_per_credential_compacted\": %.0f}\n",
+           n, ntx, per_block, batch, t_exec, t_root, t_commit, c_exec, c_root, c_commit, (double)raw / (double)n,
+           (double)on_disk / (double)n);
+    for (size_t t = 0; t < ntx; t++) free(txs[t]);
     free(txs);
     free(lens);
     lf_close(&f);

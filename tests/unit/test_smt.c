@@ -46,7 +46,7 @@ static size_t live_nodes(const mn_kvmap *m) {
 }
 
 /* A model entry: key and value hash, kept sorted by key. */
-typedef struct { uint8_t k[32], vh[32]; } ent;
+typedef struct { uint8_t k[32], vh[32]; bool implicit; } ent;
 
 static int ent_cmp(const void *a, const void *b) { return memcmp(a, b, 32); }
 
@@ -74,7 +74,7 @@ static void naive(const ent *e, size_t n, unsigned d, uint8_t out[32], size_t *n
 
 typedef struct model { ent *e; size_t n, cap; } model;
 
-static void model_set(model *m, const uint8_t *k, const uint8_t *vh, bool remove) {
+static void model_set_ex(model *m, const uint8_t *k, const uint8_t *vh, bool remove, bool implicit) {
     for (size_t i = 0; i < m->n; i++)
         if (memcmp(m->e[i].k, k, 32) == 0) {
             if (remove) {
@@ -92,7 +92,41 @@ static void model_set(model *m, const uint8_t *k, const uint8_t *vh, bool remove
     }
     memcpy(m->e[m->n].k, k, 32);
     memcpy(m->e[m->n].vh, vh, 32);
+    m->e[m->n].implicit = implicit;
     m->n++;
+}
+
+static void model_set(model *m, const uint8_t *k, const uint8_t *vh, bool remove) {
+    model_set_ex(m, k, vh, remove, false);
+}
+
+/* A source whose implicit leaves come from a committed model, the way
+ * the store derives them from records ordered by key hash. */
+typedef struct { mn_kvmap *base; model *m; size_t leaf_calls; } imp_src;
+
+static int imp_leaf(void *ctx, const uint8_t *k, size_t kl, uint8_t node[static MN_SMT_NODE_LEN]) {
+    imp_src *s = ctx;
+    s->leaf_calls++;
+    unsigned depth = ((unsigned)k[1] << 8) | k[2];
+    assert_int_equal(kl, 3 + (depth + 7) / 8);
+    for (size_t i = 0; i < s->m->n; i++) {
+        const ent *e = &s->m->e[i];
+        if (!e->implicit) continue;
+        unsigned d = 0;
+        while (d < depth && bit(e->k, d) == bit(k + 3, d)) d++;
+        if (d < depth) continue;
+        node[0] = MN_SMT_IMPLICIT;
+        memcpy(node + 1, e->k, 32);
+        memcpy(node + 33, e->vh, 32);
+        return MN_OK;
+    }
+    return MN_ENOTFOUND;
+}
+
+static int imp_get(void *ctx, const uint8_t *k, size_t kl, uint8_t node[static MN_SMT_NODE_LEN]) {
+    imp_src *s = ctx;
+    int rc = base_get(s->base, k, kl, node);
+    return rc == MN_ENOTFOUND ? imp_leaf(ctx, k, kl, node) : rc;
 }
 
 static void empty_tree_root_is_zero_and_proves_absence(void **state) {
@@ -200,6 +234,88 @@ static void random_batches_match_naive_recompute(void **state) {
     free(m.e);
     mn_kv_free(base);
     mn_kv_free(base2);
+}
+
+/* Half the keys with implicit leaves (not written; the source derives
+ * them): the same roots as the naive tree, only internal nodes and
+ * explicit leaves stored, through inserts, updates and removals that move
+ * leaves up and down. */
+static void implicit_leaves_are_not_stored(void **state) {
+    (void)state;
+    rng_state = 0x2545F4914F6CDD1DULL ^ (uint64_t)time(NULL);
+    uint64_t seed = rng_state;
+    print_message("seed %llu\n", (unsigned long long)seed);
+    mn_kvmap *base = mn_kv_new();
+    model m = {0}, committed = {0};
+    imp_src is = {base, &committed, 0};
+    mn_smt_src src = {imp_get, &is, imp_leaf};
+    uint8_t root[32] = {0};
+    uint8_t keys[400][32];
+    for (int i = 0; i < 400; i++) {
+        uint64_t r = rng();
+        mn_sha256(keys[i], &r, sizeof r);
+        if (i % 40 == 1) { /* neighbours sharing 255 bits */
+            memcpy(keys[i], keys[i - 1], 32);
+            keys[i][31] ^= 1;
+        }
+    }
+    for (int round = 0; round < 40; round++) {
+        size_t n = 1 + rng() % 60;
+        mn_smt_item *items = calloc(n, sizeof *items);
+        for (size_t i = 0; i < n; i++) {
+            size_t ki = rng() % 400;
+            memcpy(items[i].key_hash, keys[ki], 32);
+            uint64_t v = rng();
+            mn_sha256(items[i].value_hash, &v, sizeof v);
+            items[i].remove = rng() % 4 == 0;
+            items[i].implicit = ki % 2 == 0;
+        }
+        for (size_t i = 0; i < n; i++)
+            model_set_ex(&m, items[i].key_hash, items[i].value_hash, items[i].remove, items[i].implicit);
+        mn_kvmap *w = mn_kv_new();
+        assert_int_equal(mn_smt_update(&src, w, root, items, n, root), MN_OK);
+        assert_int_equal(mn_kv_merge(base, w), MN_OK);
+        mn_kv_free(w);
+        free(items);
+        qsort(m.e, m.n, sizeof(ent), ent_cmp);
+        committed.n = 0;
+        for (size_t i = 0; i < m.n; i++) model_set_ex(&committed, m.e[i].k, m.e[i].vh, false, m.e[i].implicit);
+        uint8_t want[32];
+        size_t nodes = 0, implicit = 0;
+        naive(m.e, m.n, 0, want, &nodes);
+        for (size_t i = 0; i < m.n; i++) implicit += m.e[i].implicit;
+        if (memcmp(want, root, 32) != 0) fail_msg("seed %llu round %d: root differs", (unsigned long long)seed, round);
+        assert_int_equal(live_nodes(base), nodes - implicit);
+        for (size_t i = 0; i < mn_kv_count(base); i++) {
+            const uint8_t *k, *v;
+            size_t kl, vl;
+            mn_kv_entry(base, i, &k, &kl, &v, &vl);
+            if (!v || v[0] != 'L') continue;
+            ent *e = bsearch(v + 1, m.e, m.n, sizeof(ent), ent_cmp);
+            assert_non_null(e);
+            assert_false(e->implicit);
+        }
+        for (int q = 0; q < 20; q++) {
+            const uint8_t *k = keys[rng() % 400];
+            uint8_t vh[32];
+            int rc = mn_smt_get(&src, NULL, root, k, vh);
+            ent *hit = bsearch(k, m.e, m.n, sizeof(ent), ent_cmp);
+            if (hit) {
+                assert_int_equal(rc, MN_OK);
+                assert_memory_equal(vh, hit->vh, 32);
+            } else {
+                assert_int_equal(rc, MN_ENOTFOUND);
+            }
+            Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
+            assert_int_equal(mn_smt_prove(&src, NULL, root, k, &p), MN_OK);
+            mn_smt_proof_clear(&p);
+        }
+    }
+    /* Parents told the tree which children are implicit: it asked for them directly. */
+    assert_true(is.leaf_calls > 0);
+    free(m.e);
+    free(committed.e);
+    mn_kv_free(base);
 }
 
 /* Builds a tree of n random leaves whose values are "value i". */
@@ -358,6 +474,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(empty_tree_root_is_zero_and_proves_absence),
         cmocka_unit_test(random_batches_match_naive_recompute),
+        cmocka_unit_test(implicit_leaves_are_not_stored),
         cmocka_unit_test(proofs_verify_and_tampering_fails),
         cmocka_unit_test(corrupt_node_is_detected),
         cmocka_unit_test(position_keys_mask_unused_bits),

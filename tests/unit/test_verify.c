@@ -49,7 +49,7 @@ static int setup(void **state) {
         if (mn_key_generate(sk[i]) != MN_OK || mn_key_pubkey(pk[i], sk[i]) != MN_OK) return -1;
     if (mn_valset_init(&vs, CHAIN, (const uint8_t(*)[MN_PUBKEY_LEN])pk, NV) != MN_OK) return -1;
     writes = mn_kv_new();
-    mn_smt_item items[C_COUNT];
+    mn_smt_item items[C_COUNT] = {0};
     for (int i = 0; i <= C_COUNT; i++) {
         memset(ids[i], 0, MN_ID_LEN);
         ids[i][0] = (uint8_t)(0x10 + i);

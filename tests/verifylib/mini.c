@@ -44,7 +44,7 @@ int main(void) {
     r.status = MIDNODE__CREDENTIAL_STATUS__ACTIVE;
     r.issuer = "mois";
     size_t rl = midnode__credential_record__pack(&r, rec);
-    mn_smt_item item;
+    mn_smt_item item = {0};
     mn_smt_key_credential(item.key_hash, id);
     mn_sha256(item.value_hash, rec, rl);
     item.remove = false;
