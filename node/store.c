@@ -12,6 +12,7 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "midnode.pb-c.h"
 #include "smt.h"
 
 struct mn_store {
@@ -343,6 +344,326 @@ static int write_batch(mn_store *s, leveldb_writebatch_t *b) {
     return MN_OK;
 }
 
+/* ---------------------------------------------------------------- status-change log
+ *
+ * The ledger hands each commit its StatusChanges as 'W' height seq entries
+ * (serialised StatusChange). They are stored as one entry per block,
+ * 'W' height, which says once what the changes of a block share (height,
+ * time, the transaction hashes, signer and kind strings), and names a
+ * transaction by its index in the block when its hash is the hash of that
+ * transaction of the stored block (the hash is then recomputed on read).
+ * Encoding (varints unless said):
+ *   u8 1 (version), time_ms, n_tx, n_tx x (u8 0 + 32-byte hash | u8 1 + index
+ *   in the block), n_str, n_str x (len, bytes), n, n x (tx, 32-byte
+ *   credential_id, status, previous, signer str, kind str)
+ * A block whose changes do not fit this (or would not read back as the
+ * same bytes, checked when writing) keeps the per-change entries. Reads
+ * return the serialised StatusChange either way. */
+
+#define WLOG_VERSION 1
+
+typedef struct wbuf { uint8_t *p; size_t n, cap; bool oom; } wbuf;
+
+static void wb_put(wbuf *w, const void *d, size_t n) {
+    if (w->oom) return;
+    if (w->n + n > w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 256;
+        while (nc < w->n + n) nc *= 2;
+        uint8_t *p = realloc(w->p, nc);
+        if (!p) {
+            w->oom = true;
+            return;
+        }
+        w->p = p;
+        w->cap = nc;
+    }
+    memcpy(w->p + w->n, d, n);
+    w->n += n;
+}
+
+static void wb_varint(wbuf *w, uint64_t v) {
+    uint8_t b[10];
+    size_t n = 0;
+    do {
+        b[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) b[n] |= 0x80;
+        n++;
+    } while (v);
+    wb_put(w, b, n);
+}
+
+static bool rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool rd_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **out, size_t n) {
+    if ((size_t)(end - *p) < n) return false;
+    *out = *p;
+    *p += n;
+    return true;
+}
+
+/* Hashes of a block's transactions (malloc'd; *n 0 and NULL when the bytes
+ * are not a Block or it has none). */
+static uint8_t (*block_tx_hashes(const uint8_t *block, size_t len, size_t *n))[MN_HASH_LEN] {
+    *n = 0;
+    Midnode__Block *b = block ? midnode__block__unpack(NULL, len, block) : NULL;
+    if (!b) return NULL;
+    uint8_t(*h)[MN_HASH_LEN] = b->n_txs ? malloc(b->n_txs * MN_HASH_LEN) : NULL;
+    if (h) {
+        for (size_t i = 0; i < b->n_txs; i++) mn_sha256(h[i], b->txs[i].data, b->txs[i].len);
+        *n = b->n_txs;
+    }
+    midnode__block__free_unpacked(b, NULL);
+    return h;
+}
+
+typedef int (*wlog_cb)(void *ctx, const uint8_t *change, size_t len);
+
+/* Calls cb with each change of a block entry, serialised. txh: the block's
+ * transaction hashes (ntx of them), needed when the entry refers to them.
+ * Returns MN_OK (also when cb stopped it), MN_ECORRUPT, MN_ENOMEM, or what
+ * cb returned when negative. *stopped tells whether cb returned non-zero. */
+static int wlog_decode(uint64_t height, const uint8_t *v, size_t vl, const uint8_t (*txh)[MN_HASH_LEN], size_t ntx,
+                       size_t skip, wlog_cb cb, void *ctx, bool *stopped, size_t *calls) {
+    const uint8_t *p = v, *end = v + vl;
+    uint64_t ver, time_ms, n_tx, n_str, n;
+    *stopped = false;
+    if (!rd_varint(&p, end, &ver) || ver != WLOG_VERSION || !rd_varint(&p, end, &time_ms) ||
+        !rd_varint(&p, end, &n_tx) || n_tx > vl)
+        return MN_ECORRUPT;
+    const uint8_t **tx = calloc(n_tx ? n_tx : 1, sizeof *tx);
+    if (!tx) return MN_ENOMEM;
+    int rc = MN_OK;
+    for (uint64_t i = 0; i < n_tx && rc == MN_OK; i++) {
+        const uint8_t *kind;
+        uint64_t idx;
+        if (!rd_bytes(&p, end, &kind, 1))
+            rc = MN_ECORRUPT;
+        else if (kind[0] == 0)
+            rc = rd_bytes(&p, end, &tx[i], MN_HASH_LEN) ? MN_OK : MN_ECORRUPT;
+        else if (kind[0] == 1 && rd_varint(&p, end, &idx) && idx < ntx)
+            tx[i] = txh[idx];
+        else
+            rc = MN_ECORRUPT;
+    }
+    char **str = NULL;
+    if (rc == MN_OK && (!rd_varint(&p, end, &n_str) || n_str > vl)) rc = MN_ECORRUPT;
+    if (rc == MN_OK && !(str = calloc(n_str ? n_str : 1, sizeof *str))) rc = MN_ENOMEM;
+    for (uint64_t i = 0; rc == MN_OK && i < n_str; i++) {
+        uint64_t l;
+        const uint8_t *b;
+        if (!rd_varint(&p, end, &l) || !rd_bytes(&p, end, &b, (size_t)l) || memchr(b, 0, (size_t)l)) {
+            rc = MN_ECORRUPT;
+        } else if (!(str[i] = malloc((size_t)l + 1))) {
+            rc = MN_ENOMEM;
+        } else {
+            memcpy(str[i], b, (size_t)l);
+            str[i][l] = '\0';
+        }
+    }
+    if (rc == MN_OK && !rd_varint(&p, end, &n)) rc = MN_ECORRUPT;
+    for (uint64_t i = 0; rc == MN_OK && i < n && !*stopped; i++) {
+        uint64_t t, st, prev, sg, kd;
+        const uint8_t *id;
+        if (!rd_varint(&p, end, &t) || t >= n_tx || !rd_bytes(&p, end, &id, MN_ID_LEN) || !rd_varint(&p, end, &st) ||
+            !rd_varint(&p, end, &prev) || !rd_varint(&p, end, &sg) || sg >= n_str || !rd_varint(&p, end, &kd) ||
+            kd >= n_str) {
+            rc = MN_ECORRUPT;
+            break;
+        }
+        if (i < skip) continue;
+        Midnode__StatusChange sc = MIDNODE__STATUS_CHANGE__INIT;
+        sc.height = height;
+        sc.time_ms = (int64_t)time_ms;
+        sc.tx_hash = (ProtobufCBinaryData){MN_HASH_LEN, (uint8_t *)tx[t]};
+        sc.credential_id = (ProtobufCBinaryData){MN_ID_LEN, (uint8_t *)id};
+        sc.status = (Midnode__CredentialStatus)st;
+        sc.previous = (Midnode__CredentialStatus)prev;
+        sc.signer = str[sg];
+        sc.kind = str[kd];
+        uint8_t buf[512];
+        if (midnode__status_change__get_packed_size(&sc) > sizeof buf) {
+            rc = MN_ECORRUPT;
+            break;
+        }
+        size_t bl = midnode__status_change__pack(&sc, buf);
+        int r = cb(ctx, buf, bl);
+        if (calls) (*calls)++;
+        if (r < 0) rc = r;
+        if (r) *stopped = true;
+    }
+    if (rc == MN_OK && !*stopped && p != end) rc = MN_ECORRUPT;
+    if (str)
+        for (uint64_t i = 0; i < n_str; i++) free(str[i]);
+    free(str);
+    free(tx);
+    return rc;
+}
+
+typedef struct { const uint8_t **vals; const size_t *lens; size_t i; bool same; } wlog_check;
+
+static int wlog_compare(void *ctx, const uint8_t *change, size_t len) {
+    wlog_check *c = ctx;
+    if (len != c->lens[c->i] || memcmp(change, c->vals[c->i], len) != 0) {
+        c->same = false;
+        return 1;
+    }
+    c->i++;
+    return 0;
+}
+
+static size_t str_index(const char **tab, size_t *n, const char *s) {
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(tab[i], s) == 0) return i;
+    tab[*n] = s;
+    return (*n)++;
+}
+
+/* Encodes the changes of one block (vals[i] is change i) into out (malloc'd).
+ * Returns MN_OK, MN_EINVAL (not representable: keep them as they are), MN_ENOMEM. */
+static int wlog_encode(uint64_t height, const uint8_t *block, size_t block_len, const uint8_t **vals, const size_t *lens,
+                       size_t n, uint8_t **out, size_t *out_len) {
+    Midnode__StatusChange **sc = calloc(n, sizeof *sc);
+    const char **strs = calloc(2 * n, sizeof *strs);
+    size_t *txi = calloc(n, sizeof *txi);
+    size_t ntxh = 0, nstr = 0, ntab = 0;
+    uint8_t(*txh)[MN_HASH_LEN] = block_tx_hashes(block, block_len, &ntxh);
+    wbuf tab = {0}, body = {0}, w = {0};
+    int rc = sc && strs && txi ? MN_OK : MN_ENOMEM;
+    for (size_t i = 0; rc == MN_OK && i < n; i++) {
+        sc[i] = midnode__status_change__unpack(NULL, lens[i], vals[i]);
+        if (!sc[i] || sc[i]->height != height || sc[i]->tx_hash.len != MN_HASH_LEN ||
+            sc[i]->credential_id.len != MN_ID_LEN || sc[i]->time_ms != sc[0]->time_ms || !sc[i]->signer || !sc[i]->kind)
+            rc = MN_EINVAL;
+    }
+    /* Changes come in transaction order: a hash repeats its predecessor's
+     * (items of one transaction) or is found further on in the block. */
+    size_t cursor = 0;
+    for (size_t i = 0; rc == MN_OK && i < n; i++) {
+        const uint8_t *h = sc[i]->tx_hash.data;
+        if (i > 0 && memcmp(h, sc[i - 1]->tx_hash.data, MN_HASH_LEN) == 0) {
+            txi[i] = txi[i - 1];
+            continue;
+        }
+        size_t k = cursor;
+        while (k < ntxh && memcmp(txh[k], h, MN_HASH_LEN) != 0) k++;
+        if (k < ntxh) {
+            uint8_t one = 1;
+            wb_put(&tab, &one, 1);
+            wb_varint(&tab, k);
+            cursor = k;
+        } else {
+            uint8_t zero = 0;
+            wb_put(&tab, &zero, 1);
+            wb_put(&tab, h, MN_HASH_LEN);
+        }
+        txi[i] = ntab++;
+    }
+    for (size_t i = 0; rc == MN_OK && i < n; i++) {
+        wb_varint(&body, txi[i]);
+        wb_put(&body, sc[i]->credential_id.data, MN_ID_LEN);
+        wb_varint(&body, (uint64_t)sc[i]->status);
+        wb_varint(&body, (uint64_t)sc[i]->previous);
+        wb_varint(&body, str_index(strs, &nstr, sc[i]->signer));
+        wb_varint(&body, str_index(strs, &nstr, sc[i]->kind));
+    }
+    if (rc == MN_OK) {
+        uint8_t ver = WLOG_VERSION;
+        wb_put(&w, &ver, 1);
+        wb_varint(&w, (uint64_t)sc[0]->time_ms);
+        wb_varint(&w, ntab);
+        wb_put(&w, tab.p, tab.n);
+        wb_varint(&w, nstr);
+        for (size_t i = 0; i < nstr; i++) {
+            size_t l = strlen(strs[i]);
+            wb_varint(&w, l);
+            wb_put(&w, strs[i], l);
+        }
+        wb_varint(&w, n);
+        wb_put(&w, body.p, body.n);
+        if (w.oom || tab.oom || body.oom) rc = MN_ENOMEM;
+    }
+    if (rc == MN_OK) { /* what a reader will get back must be these exact bytes */
+        wlog_check c = {vals, lens, 0, true};
+        bool stopped = false;
+        int d = wlog_decode(height, w.p, w.n, (const uint8_t(*)[MN_HASH_LEN])txh, ntxh, 0, wlog_compare, &c, &stopped,
+                            NULL);
+        if (d == MN_ENOMEM) rc = d;
+        else if (d != MN_OK || !c.same || c.i != n) rc = MN_EINVAL;
+    }
+    for (size_t i = 0; sc && i < n; i++)
+        if (sc[i]) midnode__status_change__free_unpacked(sc[i], NULL);
+    free(sc);
+    free(strs);
+    free(txi);
+    free(txh);
+    free(tab.p);
+    free(body.p);
+    if (rc != MN_OK) {
+        free(w.p);
+        return rc;
+    }
+    *out = w.p;
+    *out_len = w.n;
+    return MN_OK;
+}
+
+/* The changes of block `height` among a commit's entries, if they are the
+ * per-change entries seq 0..n-1: encoded into one entry (put into b), and
+ * *skip set so the commit leaves them out. Any failure keeps them as they are. */
+static void wlog_put(leveldb_writebatch_t *b, uint64_t height, const uint8_t *block, size_t block_len,
+                     const mn_kvmap *changes, bool **skip) {
+    size_t total = mn_kv_count(changes), n = 0;
+    *skip = NULL;
+    for (size_t i = 0; i < total; i++) {
+        const uint8_t *key, *val;
+        size_t kl, vl;
+        mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        if (kl == 13 && key[0] == 'W') n++;
+    }
+    if (n == 0) return;
+    const uint8_t **vals = calloc(n, sizeof *vals);
+    size_t *lens = calloc(n, sizeof *lens);
+    bool *sk = calloc(total, sizeof *sk);
+    bool ok = vals && lens && sk;
+    size_t m = 0;
+    for (size_t i = 0; ok && i < total; i++) {
+        const uint8_t *key, *val;
+        size_t kl, vl;
+        mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        if (kl != 13 || key[0] != 'W') continue;
+        ok = val && get_u64(key + 1) == height && get_u32(key + 9) == m;
+        vals[m] = val;
+        lens[m] = vl;
+        sk[i] = true;
+        m++;
+    }
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    if (ok && wlog_encode(height, block, block_len, vals, lens, n, &enc, &enc_len) == MN_OK) {
+        uint8_t k[16];
+        size_t kl = key_height(k, 'W', height);
+        leveldb_writebatch_put(b, (const char *)k, kl, (const char *)enc, enc_len);
+        *skip = sk;
+        sk = NULL;
+    }
+    free(enc);
+    free(vals);
+    free(lens);
+    free(sk);
+}
+
 int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
                     const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
                     const uint8_t state_root[static MN_HASH_LEN]) {
@@ -355,10 +676,13 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         kl = key_height(k, 'C', height);
         leveldb_writebatch_put(b, (const char *)k, kl, (const char *)cert, cert_len);
     }
+    bool *skip = NULL;
+    wlog_put(b, height, block, block_len, changes, &skip);
     size_t n = mn_kv_count(changes);
     for (size_t i = 0; i < n; i++) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
+        if (skip && skip[i]) continue;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
         assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
         uint8_t pk[1 + MN_HASH_LEN];
@@ -374,6 +698,7 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
     leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
     int rc = write_batch(s, b);
     leveldb_writebatch_destroy(b);
+    free(skip);
     if (rc != MN_OK) return rc;
     s->height = height;
     memcpy(s->root, state_root, MN_HASH_LEN);
@@ -553,20 +878,58 @@ int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {
     return rc != MN_OK ? rc : r.rc;
 }
 
-typedef struct { mn_store_change_cb cb; void *ctx; } change_ctx;
+typedef struct {
+    mn_store_change_cb cb;
+    void *ctx;
+    uint64_t height;
+    size_t left; /* changes still wanted */
+} change_ctx;
 
-static int change_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+static int change_one(void *ctx, const uint8_t *change, size_t len) {
     change_ctx *c = ctx;
-    if (kl != 13) return 0;
-    return c->cb(c->ctx, get_u64(k + 1), v, vl);
+    c->left--;
+    return c->cb(c->ctx, c->height, change, len) || c->left == 0;
 }
 
 int mn_store_status_changes(mn_store *s, uint64_t from_height, size_t max, mn_store_change_cb cb,
                             void *ctx) {
-    uint8_t k[16];
-    size_t kl = key_height(k, 'W', from_height);
-    change_ctx c = {cb, ctx};
-    return iterate(s, k, kl, 'W', max, change_adapter, &c);
+    uint8_t start[16];
+    size_t sl = key_height(start, 'W', from_height);
+    change_ctx c = {cb, ctx, 0, max};
+    int rc = MN_OK;
+    bool stop = max == 0;
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    for (leveldb_iter_seek(it, (const char *)start, sl); !stop && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+        size_t kl = 0, vl = 0;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &kl);
+        if (kl == 0 || k[0] != 'W') break;
+        const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vl);
+        if (kl == 13) { /* a change stored on its own */
+            c.height = get_u64(k + 1);
+            stop = change_one(&c, v, vl);
+        } else if (kl == 9) { /* a block's changes (see above) */
+            c.height = get_u64(k + 1);
+            uint8_t *blk = NULL;
+            size_t blk_len = 0, ntx = 0;
+            rc = mn_store_get_block(s, c.height, &blk, &blk_len);
+            if (rc == MN_ENOTFOUND) rc = MN_OK; /* then the entry names no transaction by index */
+            uint8_t(*txh)[MN_HASH_LEN] = rc == MN_OK ? block_tx_hashes(blk, blk_len, &ntx) : NULL;
+            free(blk);
+            if (rc == MN_OK) rc = wlog_decode(c.height, v, vl, (const uint8_t(*)[MN_HASH_LEN])txh, ntx, 0, change_one, &c, &stop, NULL);
+            free(txh);
+            if (rc != MN_OK) break;
+        }
+    }
+    char *err = NULL;
+    leveldb_iter_get_error(it, &err);
+    leveldb_iter_destroy(it);
+    if (err) {
+        LOG_ERROR("store_iter_failed", "err=%s", err);
+        leveldb_free(err);
+        return MN_EIO;
+    }
+    if (rc == MN_ECORRUPT) LOG_ERROR("store_changes_corrupt", "height=%llu", (unsigned long long)c.height);
+    return rc;
 }
 
 typedef struct { mn_store_blob_cb cb; void *ctx; } blob_ctx;

@@ -14,7 +14,9 @@
  *   's' depth prefix          sparse Merkle tree node (see smt.h)
  *   'd' device_ref[32]        credential ids (32 bytes each) not final on that device
  *   'h' holder_ref[32] u8 type  credential id of the live credential
- *   'W' u64 height u32 seq    serialised StatusChange
+ *   'W' u64 height u32 seq    serialised StatusChange, as the ledger writes them;
+ *                             stored as one 'W' u64 height entry per block
+ *                             (see store.c) that reads back as the same bytes
  *   'V' u64 height u64 seq    vote log entry (opaque bytes)
  *   'E' u64 seq               evidence (opaque bytes)
  *
@@ -123,7 +125,8 @@ int mn_store_get_nonce(mn_store *s, const char *signer, uint64_t *nonce) MN_WARN
 
 /* Calls cb for every stored StatusChange (serialised) from from_height on,
  * in height order, at most max of them; stops early when cb returns
- * non-zero. Returns MN_OK or MN_EIO. */
+ * non-zero. Returns MN_OK, MN_EIO, MN_ECORRUPT (an entry does not decode)
+ * or MN_ENOMEM. */
 typedef int (*mn_store_change_cb)(void *ctx, uint64_t height, const uint8_t *change, size_t len);
 int mn_store_status_changes(mn_store *s, uint64_t from_height, size_t max, mn_store_change_cb cb,
                             void *ctx) MN_WARN_UNUSED;

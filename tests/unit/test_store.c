@@ -281,12 +281,110 @@ int cb(void *ctx, uint64_t height, const uint8_t *c, size_t len) {
     return collect(ctx, c, len) || b->n > 100;
 }
 
+/* Real StatusChanges, as the ledger writes them: stored one entry per
+ * block (transactions named by their index in the stored block where they
+ * are in it), read back as the same bytes, in order, from any height, at
+ * most max. */
+typedef struct { uint8_t buf[64][256]; size_t len[64]; uint64_t h[64]; size_t n; } change_list;
+
+static int keep_change(void *ctx, uint64_t height, const uint8_t *c, size_t len) {
+    change_list *l = ctx;
+    if (l->n == 64 || len > 256) return 1;
+    memcpy(l->buf[l->n], c, len);
+    l->len[l->n] = len;
+    l->h[l->n++] = height;
+    return 0;
+}
+
+static int count_w(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    (void)k;
+    (void)v;
+    (void)vl;
+    size_t *n = ctx;
+    n[kl == 9 ? 0 : 1]++;
+    return 0;
+}
+
+static void status_changes_stored_per_block(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    uint8_t zero[32] = {0};
+    change_list want = {0};
+    for (uint64_t h = 1; h <= 3; h++) {
+        /* Block h: three transactions; changes from the first (two of them,
+         * one batch), the third, and one naming a transaction not in the block. */
+        uint8_t txb[3][40];
+        ProtobufCBinaryData txs[3];
+        uint8_t txh[4][32];
+        for (int i = 0; i < 3; i++) {
+            memset(txb[i], (int)(h * 16 + (uint64_t)i), sizeof txb[i]);
+            txs[i] = (ProtobufCBinaryData){sizeof txb[i], txb[i]};
+            mn_sha256(txh[i], txb[i], sizeof txb[i]);
+        }
+        memset(txh[3], 0xEE, 32);
+        Midnode__Block b = MIDNODE__BLOCK__INIT;
+        b.header = (ProtobufCBinaryData){1, (uint8_t *)"h"};
+        b.n_txs = 3;
+        b.txs = txs;
+        uint8_t bb[512];
+        size_t bl = midnode__block__pack(&b, bb);
+        static const int which[4] = {0, 0, 2, 3};
+        static const char *kinds[4] = {"issue", "supersede", "revoke", "report_loss"};
+        mn_kvmap *m = mn_kv_new();
+        for (uint32_t i = 0; i < 4; i++) {
+            uint8_t id[32];
+            lf_id(id, 'c', (uint32_t)(h * 10 + i));
+            Midnode__StatusChange c = MIDNODE__STATUS_CHANGE__INIT;
+            c.height = h;
+            c.time_ms = 1700000000000ll + (int64_t)h;
+            c.tx_hash = (ProtobufCBinaryData){32, txh[which[i]]};
+            c.credential_id = (ProtobufCBinaryData){32, id};
+            c.status = i == 1 ? MIDNODE__CREDENTIAL_STATUS__SUPERSEDED : MIDNODE__CREDENTIAL_STATUS__ACTIVE;
+            c.previous = i == 0 ? 0 : MIDNODE__CREDENTIAL_STATUS__ACTIVE;
+            c.signer = i == 3 ? "skt" : "mois";
+            c.kind = (char *)kinds[i];
+            uint8_t k[MN_STORE_KEY_MAX];
+            size_t kl = mn_store_key_change(k, h, i);
+            want.len[want.n] = midnode__status_change__pack(&c, want.buf[want.n]);
+            want.h[want.n] = h;
+            assert_int_equal(mn_kv_put(m, k, kl, want.buf[want.n], want.len[want.n]), MN_OK);
+            want.n++;
+        }
+        assert_int_equal(mn_store_commit(s, h, bb, bl, NULL, 0, m, zero), MN_OK);
+        mn_kv_free(m);
+    }
+    size_t entries[2] = {0, 0};
+    assert_int_equal(mn_store_scan(s, 'W', count_w, entries), MN_OK);
+    assert_int_equal(entries[0], 3); /* one per block */
+    assert_int_equal(entries[1], 0);
+    mn_store_close(s);
+    s = open_or_fail(t.data);
+    for (uint64_t from = 1; from <= 4; from++) {
+        for (size_t max = 1; max <= 13; max += 4) {
+            change_list got = {0};
+            assert_int_equal(mn_store_status_changes(s, from, max, keep_change, &got), MN_OK);
+            size_t first = (size_t)(from - 1) * 4, expect = want.n - first < max ? want.n - first : max;
+            assert_int_equal(got.n, expect);
+            for (size_t i = 0; i < got.n; i++) {
+                assert_int_equal(got.h[i], want.h[first + i]);
+                assert_int_equal(got.len[i], want.len[first + i]);
+                assert_memory_equal(got.buf[i], want.buf[first + i], got.len[i]);
+            }
+        }
+    }
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(heights_and_getters_survive_reopen),
         cmocka_unit_test(votelog_and_evidence_persist_and_prune),
         cmocka_unit_test(crash_mid_commit_keeps_whole_blocks),
         cmocka_unit_test(status_changes_from_height),
+        cmocka_unit_test(status_changes_stored_per_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
