@@ -3,8 +3,8 @@
 # ledger's own rules (ISSUE_BATCH transactions, `midbench preload --batch`)
 # on a local chain and measures, at SCALE_MID credentials and again at
 # SCALE_CREDS: GetStatus throughput and p99 (plain and with proof), build
-# time and rate, disk bytes per credential (du -sb of the data dir) and the
-# validator's RSS. Then a fresh node joins from a certified snapshot: the
+# time and rate, disk bytes per credential (du -sb of the data dir, and at
+# the end after a full compaction) and the validator's RSS. Then a fresh node joins from a certified snapshot: the
 # validator is stopped, its state exported (midctl snapshot export), an
 # observer's empty data dir imports it (certificate checked against genesis,
 # state root rebuilt), both start and the observer must catch up and answer.
@@ -132,10 +132,18 @@ if [ "$CREDS" -gt "$MID" ]; then measure top; else
 fi
 
 # ---------------------------------------------------------------- join
-EXPORT_S=0 IMPORT_S=0 CATCHUP_S=0 SNAP_BYTES=0
+EXPORT_S=0 IMPORT_S=0 CATCHUP_S=0 SNAP_BYTES=0 COMPACT_BYTES=0
 if [ "$JOIN" = 1 ]; then
   kill "$NODE0" && wait "$NODE0" 2>/dev/null
   PIDS=("${PIDS[@]:1}")
+  # The validator's store once compacted (no write-ahead log, no
+  # overwritten tree nodes), beside the du of the running node above.
+  if [ -x "$BIN/store_stats" ] && "$BIN/store_stats" --compact "${HOMES[0]}/data" >"$W/store_stats.txt" 2>&1; then
+    COMPACT_BYTES=$(tail -n 1 "$W/store_stats.txt" | $PY -c 'import json,sys; print(json.load(sys.stdin)["bytes_compacted"])')
+    say "compacted store: $COMPACT_BYTES B ($(grep -A20 'after compaction' "$W/store_stats.txt" | grep '^  all'))"
+  else
+    say "no compacted figure (build/bin/store_stats missing or failed)"
+  fi
   t0=$(now)
   "$BIN/midctl" --json snapshot export --home "${HOMES[0]}" --file "$W/state.snap" >"$W/export.json" ||
     die "snapshot export failed: $(cat "$W/export.json")"
@@ -174,12 +182,13 @@ if [ "$JOIN" = 1 ]; then
 fi
 
 $PY - "$OUT" "$CREDS" "$MID" "$VALS" "$BATCH" "$build_s" "$MID_BUILD_S" "$MID_RSS" "$MID_DISK" "$TOP_RSS" "$TOP_DISK" \
-  "$EXPORT_S" "$IMPORT_S" "$CATCHUP_S" "$SNAP_BYTES" <<'PYEOF'
+  "$EXPORT_S" "$IMPORT_S" "$CATCHUP_S" "$SNAP_BYTES" "$COMPACT_BYTES" <<'PYEOF'
 import json, os, platform, sys
 out, creds, mid, vals, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 build_s, mid_build_s = float(sys.argv[6]), float(sys.argv[7])
 mid_rss, mid_disk, top_rss, top_disk = float(sys.argv[8]), int(sys.argv[9]), float(sys.argv[10]), int(sys.argv[11])
 export_s, import_s, catchup_s, snap_bytes = float(sys.argv[12]), float(sys.argv[13]), float(sys.argv[14]), int(sys.argv[15])
+compact_bytes = int(sys.argv[16])
 ld = lambda n: json.load(open(os.path.join(out, n)))
 sm, pm, st, pt = ld("scale_status_mid.json"), ld("scale_proof_mid.json"), ld("scale_status_top.json"), ld("scale_proof_top.json")
 r = {
@@ -187,6 +196,8 @@ r = {
     "load_avg": os.getloadavg()[0], "validators": vals, "batch": batch,
     "credentials": creds, "build_s": build_s, "build_creds_per_s": round(creds / build_s) if build_s else 0,
     "bytes_per_credential": round(top_disk / creds, 1), "node_rss_mb": top_rss,
+    # after a full compaction of the stopped validator's store (0: not measured, SCALE_JOIN=0)
+    "bytes_per_credential_compacted": round(compact_bytes / creds, 1),
     "status_qps": st["throughput"], "status_p99_ms": st["p99_ms"],
     "status_proof_qps": pt["throughput"], "status_proof_p99_ms": pt["p99_ms"],
     "mid_credentials": mid, "mid_build_s": mid_build_s, "mid_bytes_per_credential": round(mid_disk / mid, 1),
@@ -211,6 +222,8 @@ row("status with proof p99 ms", pm["p99_ms"], pt["p99_ms"], "{:.2f}")
 row("build time s (cumulative)", mid_build_s, build_s)
 row("disk bytes per credential", mid_disk / mid, top_disk / creds)
 row("validator RSS MB", mid_rss, top_rss)
+if compact_bytes:
+    print("disk bytes per credential after compaction (validator stopped) at %s: %.1f" % (format(creds, ","), compact_bytes / creds))
 if snap_bytes:
     print("join from a snapshot: export %.1f s, verified import %.1f s, start and catch up %.1f s (%s bytes, %.0f per credential)"
           % (export_s, import_s, catchup_s, format(snap_bytes, ","), snap_bytes / creds))
