@@ -997,15 +997,11 @@ int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned fl
             }
         }
         if (code == TX_OK) {
-            uint8_t v[8], tk[MN_STORE_KEY_MAX], loc[12];
+            uint8_t v[8], tk[MN_STORE_KEY_MAX], loc[MN_STORE_TX_LOC_MAX];
             put_u64(v, t.p->nonce);
             size_t tkl = mn_store_key_tx(tk, e->last.hash);
-            put_u64(loc, e->height);
-            loc[8] = (uint8_t)(index >> 24);
-            loc[9] = (uint8_t)(index >> 16);
-            loc[10] = (uint8_t)(index >> 8);
-            loc[11] = (uint8_t)index;
-            if (mn_kv_put(e->txw, nk, nkl, v, 8) != MN_OK || mn_kv_put(e->txw, tk, tkl, loc, 12) != MN_OK ||
+            size_t ll = mn_store_tx_location(loc, e->height, index);
+            if (mn_kv_put(e->txw, nk, nkl, v, 8) != MN_OK || mn_kv_put(e->txw, tk, tkl, loc, ll) != MN_OK ||
                 mn_kv_merge(e->ov, e->txw) != MN_OK)
                 code = TX_IO_ERROR;
         }

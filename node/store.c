@@ -36,17 +36,82 @@ static void drop_iter(mn_store *s) {
     s->rit = NULL;
 }
 
-/* Records are stored under 'r' key_hash (SHA256(0x01 || id), as in the
- * tree) rather than 'r' id, so that they are in tree order and the one
- * record under a subtree is found by a seek: the tree's leaves of records
- * need no entries of their own (smt.h, implicit leaves). Callers name
- * records by id (mn_store_key_record); the getters and writers map the
- * key here. Returns the key to use (buf or key). */
-static const uint8_t *phys_key(const uint8_t *key, size_t kl, uint8_t buf[static 1 + MN_HASH_LEN]) {
-    if (kl != 1 + MN_ID_LEN || key[0] != 'r') return key;
+/* Records are stored under 'r' kh[0..8) id, kh being the tree's key
+ * hash of the id (SHA256(0x01 || id)), rather than 'r' id, so that they are
+ * in tree order and the one record under a subtree is found by a seek: the
+ * tree's leaves of records need no entries of their own (smt.h, implicit
+ * leaves). The key holds the id, so the value leaves out the record's
+ * first field (0x0a 0x20 id, as rec_pack writes it); a value that does not
+ * begin so is kept whole behind a 0x00 byte (never a protobuf tag).
+ * Callers name records 'r' id with whole values (mn_store_key_record);
+ * the getters, writers and scans map both here. */
+#define REC_KH 8
+#define REC_KEY_LEN (1 + REC_KH + MN_ID_LEN)
+#define REC_WHOLE 0x00
+
+static bool is_rec_key(const uint8_t *key, size_t kl) { return kl == 1 + MN_ID_LEN && key[0] == 'r'; }
+
+/* The stored key of key (buf, REC_KEY_LEN long, for a record; else key
+ * itself); *kl is updated. */
+static const uint8_t *phys_key(const uint8_t *key, size_t *kl, uint8_t buf[static REC_KEY_LEN]) {
+    if (!is_rec_key(key, *kl)) return key;
+    uint8_t kh[MN_HASH_LEN];
+    mn_smt_key_credential(kh, key + 1);
     buf[0] = 'r';
-    mn_smt_key_credential(buf + 1, key + 1);
+    memcpy(buf + 1, kh, REC_KH);
+    memcpy(buf + 1 + REC_KH, key + 1, MN_ID_LEN);
+    *kl = REC_KEY_LEN;
     return buf;
+}
+
+/* The stored value of record bytes v of id: a tail of v, or *tmp
+ * (malloc'd, the caller frees). Returns MN_OK or MN_ENOMEM. */
+static int rec_put_value(const uint8_t *id, const uint8_t *v, size_t vl, const uint8_t **out, size_t *ol,
+                         uint8_t **tmp) {
+    *tmp = NULL;
+    if (vl >= 2 + MN_ID_LEN && v[0] == 0x0a && v[1] == MN_ID_LEN && memcmp(v + 2, id, MN_ID_LEN) == 0 &&
+        (vl == 2 + MN_ID_LEN || v[2 + MN_ID_LEN] != REC_WHOLE)) {
+        *out = v + 2 + MN_ID_LEN;
+        *ol = vl - 2 - MN_ID_LEN;
+        return MN_OK;
+    }
+    if (!(*tmp = malloc(vl + 1))) return MN_ENOMEM;
+    (*tmp)[0] = REC_WHOLE;
+    if (vl) memcpy(*tmp + 1, v, vl);
+    *out = *tmp;
+    *ol = vl + 1;
+    return MN_OK;
+}
+
+/* Record bytes back from a stored value sv of id: their length, and when
+ * out is not NULL the bytes (out holds that length). */
+static size_t rec_get_value(const uint8_t *id, const uint8_t *sv, size_t svl, uint8_t *out) {
+    if (svl > 0 && sv[0] == REC_WHOLE) {
+        if (out) memcpy(out, sv + 1, svl - 1);
+        return svl - 1;
+    }
+    if (out) {
+        out[0] = 0x0a;
+        out[1] = MN_ID_LEN;
+        memcpy(out + 2, id, MN_ID_LEN);
+        if (svl) memcpy(out + 2 + MN_ID_LEN, sv, svl);
+    }
+    return 2 + MN_ID_LEN + svl;
+}
+
+/* SHA-256 of the record bytes of a stored value. */
+static void rec_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *id, const uint8_t *sv, size_t svl) {
+    mn_sha256_ctx c;
+    mn_sha256_init(&c);
+    if (svl > 0 && sv[0] == REC_WHOLE) {
+        mn_sha256_update(&c, sv + 1, svl - 1);
+    } else {
+        uint8_t head[2] = {0x0a, MN_ID_LEN};
+        mn_sha256_update(&c, head, 2);
+        mn_sha256_update(&c, id, MN_ID_LEN);
+        mn_sha256_update(&c, sv, svl);
+    }
+    mn_sha256_final(&c, out);
 }
 
 static const char K_HEIGHT[] = "Mheight";
@@ -125,86 +190,113 @@ static size_t key_height(uint8_t *out, char fam, uint64_t h) {
     return 9;
 }
 
-int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out, size_t *out_len) {
+/* The stored value of a stored key (leveldb_free it). MN_OK, MN_ENOTFOUND, MN_EIO. */
+static int raw_get(mn_store *s, const uint8_t *key, size_t kl, char **v, size_t *vl) {
     char *err = NULL;
-    size_t vl = 0;
-    uint8_t pk[1 + MN_HASH_LEN];
-    key = phys_key(key, key_len, pk);
-    char *v = leveldb_get(s->db, s->ropts, key, key_len, &vl, &err);
+    *v = leveldb_get(s->db, s->ropts, (const char *)key, kl, vl, &err);
     if (err) {
         LOG_ERROR("store_get_failed", "err=%s", err);
         leveldb_free(err);
         return MN_EIO;
     }
-    if (!v) return MN_ENOTFOUND;
-    uint8_t *copy = malloc(vl ? vl : 1);
+    return *v ? MN_OK : MN_ENOTFOUND;
+}
+
+int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out, size_t *out_len) {
+    uint8_t pk[REC_KEY_LEN];
+    size_t pkl = key_len;
+    const uint8_t *k = phys_key(key, &pkl, pk);
+    char *v = NULL;
+    size_t vl = 0;
+    int rc = raw_get(s, k, pkl, &v, &vl);
+    if (rc != MN_OK) return rc;
+    bool rec = k == pk;
+    size_t n = rec ? rec_get_value(pk + 1 + REC_KH, (const uint8_t *)v, vl, NULL) : vl;
+    uint8_t *copy = malloc(n ? n : 1);
     if (!copy) {
         leveldb_free(v);
         return MN_ENOMEM;
     }
-    memcpy(copy, v, vl);
+    if (rec)
+        rec_get_value(pk + 1 + REC_KH, (const uint8_t *)v, vl, copy);
+    else
+        memcpy(copy, v, vl);
     leveldb_free(v);
     *out = copy;
-    *out_len = vl;
+    *out_len = n;
     return MN_OK;
 }
 
 int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf, size_t cap,
                      size_t *out_len) {
-    char *err = NULL;
+    uint8_t pk[REC_KEY_LEN];
+    size_t pkl = key_len;
+    const uint8_t *k = phys_key(key, &pkl, pk);
+    char *v = NULL;
     size_t vl = 0;
-    uint8_t pk[1 + MN_HASH_LEN];
-    key = phys_key(key, key_len, pk);
-    char *v = leveldb_get(s->db, s->ropts, key, key_len, &vl, &err);
-    if (err) {
-        LOG_ERROR("store_get_failed", "err=%s", err);
-        leveldb_free(err);
-        return MN_EIO;
-    }
-    if (!v) return MN_ENOTFOUND;
-    int rc = MN_OK;
-    if (vl > cap)
+    int rc = raw_get(s, k, pkl, &v, &vl);
+    if (rc != MN_OK) return rc;
+    bool rec = k == pk;
+    size_t n = rec ? rec_get_value(pk + 1 + REC_KH, (const uint8_t *)v, vl, NULL) : vl;
+    if (n > cap)
         rc = MN_ETOOBIG;
+    else if (rec)
+        rec_get_value(pk + 1 + REC_KH, (const uint8_t *)v, vl, buf);
     else
         memcpy(buf, v, vl);
-    if (out_len) *out_len = vl;
+    if (out_len) *out_len = n;
     leveldb_free(v);
     return rc;
 }
 
-/* The implicit leaf at a position: the first record at or after the
- * position's path, when its key_hash starts with that path. */
+/* Whether the first nbits of a and b agree (b's bits past nbits are 0). */
+static bool bits_equal(const uint8_t *a, const uint8_t *b, unsigned nbits) {
+    if (memcmp(a, b, nbits / 8) != 0) return false;
+    if (!(nbits & 7)) return true;
+    uint8_t m = (uint8_t)(0xFF << (8 - (nbits & 7)));
+    return (a[nbits / 8] & m) == (b[nbits / 8] & m);
+}
+
+/* The implicit leaf at a position: the record whose key_hash starts with
+ * the position's path (the subtree there holds exactly one key). Records
+ * are in key_hash order by their first REC_KH bytes; past that depth the
+ * few records sharing them are told apart by their whole key hash. */
 static int implicit_leaf(mn_store *s, const uint8_t *pos, size_t pos_len, uint8_t node[static 65]) {
     if (pos_len < 3 || pos[0] != MN_SMT_PREFIX) return MN_ENOTFOUND;
     unsigned depth = ((unsigned)pos[1] << 8) | pos[2];
     size_t nb = (depth + 7) / 8;
     if (depth > MN_SMT_DEPTH_MAX || pos_len != 3 + nb) return MN_ENOTFOUND;
     if (!s->rit) s->rit = leveldb_create_iterator(s->db, s->ropts);
-    uint8_t start[1 + MN_HASH_LEN];
+    uint8_t start[1 + REC_KH];
+    size_t sb = nb < REC_KH ? nb : REC_KH;
+    unsigned prefix_bits = depth < 8 * REC_KH ? depth : 8 * REC_KH;
     start[0] = 'r';
-    memcpy(start + 1, pos + 3, nb);
-    leveldb_iter_seek(s->rit, (const char *)start, 1 + nb);
-    if (!leveldb_iter_valid(s->rit)) {
-        char *err = NULL;
-        leveldb_iter_get_error(s->rit, &err);
-        if (!err) return MN_ENOTFOUND;
+    memcpy(start + 1, pos + 3, sb);
+    int rc = MN_ENOTFOUND;
+    for (leveldb_iter_seek(s->rit, (const char *)start, 1 + sb); leveldb_iter_valid(s->rit);
+         leveldb_iter_next(s->rit)) {
+        size_t kl = 0, vl = 0;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(s->rit, &kl);
+        if (kl != REC_KEY_LEN || k[0] != 'r' || !bits_equal(k + 1, pos + 3, prefix_bits)) break;
+        uint8_t kh[MN_HASH_LEN];
+        mn_smt_key_credential(kh, k + 1 + REC_KH);
+        if (!bits_equal(kh, pos + 3, depth)) continue;
+        const uint8_t *v = (const uint8_t *)leveldb_iter_value(s->rit, &vl);
+        node[0] = MN_SMT_IMPLICIT;
+        memcpy(node + 1, kh, MN_HASH_LEN);
+        rec_hash(node + 1 + MN_HASH_LEN, k + 1 + REC_KH, v, vl);
+        rc = MN_OK;
+        break;
+    }
+    char *err = NULL;
+    leveldb_iter_get_error(s->rit, &err);
+    if (err) {
         LOG_ERROR("store_iter_failed", "err=%s", err);
         leveldb_free(err);
         drop_iter(s);
         return MN_EIO;
     }
-    size_t kl = 0, vl = 0;
-    const uint8_t *k = (const uint8_t *)leveldb_iter_key(s->rit, &kl);
-    if (kl != 1 + MN_HASH_LEN || k[0] != 'r' || memcmp(k + 1, pos + 3, depth / 8) != 0) return MN_ENOTFOUND;
-    if (depth & 7) {
-        uint8_t m = (uint8_t)(0xFF << (8 - (depth & 7)));
-        if ((k[1 + depth / 8] & m) != pos[3 + depth / 8]) return MN_ENOTFOUND;
-    }
-    const uint8_t *v = (const uint8_t *)leveldb_iter_value(s->rit, &vl);
-    node[0] = 'l';
-    memcpy(node + 1, k + 1, MN_HASH_LEN);
-    mn_sha256(node + 1 + MN_HASH_LEN, v, vl);
-    return MN_OK;
+    return rc;
 }
 
 int mn_store_smt_leaf(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]) {
@@ -341,6 +433,25 @@ static int write_batch(mn_store *s, leveldb_writebatch_t *b) {
         leveldb_free(err);
         return MN_EIO;
     }
+    return MN_OK;
+}
+
+/* Adds a put (val) or a delete (val NULL) of a caller's key to b, in the
+ * stored form. Returns MN_OK or MN_ENOMEM. */
+static int batch_put(leveldb_writebatch_t *b, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl) {
+    uint8_t pk[REC_KEY_LEN];
+    size_t pkl = kl;
+    const uint8_t *k = phys_key(key, &pkl, pk);
+    if (!val) {
+        leveldb_writebatch_delete(b, (const char *)k, pkl);
+        return MN_OK;
+    }
+    const uint8_t *sv = val;
+    size_t svl = vl;
+    uint8_t *tmp = NULL;
+    if (k == pk && rec_put_value(key + 1, val, vl, &sv, &svl, &tmp) != MN_OK) return MN_ENOMEM;
+    leveldb_writebatch_put(b, (const char *)k, pkl, (const char *)sv, svl);
+    free(tmp);
     return MN_OK;
 }
 
@@ -685,12 +796,11 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         if (skip && skip[i]) continue;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
         assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
-        uint8_t pk[1 + MN_HASH_LEN];
-        key = phys_key(key, key_len, pk);
-        if (val)
-            leveldb_writebatch_put(b, (const char *)key, key_len, (const char *)val, val_len);
-        else
-            leveldb_writebatch_delete(b, (const char *)key, key_len);
+        if (batch_put(b, key, key_len, val, val_len) != MN_OK) {
+            leveldb_writebatch_destroy(b);
+            free(skip);
+            return MN_ENOMEM;
+        }
     }
     uint8_t hb[8];
     put_u64(hb, height);
@@ -714,16 +824,11 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
-        uint8_t pk[1 + MN_HASH_LEN];
         if (key_len == 0 || key[0] == 'M' || key[0] == 'B' || key[0] == 'C') {
             rc = MN_EINVAL;
             break;
         }
-        key = phys_key(key, key_len, pk);
-        if (val)
-            leveldb_writebatch_put(b, (const char *)key, key_len, (const char *)val, val_len);
-        else
-            leveldb_writebatch_delete(b, (const char *)key, key_len);
+        rc = batch_put(b, key, key_len, val, val_len);
     }
     if (rc == MN_OK) {
         /* Unsynced: mn_store_install's synced write makes it all durable,
@@ -793,15 +898,32 @@ int mn_store_get_cert(mn_store *s, uint64_t height, uint8_t **out, size_t *len) 
     return mn_store_get(s, k, kl, out, len);
 }
 
+/* Varints: one such entry per transaction, so its bytes count. */
+size_t mn_store_tx_location(uint8_t *out, uint64_t height, uint32_t index) {
+    size_t n = 0;
+    for (uint64_t v = height;; v >>= 7) {
+        out[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+        if (!(v >> 7)) break;
+    }
+    for (uint64_t v = index;; v >>= 7) {
+        out[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+        if (!(v >> 7)) break;
+    }
+    return n;
+}
+
 int mn_store_get_tx_location(mn_store *s, const uint8_t tx_hash[static MN_HASH_LEN],
                              uint64_t *height, uint32_t *index) {
-    uint8_t k[MN_STORE_KEY_MAX], v[12];
+    uint8_t k[MN_STORE_KEY_MAX], v[MN_STORE_TX_LOC_MAX];
     size_t kl = mn_store_key_tx(k, tx_hash), n = 0;
     int rc = mn_store_get_buf(s, k, kl, v, sizeof v, &n);
-    if (rc == MN_ETOOBIG || (rc == MN_OK && n != 12)) return MN_ECORRUPT;
+    if (rc == MN_ETOOBIG) return MN_ECORRUPT;
     if (rc != MN_OK) return rc;
-    *height = get_u64(v);
-    *index = get_u32(v + 8);
+    const uint8_t *p = v, *end = v + n;
+    uint64_t h, i;
+    if (!rd_varint(&p, end, &h) || !rd_varint(&p, end, &i) || p != end || i > UINT32_MAX) return MN_ECORRUPT;
+    *height = h;
+    *index = (uint32_t)i;
     return MN_OK;
 }
 
@@ -855,19 +977,27 @@ static int iterate(mn_store *s, const uint8_t *start, size_t start_len, char fam
 
 typedef struct { mn_store_kv_cb cb; void *ctx; int rc; } rec_scan;
 
-/* Hands records out under their id (the stored key is their key_hash):
- * a record's bytes begin with field 1, its 32-byte id (rec_pack). */
+/* Hands records out as the callers name them: 'r' id, whole bytes. */
 static int rec_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     rec_scan *r = ctx;
-    (void)k;
-    if (kl != 1 + MN_HASH_LEN || vl < 2 + MN_ID_LEN || v[0] != 0x0a || v[1] != MN_ID_LEN) {
+    if (kl != REC_KEY_LEN) {
         r->rc = MN_ECORRUPT;
         return 1;
     }
-    uint8_t lk[1 + MN_ID_LEN];
+    const uint8_t *id = k + 1 + REC_KH;
+    uint8_t lk[1 + MN_ID_LEN], small[1024];
     lk[0] = 'r';
-    memcpy(lk + 1, v + 2, MN_ID_LEN);
-    return r->cb(r->ctx, lk, sizeof lk, v, vl);
+    memcpy(lk + 1, id, MN_ID_LEN);
+    size_t n = rec_get_value(id, v, vl, NULL);
+    uint8_t *buf = n <= sizeof small ? small : malloc(n);
+    if (!buf) {
+        r->rc = MN_ENOMEM;
+        return 1;
+    }
+    rec_get_value(id, v, vl, buf);
+    int stop = r->cb(r->ctx, lk, sizeof lk, buf, n);
+    if (buf != small) free(buf);
+    return stop;
 }
 
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {

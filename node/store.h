@@ -5,11 +5,13 @@
  *                             "format" (u8 layout version, written on creation)
  *   'B' u64 height            serialised Block
  *   'C' u64 height            serialised CommitCertificate of that block
- *   'T' tx_hash[32]           u64 height, u32 index in the block
- *   'r' key_hash[32]          serialised CredentialRecord, under the tree's key
- *                             hash of its id (see smt.h, implicit leaves); the
- *                             functions here take and give 'r' credential_id
- *                             and map it
+ *   'T' tx_hash[32]           varint height, varint index in the block (mn_store_tx_location)
+ *   'r' credential_id[32]     serialised CredentialRecord; stored under
+ *                             'r' key_hash[0..8) credential_id, in the tree's
+ *                             order (smt.h, implicit leaves), without the id
+ *                             field in the value (see store.c); the functions
+ *                             here take and give 'r' credential_id and whole
+ *                             records
  *   'n' signer id bytes       u64 last committed nonce
  *   's' depth prefix          sparse Merkle tree node (see smt.h)
  *   'd' device_ref[32]        credential ids (32 bytes each) not final on that device
@@ -77,8 +79,9 @@ int mn_store_install(mn_store *s, uint64_t height, const uint8_t *block, size_t 
 
 /* Calls cb with every key and value of family fam (one key byte, e.g.
  * 'r') in key order; cb returns nonzero to stop (not an error). Records
- * come as 'r' credential_id, in key_hash order.
- * Returns MN_OK, MN_EIO or MN_ECORRUPT (a record without its id). */
+ * come as 'r' credential_id with their whole bytes, in key_hash order.
+ * Returns MN_OK, MN_EIO, MN_ECORRUPT (a record key of the wrong shape),
+ * MN_ENOMEM. */
 typedef int (*mn_store_kv_cb)(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *val,
                               size_t val_len);
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) MN_WARN_UNUSED;
@@ -112,6 +115,9 @@ size_t mn_store_key_device(uint8_t *out, const uint8_t device_ref[static MN_ID_L
 size_t mn_store_key_holder(uint8_t *out, const uint8_t holder_ref[static MN_ID_LEN], uint32_t type);
 size_t mn_store_key_tx(uint8_t *out, const uint8_t tx_hash[static MN_HASH_LEN]);
 size_t mn_store_key_change(uint8_t *out, uint64_t height, uint32_t seq);
+/* The value of a 'T' entry (out holds MN_STORE_TX_LOC_MAX bytes; returns the length). */
+#define MN_STORE_TX_LOC_MAX 15
+size_t mn_store_tx_location(uint8_t *out, uint64_t height, uint32_t index);
 
 /* ---- typed getters (MN_OK, MN_ENOTFOUND, MN_EIO; buffers caller-freed) */
 int mn_store_get_block(mn_store *s, uint64_t height, uint8_t **out, size_t *len) MN_WARN_UNUSED;

@@ -43,12 +43,12 @@ static void commit_simple(mn_store *s, uint64_t h) {
     char v[32];
     int vl = snprintf(v, sizeof v, "record %llu", (unsigned long long)h);
     assert_int_equal(mn_kv_put(m, k, kl, v, (size_t)vl), MN_OK);
-    uint8_t tk[MN_STORE_KEY_MAX], th[32], loc[12] = {0};
+    uint8_t tk[MN_STORE_KEY_MAX], th[32], loc[MN_STORE_TX_LOC_MAX];
     lf_id(th, 't', (uint32_t)h);
     kl = mn_store_key_tx(tk, th);
-    loc[7] = (uint8_t)h;
-    loc[11] = 3;
-    assert_int_equal(mn_kv_put(m, tk, kl, loc, 12), MN_OK);
+    size_t ll = mn_store_tx_location(loc, h, 70000); /* an index of three varint bytes */
+    assert_int_equal(ll, 4);
+    assert_int_equal(mn_kv_put(m, tk, kl, loc, ll), MN_OK);
     char block[32], cert[32];
     int bl = snprintf(block, sizeof block, "block %llu", (unsigned long long)h);
     int cl = snprintf(cert, sizeof cert, "cert %llu", (unsigned long long)h);
@@ -103,7 +103,7 @@ static void heights_and_getters_survive_reopen(void **state) {
     uint32_t idx = 0;
     assert_int_equal(mn_store_get_tx_location(s, th, &h, &idx), MN_OK);
     assert_int_equal(h, 3);
-    assert_int_equal(idx, 3);
+    assert_int_equal(idx, 70000);
     uint64_t nonce = 7;
     assert_int_equal(mn_store_get_nonce(s, "nobody", &nonce), MN_OK);
     assert_int_equal(nonce, 0);
@@ -378,6 +378,70 @@ static void status_changes_stored_per_block(void **state) {
     lf_rmrf(t.dir);
 }
 
+/* Records are stored without their id field where they begin with it;
+ * any value reads back as written, by get, get_buf and scan. */
+typedef struct { size_t n; uint8_t ids[4][32]; size_t lens[4]; uint8_t vals[4][64]; } rec_seen;
+
+static int see_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    rec_seen *r = ctx;
+    if (r->n == 4 || kl != 33 || vl > 64) return 1;
+    memcpy(r->ids[r->n], k + 1, 32);
+    memcpy(r->vals[r->n], v, vl);
+    r->lens[r->n++] = vl;
+    return 0;
+}
+
+static void record_values_read_back_exactly(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    uint8_t ids[3][32], vals[3][64];
+    size_t lens[3] = {40, 40, 5};
+    mn_kvmap *m = mn_kv_new();
+    for (int i = 0; i < 3; i++) {
+        lf_id(ids[i], 'q', (uint32_t)i);
+        memset(vals[i], 0x11 * (i + 1), sizeof vals[i]);
+        if (i < 2) { /* begins with its id field; the second then with a 0x00 byte */
+            vals[i][0] = 0x0a;
+            vals[i][1] = 32;
+            memcpy(vals[i] + 2, ids[i], 32);
+            vals[i][34] = i == 0 ? 0x10 : 0x00;
+        }
+        uint8_t k[MN_STORE_KEY_MAX];
+        size_t kl = mn_store_key_record(k, ids[i]);
+        assert_int_equal(mn_kv_put(m, k, kl, vals[i], lens[i]), MN_OK);
+    }
+    uint8_t zero[32] = {0};
+    assert_int_equal(mn_store_commit(s, 1, (uint8_t *)"b", 1, NULL, 0, m, zero), MN_OK);
+    mn_kv_free(m);
+    for (int i = 0; i < 3; i++) {
+        uint8_t *v = NULL, buf[64];
+        size_t vl = 0;
+        assert_int_equal(mn_store_get_record(s, ids[i], &v, &vl), MN_OK);
+        assert_int_equal(vl, lens[i]);
+        assert_memory_equal(v, vals[i], vl);
+        free(v);
+        uint8_t k[MN_STORE_KEY_MAX];
+        size_t kl = mn_store_key_record(k, ids[i]);
+        assert_int_equal(mn_store_get_buf(s, k, kl, buf, lens[i], &vl), MN_OK);
+        assert_memory_equal(buf, vals[i], lens[i]);
+        assert_int_equal(mn_store_get_buf(s, k, kl, buf, lens[i] - 1, &vl), MN_ETOOBIG);
+        assert_int_equal(vl, lens[i]);
+    }
+    rec_seen seen = {0};
+    assert_int_equal(mn_store_scan(s, 'r', see_record, &seen), MN_OK);
+    assert_int_equal(seen.n, 3);
+    for (size_t j = 0; j < seen.n; j++) {
+        int i = memcmp(seen.ids[j], ids[0], 32) == 0 ? 0 : memcmp(seen.ids[j], ids[1], 32) == 0 ? 1 : 2;
+        assert_memory_equal(seen.ids[j], ids[i], 32);
+        assert_int_equal(seen.lens[j], lens[i]);
+        assert_memory_equal(seen.vals[j], vals[i], lens[i]);
+    }
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(heights_and_getters_survive_reopen),
@@ -385,6 +449,7 @@ int main(void) {
         cmocka_unit_test(crash_mid_commit_keeps_whole_blocks),
         cmocka_unit_test(status_changes_from_height),
         cmocka_unit_test(status_changes_stored_per_block),
+        cmocka_unit_test(record_values_read_back_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
