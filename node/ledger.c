@@ -28,6 +28,11 @@ struct mn_ledger {
     mn_smt_src src;
     mn_kvmap *cache; /* position key -> node, or a deletion for "no node there" */
     struct rec_cache *rc; /* read path: see mn_ledger_get_record_cached; NULL until first use */
+    /* While mn_ledger_prove walks to a record it has read: that record is
+     * the implicit leaf at the end of the walk, so no seek is needed. */
+    const uint8_t *prove_rec;
+    size_t prove_rec_len;
+    uint8_t prove_kh[MN_HASH_LEN];
 };
 
 typedef struct tx_loc {
@@ -261,9 +266,21 @@ static int ledger_smt_get(void *ctx, const uint8_t *pos, size_t len, uint8_t nod
     return mn_store_smt_get(l->store, pos, len, node);
 }
 
-/* Implicit leaves are never in the cache (no entry is written for them). */
+/* Implicit leaves are never in the cache (no entry is written for them).
+ * The one record under a position whose path the proven record's key hash
+ * starts with is that record (the tree checks its hash either way). */
 static int ledger_smt_leaf(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
     mn_ledger *l = ctx;
+    unsigned depth = pos_depth(pos, len);
+    if (l->prove_rec && depth <= MN_SMT_DEPTH_MAX && len == 3 + (depth + 7) / 8) {
+        uint8_t pk[MN_SMT_POS_KEY_MAX];
+        if (mn_smt_pos_key(pk, depth, l->prove_kh) == len && memcmp(pk, pos, len) == 0) {
+            node[0] = MN_SMT_IMPLICIT;
+            memcpy(node + 1, l->prove_kh, MN_HASH_LEN);
+            sha(node + 1 + MN_HASH_LEN, l->prove_rec, l->prove_rec_len);
+            return MN_OK;
+        }
+    }
     return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
@@ -342,7 +359,13 @@ int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **
     else if (rc != MN_OK)
         return rc;
     mn_smt_key_credential(kh, id);
+    if (*record) {
+        l->prove_rec = *record;
+        l->prove_rec_len = *record_len;
+        memcpy(l->prove_kh, kh, MN_HASH_LEN);
+    }
     rc = mn_smt_prove(&l->src, NULL, root, kh, proof);
+    l->prove_rec = NULL;
     if (rc == MN_OK) {
         /* Pair check: what we hand out must verify, or the store is inconsistent. */
         const char *why = NULL;

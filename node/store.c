@@ -1136,6 +1136,7 @@ int mn_store_evidence_list(mn_store *s, mn_store_blob_cb cb, void *ctx) {
 }
 
 uint64_t mn_store_approx_bytes(mn_store *s) {
+    drop_iter(s); /* it would keep the tables compaction replaces */
     const char *start = "\x00";
     const char *limit = "\xff\xff";
     size_t sl = 1, ll = 2;
@@ -1177,6 +1178,7 @@ int mn_store_stats(mn_store *s, mn_store_fam_stat out[static 256]) {
 }
 
 int mn_store_compact(mn_store *s) {
+    drop_iter(s); /* it would keep the tables compaction replaces */
     leveldb_compact_range(s->db, NULL, 0, NULL, 0);
     return MN_OK;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "../unit/ledger_fixture.h"
+#include "smt.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -167,6 +168,29 @@ int main(int argc, char **argv) {
         t_commit += d - c;
         f.time_ms += 1000;
     }
+    /* Reads of the committed state, uncached: a record by id, and a record
+     * with its proof (what GetStatus does on a cache miss). */
+    size_t reads = n < 100000 ? n : 100000;
+    double r0 = cpu_s();
+    for (size_t i = 0; i < reads; i++) {
+        uint8_t id[32];
+        lf_id(id, 'c', (uint32_t)((i * 7919) % n));
+        Midnode__CredentialRecord *r = NULL;
+        if (mn_ledger_get_record(f.l, id, &r) != MN_OK) return 1;
+        midnode__credential_record__free_unpacked(r, NULL);
+    }
+    double r1 = cpu_s();
+    for (size_t i = 0; i < reads; i++) {
+        uint8_t id[32], *rec = NULL;
+        size_t rl = 0;
+        uint64_t height = 0;
+        lf_id(id, 'c', (uint32_t)((i * 7919) % n));
+        Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
+        if (mn_ledger_prove(f.l, id, &rec, &rl, &p, &height) != MN_OK || !rec) return 1;
+        free(rec);
+        mn_smt_proof_clear(&p);
+    }
+    double r2 = cpu_s();
     char data[300];
     snprintf(data, sizeof data, "%s/data", f.dir);
     uint64_t raw = dir_bytes(data);
@@ -184,6 +208,8 @@ int main(int argc, char **argv) {
     printf("  commit (synced WriteBatch)          %6.2f  %6.2f   %.1f ms/block wall\n", t_commit, c_commit,
            1000.0 * t_commit / blocks);
     printf("  total apply+root+commit           %.2f s  %.0f cred/s\n", total, (double)n / total);
+    printf("  reads (cpu)                       record %.1f us, record+proof %.1f us\n", 1e6 * (r1 - r0) / (double)reads,
+           1e6 * (r2 - r1) / (double)reads);
     printf("  on disk as written                %llu bytes, %.0f bytes/credential\n", (unsigned long long)raw,
            (double)raw / (double)n);
     printf("  on disk after compaction          %llu bytes, %.0f bytes/credential (LevelDB estimate %llu)\n",
@@ -191,8 +217,10 @@ int main(int argc, char **argv) {
     family_table(f.store, "after compaction", on_disk, n);
     printf("{\"credentials\": %zu, \"txs\": %zu, \"block_txs\": %zu, \"batch\": %zu, \"exec_s\": %.3f, \"root_s\": %.3f, "
            "\"commit_s\": %.3f, \"exec_cpu_s\": %.3f, \"root_cpu_s\": %.3f, \"commit_cpu_s\": %.3f, "
+           "\"read_record_us\": %.1f, \"read_proof_us\": %.1f, "
            "\"bytes_per_credential\": %.0f, \"bytes_per_credential_compacted\": %.0f}\n",
-           n, ntx, per_block, batch, t_exec, t_root, t_commit, c_exec, c_root, c_commit, (double)raw / (double)n,
+           n, ntx, per_block, batch, t_exec, t_root, t_commit, c_exec, c_root, c_commit,
+           1e6 * (r1 - r0) / (double)reads, 1e6 * (r2 - r1) / (double)reads, (double)raw / (double)n,
            (double)on_disk / (double)n);
     for (size_t t = 0; t < ntx; t++) free(txs[t]);
     free(txs);
