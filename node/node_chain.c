@@ -86,14 +86,26 @@ static void cons_sha256(void *ctx, uint8_t out[MN_HASH_LEN], const uint8_t *data
 static int cons_sign(void *ctx, uint8_t sig[MN_SIG_LEN], const uint8_t digest[MN_HASH_LEN])
 {
     struct mn_node *n = ctx;
-    return mn_sign(sig, digest, n->cons_seckey);
+    int rc = mn_sign(sig, digest, n->cons_seckey);
+    /* Our own precommits come back inside the next block's last_commit. */
+    if (rc == MN_OK && n->self_index >= 0) mn_sigcache_add(n->sigcache, sig, digest, n->valset.keys[n->self_index]);
+    return rc;
 }
 
+/* Every consensus signature (votes, proposals, certificates) goes through
+ * the node's cache of signatures already verified: the same bytes are met
+ * more than once (see sigcache.h). */
 static bool cons_verify(void *ctx, const uint8_t sig[MN_SIG_LEN], const uint8_t digest[MN_HASH_LEN],
                         const uint8_t pubkey[MN_PUBKEY_LEN])
 {
-    (void)ctx;
-    return mn_verify(sig, digest, pubkey);
+    struct mn_node *n = ctx;
+    return mn_sigcache_verify(n->sigcache, sig, digest, pubkey);
+}
+
+static int cert_check(struct mn_node *n, uint64_t height, const uint8_t block_hash[MN_HASH_LEN],
+                      const Midnode__CommitCertificate *c, char *err, size_t err_len)
+{
+    return mn_cert_check_valset_with(&n->valset, height, block_hash, c, cons_verify, n, err, err_len);
 }
 
 /* ------------------------------------------------------------ tip */
@@ -313,7 +325,7 @@ static int judge_block(struct mn_node *n, const uint8_t *bytes, size_t len, node
         bool same_as_ours = n->tip_cert_bytes && n->tip_cert_len == cl && memcmp(n->tip_cert_bytes, cb, cl) == 0;
         char cerr[160];
         if (!same_as_ours &&
-            mn_cert_check(n->genesis, height - 1, n->tip_hash, b->last_commit, cerr, sizeof cerr) != MN_OK) {
+            cert_check(n, height - 1, n->tip_hash, b->last_commit, cerr, sizeof cerr) != MN_OK) {
             free(cb);
             snprintf(why, why_len, "last_commit: %s", cerr);
             goto out;
@@ -468,6 +480,7 @@ static void schedule_build(struct mn_node *n)
 }
 
 static void drive(struct mn_node *n);
+static void gossip_flush(struct mn_node *n);
 
 static void persist_record(struct mn_node *n, const mn_cons_record *r)
 {
@@ -757,6 +770,12 @@ void node_on_build_timer(uv_timer_t *t)
         n->need_block = false;
         return;
     }
+    /* Peers get the block's transactions before the proposal (one ordered
+     * link per peer), so they admit them through gossip, verifying each
+     * signature once, and execute the proposal on them without checking the
+     * signatures again. Sent after the proposal, a tx would be verified
+     * twice: in the block, and on admission while the block is pending. */
+    gossip_flush(n);
     uint8_t hash[MN_HASH_LEN];
     int rc = build_block(n, hash);
     if (rc != MN_OK) {
@@ -779,7 +798,12 @@ void node_tx_admitted(struct mn_node *n)
 
 void node_on_gossip_timer(uv_timer_t *t)
 {
-    struct mn_node *n = t->data;
+    gossip_flush(t->data);
+}
+
+/* Sends every admitted transaction not yet gossiped. */
+static void gossip_flush(struct mn_node *n)
+{
     if (n->stopping || !n->net) return;
     ProtobufCBinaryData *txs = calloc(NODE_GOSSIP_BATCH, sizeof *txs);
     uint8_t **copies = calloc(NODE_GOSSIP_BATCH, sizeof *copies);
@@ -903,7 +927,7 @@ static int apply_synced(struct mn_node *n, const char *peer, const Midnode__Comm
     uint8_t hash[MN_HASH_LEN];
     mn_sha256(hash, cb->block->header.data, cb->block->header.len);
     char cerr[160];
-    if (mn_cert_check(n->genesis, height, hash, cb->commit, cerr, sizeof cerr) != MN_OK) {
+    if (cert_check(n, height, hash, cb->commit, cerr, sizeof cerr) != MN_OK) {
         LOG_WARN("sync_bad_certificate", "peer=%s height=%llu reason=\"%s\"", peer, (unsigned long long)height, cerr);
         mn_counter_inc(n->m_peer_msgs_bad);
         return MN_ECRYPTO;
@@ -994,7 +1018,7 @@ static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__
     if (p.proposer_index >= n->genesis->validator_count ||
         p.proposer_index != mn_cons_proposer(p.height, p.round, n->genesis->validator_count) ||
         mn_cons_proposal_digest(&cc, n->genesis->chain_id, &p, digest) != MN_OK ||
-        !mn_verify(p.sig, digest, n->valset.keys[p.proposer_index])) {
+        !cons_verify(n, p.sig, digest, n->valset.keys[p.proposer_index])) {
         LOG_WARN("proposal_refused", "peer=%s height=%llu round=%u reason=\"bad proposer or signature\"", peer,
                  (unsigned long long)p.height, p.round);
         mn_counter_inc(n->m_peer_msgs_bad);

@@ -27,6 +27,7 @@
 #include "net.h"
 #include "node.h"
 #include "rpc.h"
+#include "sigcache.h"
 #include "store.h"
 
 #define NODE_PENDING_MAX 64          /* blocks kept for the current height */
@@ -99,6 +100,7 @@ struct mn_node {
     mn_store *store;
     mn_ledger *ledger;
     struct mn_mempool *mempool;
+    mn_sigcache *sigcache; /* consensus signatures already verified */
     mn_cons *cons;
     mn_net *net;
     mn_rpc *rpc;
