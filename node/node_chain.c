@@ -441,7 +441,9 @@ static int commit_pending(struct mn_node *n, node_pending *p, const Midnode__Com
     (void)mn_mempool_remove(n->mempool, (const uint8_t(*)[MN_HASH_LEN])p->tx_hashes, p->tx_count);
     (void)mn_mempool_remove_stale(n->mempool, node_committed_nonce, n);
     node_rpc_after_commit(n, p);
-    if (n->is_validator && n->height > 2) {
+    /* Old heights' records are ignored at start, so they may stay a while:
+     * pruning every block cost a scan and a synced write per block. */
+    if (n->is_validator && n->height > 2 && n->height % NODE_VOTELOG_PRUNE_EVERY == 0) {
         if (mn_store_votelog_prune(n->store, n->height) != MN_OK)
             LOG_WARN("votelog_prune_failed", "height=%llu", (unsigned long long)n->height);
     }
