@@ -808,20 +808,13 @@ static void gossip_flush(struct mn_node *n)
 {
     if (n->stopping || !n->net) return;
     ProtobufCBinaryData *txs = calloc(NODE_GOSSIP_BATCH, sizeof *txs);
-    uint8_t **copies = calloc(NODE_GOSSIP_BATCH, sizeof *copies);
-    if (!txs || !copies) {
-        free(txs);
-        free(copies);
-        return;
-    }
+    if (!txs) return;
     for (;;) {
         size_t count = 0, bytes = 0;
         struct mn_mempool_tx tx;
+        /* the views stay valid across gossip_next calls (mempool.h) */
         while (count < NODE_GOSSIP_BATCH && bytes < MN_PEER_FRAME_BYTES_MAX / 2 && mn_mempool_gossip_next(n->mempool, &tx)) {
-            copies[count] = malloc(tx.len);
-            if (!copies[count]) break;
-            memcpy(copies[count], tx.tx, tx.len);
-            txs[count].data = copies[count];
+            txs[count].data = (uint8_t *)tx.tx;
             txs[count].len = tx.len;
             bytes += tx.len;
             count++;
@@ -835,11 +828,9 @@ static void gossip_flush(struct mn_node *n)
             m.txs = &tb;
             broadcast_msg(n, &m);
         }
-        for (size_t i = 0; i < count; i++) free(copies[i]);
         if (count < NODE_GOSSIP_BATCH) break;
     }
     free(txs);
-    free(copies);
 }
 
 /* ------------------------------------------------------------ sync */
