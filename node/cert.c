@@ -37,8 +37,20 @@ int mn_valset_from_genesis(mn_valset *vs, const mn_genesis *g) {
     return mn_valset_init(vs, g->chain_id, (const uint8_t(*)[MN_PUBKEY_LEN])keys, g->validator_count);
 }
 
+static bool plain_verify(void *ctx, const uint8_t sig[MN_SIG_LEN], const uint8_t digest[MN_HASH_LEN],
+                         const uint8_t pubkey[MN_PUBKEY_LEN]) {
+    (void)ctx;
+    return mn_verify(sig, digest, pubkey);
+}
+
 int mn_cert_check_valset(const mn_valset *vs, uint64_t height, const uint8_t block_hash[static MN_HASH_LEN],
                          const Midnode__CommitCertificate *c, char *err, size_t err_len) {
+    return mn_cert_check_valset_with(vs, height, block_hash, c, plain_verify, NULL, err, err_len);
+}
+
+int mn_cert_check_valset_with(const mn_valset *vs, uint64_t height, const uint8_t block_hash[static MN_HASH_LEN],
+                              const Midnode__CommitCertificate *c, mn_cert_verify_fn verify, void *ctx, char *err,
+                              size_t err_len) {
     if (!c) {
         snprintf(err, err_len, "no commit certificate");
         return MN_EINVAL;
@@ -99,7 +111,7 @@ int mn_cert_check_valset(const mn_valset *vs, uint64_t height, const uint8_t blo
             snprintf(err, err_len, "certificate signature %zu is %zu bytes, not 64", i, s->signature.len);
             return MN_EINVAL;
         }
-        if (!mn_verify(s->signature.data, digest, vs->keys[s->validator_index])) {
+        if (!verify(ctx, s->signature.data, digest, vs->keys[s->validator_index])) {
             snprintf(err, err_len, "certificate signature of validator %u does not verify", s->validator_index);
             return MN_ECRYPTO;
         }

@@ -7,6 +7,7 @@
 #ifndef MN_CERT_H
 #define MN_CERT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,15 @@ int mn_valset_init(mn_valset *vs, const char *chain_id, const uint8_t (*keys)[MN
  * (wrong height/hash, bad or too few signatures); err says which. */
 int mn_cert_check_valset(const mn_valset *vs, uint64_t height, const uint8_t block_hash[static MN_HASH_LEN],
                          const Midnode__CommitCertificate *c, char *err, size_t err_len) MN_WARN_UNUSED;
+
+/* The same check with the signature test supplied by the caller: verify
+ * returns true only for a signature that verifies (a node passes a cache of
+ * signatures it has already verified; see node/sigcache.h). */
+typedef bool (*mn_cert_verify_fn)(void *ctx, const uint8_t sig[MN_SIG_LEN], const uint8_t digest[MN_HASH_LEN],
+                                  const uint8_t pubkey[MN_PUBKEY_LEN]);
+int mn_cert_check_valset_with(const mn_valset *vs, uint64_t height, const uint8_t block_hash[static MN_HASH_LEN],
+                              const Midnode__CommitCertificate *c, mn_cert_verify_fn verify, void *ctx, char *err,
+                              size_t err_len) MN_WARN_UNUSED;
 
 /* The same against genesis g's validators. */
 int mn_cert_check(const mn_genesis *g, uint64_t height, const uint8_t block_hash[static MN_HASH_LEN],

@@ -107,13 +107,38 @@ int mn_sign(uint8_t sig[static MN_SIG_LEN], const uint8_t digest[static MN_HASH_
     return MN_OK;
 }
 
+/* Parsing a compressed key takes a field square root, several percent of a
+ * verification; a node meets the same few dozen keys (members, validators)
+ * over and over. Per thread, direct-mapped, keyed by all 33 bytes; only keys
+ * that parsed are kept. */
+#define PUBKEY_CACHE_SLOTS 64
+typedef struct {
+    bool used;
+    uint8_t raw[MN_PUBKEY_LEN];
+    secp256k1_pubkey pk;
+} pubkey_entry;
+static _Thread_local pubkey_entry t_pubkeys[PUBKEY_CACHE_SLOTS];
+
+static bool pubkey_parse_cached(secp256k1_pubkey *out, const uint8_t pubkey[static MN_PUBKEY_LEN]) {
+    pubkey_entry *e = &t_pubkeys[(pubkey[1] ^ pubkey[2] ^ pubkey[32]) % PUBKEY_CACHE_SLOTS];
+    if (e->used && memcmp(e->raw, pubkey, MN_PUBKEY_LEN) == 0) {
+        *out = e->pk;
+        return true;
+    }
+    if (!secp256k1_ec_pubkey_parse(g_ctx, out, pubkey, MN_PUBKEY_LEN)) return false;
+    e->used = true;
+    memcpy(e->raw, pubkey, MN_PUBKEY_LEN);
+    e->pk = *out;
+    return true;
+}
+
 bool mn_verify(const uint8_t sig[static MN_SIG_LEN], const uint8_t digest[static MN_HASH_LEN],
                const uint8_t pubkey[static MN_PUBKEY_LEN]) {
     if (mn_crypto_init() != MN_OK) return false;
     atomic_fetch_add_explicit(&g_verify_count, 1, memory_order_relaxed);
     secp256k1_pubkey pk;
     secp256k1_ecdsa_signature s;
-    if (!secp256k1_ec_pubkey_parse(g_ctx, &pk, pubkey, MN_PUBKEY_LEN)) return false;
+    if (!pubkey_parse_cached(&pk, pubkey)) return false;
     if (!secp256k1_ecdsa_signature_parse_compact(g_ctx, &s, sig)) return false;
     /* secp256k1_ecdsa_verify refuses high-S itself: malleated copies of a
      * signature never verify, so a tx hash cannot be changed by a relayer. */

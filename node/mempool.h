@@ -113,7 +113,9 @@ uint64_t mn_mempool_signer_next_nonce(const struct mn_mempool *mp, const char *s
                                       uint64_t committed);
 
 /* Next pending tx not yet gossiped, in arrival order, now marked gossiped;
- * false when none. *out is valid until the next mutating call. */
+ * false when none. *out is valid until the next mutating call other than
+ * gossip_next and mark_gossiped (they only unlink from the gossip order), so
+ * a batch of gossip_next results can be sent without copying. */
 bool mn_mempool_gossip_next(struct mn_mempool *mp, struct mn_mempool_tx *out);
 
 /* Marks a tx as gossiped (e.g. it came from a peer that already has it).

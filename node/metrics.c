@@ -5,6 +5,8 @@
  * and buckets differ by an in-flight observation, which Prometheus tolerates. */
 #include "metrics.h"
 
+#include "loghist.h"
+
 #include <assert.h>
 #include <math.h>
 #include <stdarg.h>
@@ -30,7 +32,7 @@ struct mn_histogram {
     double scale;
     double inv_scale; /* 1/scale when that is a whole number, else 0 */
     uint64_t le[MN_HISTOGRAM_BOUNDS_MAX + 1]; /* per exported bucket, not cumulative */
-    uint64_t fine[MN_HISTOGRAM_FINE_BUCKETS];
+    uint64_t fine[MN_LOGHIST_BUCKETS];
     uint64_t count, sum, min, max;
 };
 
@@ -193,27 +195,6 @@ double mn_gauge_value(const struct mn_gauge *g) {
 }
 
 /* Log-linear index: values below 16 exactly, then 16 buckets per power of two. */
-static size_t fine_index(uint64_t v) {
-    if (v < 16) return (size_t)v;
-    int e = 63 - __builtin_clzll(v); /* 4..63 */
-    size_t sub = (size_t)(v >> (e - 4)) & 15;
-    size_t i = 16 + (size_t)(e - 4) * 16 + sub;
-    assert(i < MN_HISTOGRAM_FINE_BUCKETS);
-    return i;
-}
-
-static void fine_range(size_t i, double *lo, double *width) {
-    if (i < 16) {
-        *lo = (double)i;
-        *width = 1;
-        return;
-    }
-    int e = (int)((i - 16) / 16) + 4;
-    size_t sub = (i - 16) % 16;
-    *width = ldexp(1.0, e - 4);
-    *lo = (double)(16 + sub) * *width;
-}
-
 static double to_exported(const struct mn_histogram *h, uint64_t raw) {
     return h->inv_scale > 0 ? (double)raw / h->inv_scale : (double)raw * h->scale;
 }
@@ -223,7 +204,7 @@ void mn_histogram_observe(struct mn_histogram *h, uint64_t raw) {
     size_t b = 0;
     while (b < h->nbounds && x > h->bounds[b]) b++;
     ADD(&h->le[b], 1);
-    ADD(&h->fine[fine_index(raw)], 1);
+    ADD(&h->fine[mn_loghist_index(raw)], 1);
     ADD(&h->sum, raw);
     uint64_t cur = LOAD(&h->max);
     while (raw > cur && !__atomic_compare_exchange_n(&h->max, &cur, raw, true, __ATOMIC_RELAXED,
@@ -241,31 +222,12 @@ uint64_t mn_histogram_sum(const struct mn_histogram *h) { return LOAD(&h->sum); 
 uint64_t mn_histogram_max(const struct mn_histogram *h) { return LOAD(&h->max); }
 
 double mn_histogram_quantile(const struct mn_histogram *h, double q) {
+    /* A snapshot of the buckets, so the rank walk sees one consistent total
+     * while the loop thread keeps observing. */
+    uint64_t counts[MN_LOGHIST_BUCKETS];
     uint64_t total = 0;
-    for (size_t i = 0; i < MN_HISTOGRAM_FINE_BUCKETS; i++) total += LOAD(&h->fine[i]);
-    if (total == 0) return 0;
-    if (!(q >= 0)) q = 0;
-    if (q > 1) q = 1;
-    /* Rank of the q-quantile among 1..total (nearest-rank definition). */
-    uint64_t rank = (uint64_t)ceil(q * (double)total);
-    if (rank == 0) rank = 1;
-    double mn = (double)LOAD(&h->min), mx = (double)LOAD(&h->max);
-    if (rank == total) return mx; /* the extremes are known exactly */
-    if (rank == 1) return mn;
-    uint64_t seen = 0;
-    double v = mx;
-    for (size_t i = 0; i < MN_HISTOGRAM_FINE_BUCKETS; i++) {
-        seen += LOAD(&h->fine[i]);
-        if (seen >= rank) {
-            double lo, width;
-            fine_range(i, &lo, &width);
-            v = width <= 1 ? lo : lo + width / 2;
-            break;
-        }
-    }
-    if (v < mn) v = mn;
-    if (v > mx) v = mx;
-    return v;
+    for (size_t i = 0; i < MN_LOGHIST_BUCKETS; i++) total += counts[i] = LOAD(&h->fine[i]);
+    return mn_loghist_quantile(counts, total, LOAD(&h->min), LOAD(&h->max), q);
 }
 
 void mn_histogram_reset(struct mn_histogram *h) {

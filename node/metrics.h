@@ -30,7 +30,6 @@
 #define MN_METRIC_HELP_MAX 256
 #define MN_METRIC_LABELS_MAX 128
 #define MN_HISTOGRAM_BOUNDS_MAX 32
-#define MN_HISTOGRAM_FINE_BUCKETS (64 * 16)
 
 struct mn_metrics;
 struct mn_counter;

@@ -206,6 +206,10 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, char *e
     struct mn_mempool_config mc = {.txs_max = n->cfg.limits.mempool_max_txs,
                                    .bytes_max = (size_t)n->cfg.limits.mempool_max_bytes};
     if (!(n->mempool = mn_mempool_new(&mc, err, err_len))) return MN_EINVAL;
+    if (!(n->sigcache = mn_sigcache_new())) {
+        snprintf(err, err_len, "signature cache: out of memory");
+        return MN_ENOMEM;
+    }
     if (!(n->metrics = mn_metrics_new()) || node_metrics_init(n) != MN_OK) {
         snprintf(err, err_len, "metrics registry: out of memory");
         return MN_ENOMEM;
@@ -301,6 +305,7 @@ void mn_node_free(mn_node *n)
     node_chain_stop(n);
     mn_cons_free(n->cons);
     mn_mempool_free(n->mempool);
+    mn_sigcache_free(n->sigcache);
     mn_ledger_free(n->ledger);
     mn_store_close(n->store);
     mn_metrics_free(n->metrics);

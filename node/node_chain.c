@@ -86,14 +86,26 @@ static void cons_sha256(void *ctx, uint8_t out[MN_HASH_LEN], const uint8_t *data
 static int cons_sign(void *ctx, uint8_t sig[MN_SIG_LEN], const uint8_t digest[MN_HASH_LEN])
 {
     struct mn_node *n = ctx;
-    return mn_sign(sig, digest, n->cons_seckey);
+    int rc = mn_sign(sig, digest, n->cons_seckey);
+    /* Our own precommits come back inside the next block's last_commit. */
+    if (rc == MN_OK && n->self_index >= 0) mn_sigcache_add(n->sigcache, sig, digest, n->valset.keys[n->self_index]);
+    return rc;
 }
 
+/* Every consensus signature (votes, proposals, certificates) goes through
+ * the node's cache of signatures already verified: the same bytes are met
+ * more than once (see sigcache.h). */
 static bool cons_verify(void *ctx, const uint8_t sig[MN_SIG_LEN], const uint8_t digest[MN_HASH_LEN],
                         const uint8_t pubkey[MN_PUBKEY_LEN])
 {
-    (void)ctx;
-    return mn_verify(sig, digest, pubkey);
+    struct mn_node *n = ctx;
+    return mn_sigcache_verify(n->sigcache, sig, digest, pubkey);
+}
+
+static int cert_check(struct mn_node *n, uint64_t height, const uint8_t block_hash[MN_HASH_LEN],
+                      const Midnode__CommitCertificate *c, char *err, size_t err_len)
+{
+    return mn_cert_check_valset_with(&n->valset, height, block_hash, c, cons_verify, n, err, err_len);
 }
 
 /* ------------------------------------------------------------ tip */
@@ -313,7 +325,7 @@ static int judge_block(struct mn_node *n, const uint8_t *bytes, size_t len, node
         bool same_as_ours = n->tip_cert_bytes && n->tip_cert_len == cl && memcmp(n->tip_cert_bytes, cb, cl) == 0;
         char cerr[160];
         if (!same_as_ours &&
-            mn_cert_check(n->genesis, height - 1, n->tip_hash, b->last_commit, cerr, sizeof cerr) != MN_OK) {
+            cert_check(n, height - 1, n->tip_hash, b->last_commit, cerr, sizeof cerr) != MN_OK) {
             free(cb);
             snprintf(why, why_len, "last_commit: %s", cerr);
             goto out;
@@ -429,7 +441,9 @@ static int commit_pending(struct mn_node *n, node_pending *p, const Midnode__Com
     (void)mn_mempool_remove(n->mempool, (const uint8_t(*)[MN_HASH_LEN])p->tx_hashes, p->tx_count);
     (void)mn_mempool_remove_stale(n->mempool, node_committed_nonce, n);
     node_rpc_after_commit(n, p);
-    if (n->is_validator && n->height > 2) {
+    /* Old heights' records are ignored at start, so they may stay a while:
+     * pruning every block cost a scan and a synced write per block. */
+    if (n->is_validator && n->height > 2 && n->height % NODE_VOTELOG_PRUNE_EVERY == 0) {
         if (mn_store_votelog_prune(n->store, n->height) != MN_OK)
             LOG_WARN("votelog_prune_failed", "height=%llu", (unsigned long long)n->height);
     }
@@ -468,6 +482,7 @@ static void schedule_build(struct mn_node *n)
 }
 
 static void drive(struct mn_node *n);
+static void gossip_flush(struct mn_node *n);
 
 static void persist_record(struct mn_node *n, const mn_cons_record *r)
 {
@@ -757,6 +772,12 @@ void node_on_build_timer(uv_timer_t *t)
         n->need_block = false;
         return;
     }
+    /* Peers get the block's transactions before the proposal (one ordered
+     * link per peer), so they admit them through gossip, verifying each
+     * signature once, and execute the proposal on them without checking the
+     * signatures again. Sent after the proposal, a tx would be verified
+     * twice: in the block, and on admission while the block is pending. */
+    gossip_flush(n);
     uint8_t hash[MN_HASH_LEN];
     int rc = build_block(n, hash);
     if (rc != MN_OK) {
@@ -779,23 +800,21 @@ void node_tx_admitted(struct mn_node *n)
 
 void node_on_gossip_timer(uv_timer_t *t)
 {
-    struct mn_node *n = t->data;
+    gossip_flush(t->data);
+}
+
+/* Sends every admitted transaction not yet gossiped. */
+static void gossip_flush(struct mn_node *n)
+{
     if (n->stopping || !n->net) return;
     ProtobufCBinaryData *txs = calloc(NODE_GOSSIP_BATCH, sizeof *txs);
-    uint8_t **copies = calloc(NODE_GOSSIP_BATCH, sizeof *copies);
-    if (!txs || !copies) {
-        free(txs);
-        free(copies);
-        return;
-    }
+    if (!txs) return;
     for (;;) {
         size_t count = 0, bytes = 0;
         struct mn_mempool_tx tx;
+        /* the views stay valid across gossip_next calls (mempool.h) */
         while (count < NODE_GOSSIP_BATCH && bytes < MN_PEER_FRAME_BYTES_MAX / 2 && mn_mempool_gossip_next(n->mempool, &tx)) {
-            copies[count] = malloc(tx.len);
-            if (!copies[count]) break;
-            memcpy(copies[count], tx.tx, tx.len);
-            txs[count].data = copies[count];
+            txs[count].data = (uint8_t *)tx.tx;
             txs[count].len = tx.len;
             bytes += tx.len;
             count++;
@@ -809,11 +828,9 @@ void node_on_gossip_timer(uv_timer_t *t)
             m.txs = &tb;
             broadcast_msg(n, &m);
         }
-        for (size_t i = 0; i < count; i++) free(copies[i]);
         if (count < NODE_GOSSIP_BATCH) break;
     }
     free(txs);
-    free(copies);
 }
 
 /* ------------------------------------------------------------ sync */
@@ -903,7 +920,7 @@ static int apply_synced(struct mn_node *n, const char *peer, const Midnode__Comm
     uint8_t hash[MN_HASH_LEN];
     mn_sha256(hash, cb->block->header.data, cb->block->header.len);
     char cerr[160];
-    if (mn_cert_check(n->genesis, height, hash, cb->commit, cerr, sizeof cerr) != MN_OK) {
+    if (cert_check(n, height, hash, cb->commit, cerr, sizeof cerr) != MN_OK) {
         LOG_WARN("sync_bad_certificate", "peer=%s height=%llu reason=\"%s\"", peer, (unsigned long long)height, cerr);
         mn_counter_inc(n->m_peer_msgs_bad);
         return MN_ECRYPTO;
@@ -994,7 +1011,7 @@ static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__
     if (p.proposer_index >= n->genesis->validator_count ||
         p.proposer_index != mn_cons_proposer(p.height, p.round, n->genesis->validator_count) ||
         mn_cons_proposal_digest(&cc, n->genesis->chain_id, &p, digest) != MN_OK ||
-        !mn_verify(p.sig, digest, n->valset.keys[p.proposer_index])) {
+        !cons_verify(n, p.sig, digest, n->valset.keys[p.proposer_index])) {
         LOG_WARN("proposal_refused", "peer=%s height=%llu round=%u reason=\"bad proposer or signature\"", peer,
                  (unsigned long long)p.height, p.round);
         mn_counter_inc(n->m_peer_msgs_bad);

@@ -27,6 +27,7 @@
 #include "net.h"
 #include "node.h"
 #include "rpc.h"
+#include "sigcache.h"
 #include "store.h"
 
 #define NODE_PENDING_MAX 64          /* blocks kept for the current height */
@@ -35,6 +36,7 @@
 #define NODE_TICK_MS 500             /* status announce, sync retry, expiry */
 #define NODE_GOSSIP_DELAY_MS 2       /* txs admitted together travel together */
 #define NODE_GOSSIP_BATCH 2000
+#define NODE_VOTELOG_PRUNE_EVERY 32  /* blocks between vote log prunes */
 #define NODE_WAIT_DEFAULT_MS 30000   /* SubmitTx wait_commit without a timeout */
 #define NODE_WAIT_MAX_MS 120000
 #define NODE_WATCH_CHUNK 2000        /* status changes sent per watcher per pump */
@@ -99,6 +101,7 @@ struct mn_node {
     mn_store *store;
     mn_ledger *ledger;
     struct mn_mempool *mempool;
+    mn_sigcache *sigcache; /* consensus signatures already verified */
     mn_cons *cons;
     mn_net *net;
     mn_rpc *rpc;

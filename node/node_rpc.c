@@ -51,9 +51,14 @@ int node_admit_tx(struct mn_node *n, const uint8_t *tx, size_t len, uint8_t hash
         snprintf(msg, msg_len, "already pending");
         return MIDNODE__TX_CODE__TX_DUPLICATE;
     }
+    /* A committed tx is refused by its nonce (a signer's nonces only grow).
+     * A client is told "already committed" (its height is in the reply);
+     * gossip needs no reason, so it skips the index lookup, which would be
+     * a store read for every relayed tx, and a committed tx arriving late
+     * is refused by the nonce check below. */
     uint64_t h;
     uint32_t idx;
-    if (mn_store_get_tx_location(n->store, hash, &h, &idx) == MN_OK) {
+    if (!from_peer && mn_store_get_tx_location(n->store, hash, &h, &idx) == MN_OK) {
         snprintf(msg, msg_len, "already committed at height %llu", (unsigned long long)h);
         return MIDNODE__TX_CODE__TX_DUPLICATE;
     }

@@ -39,31 +39,26 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "loghist.h"
 #include "mn.h"
 
-/* ---- histogram: log-linear buckets, 16 per power of two (relative error
- * under 6.25%), values in microseconds; exact below 16. Mergeable, so each
- * thread keeps its own and the totals are summed at the end. ---- */
-
-#define BENCH_HIST_SUB 16
-#define BENCH_HIST_BUCKETS (61 * BENCH_HIST_SUB)
+/* ---- histogram: the log-linear buckets of node/loghist.h (16 per power
+ * of two, relative error under 6.25%), values in microseconds; exact below
+ * 16. A plain value rather than a node/metrics.h series: each thread keeps
+ * its own without atomics and the totals are merged at the end. ---- */
 
 typedef struct bench_histogram {
     uint64_t count;
     uint64_t sum;
     uint64_t min; /* UINT64_MAX when empty */
     uint64_t max;
-    uint64_t buckets[BENCH_HIST_BUCKETS];
+    uint64_t buckets[MN_LOGHIST_BUCKETS];
 } bench_histogram;
 
 void bench_hist_init(bench_histogram *h);
 void bench_hist_record(bench_histogram *h, uint64_t v);
 void bench_hist_merge(bench_histogram *into, const bench_histogram *from);
-/* Bucket index of v and the bucket's bounds [lo, hi] (inclusive). */
-size_t bench_hist_index(uint64_t v);
-void bench_hist_bounds(size_t idx, uint64_t *lo, uint64_t *hi);
-/* q-quantile (0 <= q <= 1): midpoint of the bucket holding rank ceil(q*count),
- * clamped to the exact min and max. 0 when empty. */
+/* q-quantile (0 <= q <= 1), see mn_loghist_quantile. 0 when empty. */
 double bench_hist_quantile(const bench_histogram *h, double q);
 double bench_hist_mean(const bench_histogram *h);
 

@@ -1,5 +1,6 @@
-/* test_bench_hist.c: midbench's latency histogram: bucket layout, quantile
- * error bound, merging. */
+/* test_bench_hist.c: the shared log-linear layout (node/loghist.h), midbench's
+ * histogram over it (quantile error bound, merging) and agreement with the
+ * node's metrics histogram on the same values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,32 +8,34 @@
 #include <cmocka.h>
 
 #include "bench.h"
+#include "loghist.h"
+#include "metrics.h"
 
 static void test_index_bounds_cover_every_value(void **state) {
     (void)state;
     /* Every value lies within its bucket, and buckets follow each other. */
     uint64_t prev_hi = 0;
-    for (size_t i = 0; i < BENCH_HIST_BUCKETS; i++) {
+    for (size_t i = 0; i < MN_LOGHIST_BUCKETS; i++) {
         uint64_t lo, hi;
-        bench_hist_bounds(i, &lo, &hi);
+        mn_loghist_bounds(i, &lo, &hi);
         assert_true(lo <= hi);
         if (i > 0) assert_int_equal(lo, prev_hi + 1);
-        assert_int_equal(bench_hist_index(lo), i);
-        assert_int_equal(bench_hist_index(hi), i);
+        assert_int_equal(mn_loghist_index(lo), i);
+        assert_int_equal(mn_loghist_index(hi), i);
         prev_hi = hi;
     }
     assert_int_equal(prev_hi, UINT64_MAX);
-    assert_int_equal(bench_hist_index(0), 0);
-    assert_int_equal(bench_hist_index(15), 15);
-    assert_int_equal(bench_hist_index(16), 16);
-    assert_int_equal(bench_hist_index(UINT64_MAX), BENCH_HIST_BUCKETS - 1);
+    assert_int_equal(mn_loghist_index(0), 0);
+    assert_int_equal(mn_loghist_index(15), 15);
+    assert_int_equal(mn_loghist_index(16), 16);
+    assert_int_equal(mn_loghist_index(UINT64_MAX), MN_LOGHIST_BUCKETS - 1);
 }
 
 static void test_relative_error_bound(void **state) {
     (void)state;
     for (uint64_t v = 16; v < ((uint64_t)1 << 40); v = v * 3 + 7) {
         uint64_t lo, hi;
-        bench_hist_bounds(bench_hist_index(v), &lo, &hi);
+        mn_loghist_bounds(mn_loghist_index(v), &lo, &hi);
         double mid = ((double)lo + (double)hi) / 2;
         double rel = (mid > (double)v ? mid - (double)v : (double)v - mid) / (double)v;
         assert_true(rel < 0.0625);
@@ -89,6 +92,29 @@ static void test_merge(void **state) {
     assert_true(p99 > 937500 && p99 <= 1000000);
 }
 
+static void test_agrees_with_node_metrics(void **state) {
+    (void)state;
+    /* The same values give the same quantiles in midbench and on /metrics. */
+    struct mn_metrics *m = mn_metrics_new();
+    assert_non_null(m);
+    struct mn_histogram *nh = mn_metrics_histogram(m, "x_seconds", "x", NULL, NULL, 0, 1e-6);
+    assert_non_null(nh);
+    static bench_histogram bh;
+    bench_hist_init(&bh);
+    uint64_t v = 12345;
+    for (int i = 0; i < 20000; i++) {
+        v = v * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = (v >> 40) % 2000000 + 3;
+        bench_hist_record(&bh, x);
+        mn_histogram_observe(nh, x);
+    }
+    const double qs[] = {0.0, 0.01, 0.5, 0.9, 0.99, 0.999, 1.0};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
+        assert_true(bench_hist_quantile(&bh, qs[i]) == mn_histogram_quantile(nh, qs[i]));
+    assert_int_equal(mn_histogram_max(nh), bh.max);
+    mn_metrics_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_bounds_cover_every_value),
@@ -96,6 +122,7 @@ int main(void) {
         cmocka_unit_test(test_quantiles_uniform),
         cmocka_unit_test(test_single_value_is_exact),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_agrees_with_node_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -268,6 +268,28 @@ static void gossip_hands_out_each_tx_once(void **state) {
     mn_mempool_free(mp);
 }
 
+/* The gossip timer sends a batch of views without copying the bytes. */
+static void gossip_views_stay_valid_across_gossip_next(void **state) {
+    (void)state;
+    struct mn_mempool *mp = new_pool(100, 0, 0);
+    struct ftx want[8];
+    for (int i = 0; i < 8; i++) {
+        want[i] = mk("s", (uint64_t)i + 1, 0, 0);
+        assert_int_equal(add(mp, "s", (uint64_t)i + 1), MN_OK);
+    }
+    struct mn_mempool_tx views[8];
+    for (int i = 0; i < 7; i++) {
+        assert_true(mn_mempool_gossip_next(mp, &views[i]));
+        if (i == 3) assert_int_equal(mn_mempool_mark_gossiped(mp, want[7].hash), MN_OK);
+    }
+    assert_false(mn_mempool_gossip_next(mp, &views[7]));
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(views[i].len, want[i].len);
+        assert_memory_equal(views[i].tx, want[i].bytes, want[i].len);
+    }
+    mn_mempool_free(mp);
+}
+
 /* Many adds and removals in shuffled order keep the index consistent
  * (backward-shift deletion under heavy probing). */
 static void index_survives_churn(void **state) {
@@ -303,6 +325,7 @@ int main(void) {
         cmocka_unit_test(remove_and_stale_removal),
         cmocka_unit_test(next_nonce_counts_the_unbroken_run),
         cmocka_unit_test(gossip_hands_out_each_tx_once),
+        cmocka_unit_test(gossip_views_stay_valid_across_gossip_next),
         cmocka_unit_test(index_survives_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
