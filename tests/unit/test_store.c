@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <leveldb/c.h>
+
 #include "kvmap.h"
 #include "ledger_fixture.h"
 #include "store.h"
@@ -442,6 +444,57 @@ static void record_values_read_back_exactly(void **state) {
     lf_rmrf(t.dir);
 }
 
+/* Rewrites (or deletes, when value is NULL) one raw key of a closed store,
+ * as an older or newer midnode would have left it. */
+static void raw_put(const char *path, const char *key, const char *value, size_t vlen) {
+    char *lerr = NULL;
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_t *db = leveldb_open(o, path, &lerr);
+    assert_null(lerr);
+    leveldb_writeoptions_t *w = leveldb_writeoptions_create();
+    leveldb_writeoptions_set_sync(w, 1);
+    if (value)
+        leveldb_put(db, w, key, strlen(key), value, vlen, &lerr);
+    else
+        leveldb_delete(db, w, key, strlen(key), &lerr);
+    assert_null(lerr);
+    leveldb_writeoptions_destroy(w);
+    leveldb_close(db);
+    leveldb_options_destroy(o);
+}
+
+static void other_store_formats_are_refused(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    commit_simple(s, 1);
+    mn_store_close(s);
+    char err[256] = "";
+    /* A marker of another layout. */
+    raw_put(t.data, "Mformat", "\x7f", 1);
+    s = NULL;
+    assert_int_equal(mn_store_open(&s, t.data, err, sizeof err), MN_ECORRUPT);
+    assert_null(s);
+    assert_non_null(strstr(err, "another version of midnode"));
+    /* No marker at all on a store that holds blocks: the layout before markers. */
+    raw_put(t.data, "Mformat", NULL, 0);
+    err[0] = 0;
+    assert_int_equal(mn_store_open(&s, t.data, err, sizeof err), MN_ECORRUPT);
+    assert_non_null(strstr(err, "new data directory"));
+    /* An empty new store gets the marker and opens again. */
+    tmpdir t2;
+    tmp_make(&t2);
+    s = open_or_fail(t2.data);
+    mn_store_close(s);
+    s = open_or_fail(t2.data);
+    assert_int_equal(mn_store_height(s), 0);
+    mn_store_close(s);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", t.dir, t2.dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(heights_and_getters_survive_reopen),
@@ -450,6 +503,7 @@ int main(void) {
         cmocka_unit_test(status_changes_from_height),
         cmocka_unit_test(status_changes_stored_per_block),
         cmocka_unit_test(record_values_read_back_exactly),
+        cmocka_unit_test(other_store_formats_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
