@@ -19,8 +19,12 @@
 #define CHANGES_PER_TX_MAX (MN_DEVICE_LIVE_MAX + 1)
 
 /* Committed tree nodes down to this depth are kept in memory: every block's
- * update walks through them, and there are at most 2^(depth+1) of them. */
-#define NODE_CACHE_DEPTH 16
+ * update and every proof walks through them. There are at most 2^(depth+1)
+ * of them; at 22 a state of a million credentials has nearly all its
+ * internal nodes here (about 150 bytes each in the map), so a proof reads
+ * only the record from the store. Only nodes this process computed are kept
+ * (nodes read from disk are checked by the tree on every read). */
+#define NODE_CACHE_DEPTH 22
 
 struct mn_ledger {
     mn_store *store;
@@ -1043,6 +1047,9 @@ int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned fl
     return TX_OK;
 }
 
+static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old_root[static MN_HASH_LEN],
+                             const uint8_t new_root[static MN_HASH_LEN]);
+
 int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
     if (e->failed) return MN_ESTATE;
     if (e->finished) {
@@ -1115,6 +1122,7 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
     if (rc == MN_OK) {
         e->committed = true;
         cache_apply(e->l, e->ov);
+        rec_cache_follow(e->l, e->ov, e->base_root, e->root);
     }
     return rc;
 }
@@ -1128,8 +1136,10 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
  * direct-mapped (a colliding id just evicts the slot, so ids a client picks
  * cannot grow it) and stamped with the state root it was filled under: the
  * record bytes are the tree's leaf values, so while the root is unchanged
- * every entry is exact, and a commit that changes any state changes the root
- * and makes every older entry a miss. No hook on the commit path is needed. */
+ * every entry is exact. A block this ledger commits drops just the records it
+ * wrote (rec_cache_follow); any other change of the store's root (a
+ * snapshot import, another process) makes every older entry a miss at the
+ * next read, by the root check alone. */
 
 /* Entries live inline in one mapping backed by huge pages where the kernel
  * allows: a query then touches one cache line or two of a slot and no
@@ -1168,7 +1178,9 @@ _Static_assert(sizeof(struct proof_entry) == PROOF_SLOT_BYTES, "proof slot layou
 
 struct rec_cache {
     uint8_t root[MN_HASH_LEN];
-    uint32_t gen; /* entries of another generation are stale */
+    uint32_t gen;  /* record entries of another generation are stale */
+    uint32_t pgen; /* the same for proof entries */
+    uint64_t misses; /* record reads that went to the store */
     struct rec_entry *slot; /* MN_LEDGER_REC_CACHE_SLOTS, mmap'd */
     uint8_t *big;           /* the last record too large for a slot (owned) */
     struct proof_entry *pslot; /* PROOF_SLOTS, mmap'd; NULL until a proof is asked */
@@ -1206,6 +1218,7 @@ static struct rec_cache *rec_cache_new(void) {
     }
     rc->slot = m;
     rc->gen = 1;
+    rc->pgen = 1;
     return rc;
 }
 
@@ -1216,6 +1229,15 @@ static size_t rec_slot(const uint8_t id[static MN_ID_LEN]) {
     x *= 0xbf58476d1ce4e5b9ull;
     x ^= x >> 32;
     return (size_t)x & (MN_LEDGER_REC_CACHE_SLOTS - 1);
+}
+
+uint64_t mn_ledger_record_cache_misses(const mn_ledger *l) { return l->rc ? l->rc->misses : 0; }
+
+static void proofs_stale(struct rec_cache *rc) {
+    if (++rc->pgen == 0) {
+        if (rc->pslot) memset(rc->pslot, 0, PROOF_MAP_BYTES);
+        rc->pgen = 1;
+    }
 }
 
 /* The cache, created on first use and re-stamped when the root moved.
@@ -1233,11 +1255,34 @@ static struct rec_cache *rec_cache_sync(mn_ledger *l) {
         memcpy(rc->root, root, MN_HASH_LEN);
         if (++rc->gen == 0) { /* wrapped: forget everything rather than trust an old stamp */
             memset(rc->slot, 0, REC_MAP_BYTES);
-            if (rc->pslot) memset(rc->pslot, 0, PROOF_MAP_BYTES);
             rc->gen = 1;
         }
+        proofs_stale(rc);
     }
     return rc;
+}
+
+/* After this ledger committed a block that moved the root from old_root:
+ * every proof is stale (each path's upper siblings changed), but of the
+ * records only those the block wrote are, so a stream of blocks does not
+ * empty the record cache. When the cache was not stamped with old_root it is
+ * left alone, and the root check of the next read resets it. */
+static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old_root[static MN_HASH_LEN],
+                             const uint8_t new_root[static MN_HASH_LEN]) {
+    struct rec_cache *rc = l->rc;
+    if (!rc || memcmp(rc->root, old_root, MN_HASH_LEN) != 0 || memcmp(old_root, new_root, MN_HASH_LEN) == 0)
+        return;
+    size_t n = mn_kv_count(ov);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        mn_kv_entry(ov, i, &k, &kl, &v, &vl);
+        if (kl != 1 + MN_ID_LEN || k[0] != 'r') continue;
+        struct rec_entry *e = &rc->slot[rec_slot(k + 1)];
+        if (memcmp(e->id, k + 1, MN_ID_LEN) == 0) e->gen = 0; /* found or absent: both changed */
+    }
+    memcpy(rc->root, new_root, MN_HASH_LEN);
+    proofs_stale(rc);
 }
 
 int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], int64_t time_ms,
@@ -1249,6 +1294,7 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
     if (!rc) return MN_ENOMEM;
     struct rec_entry *e = &rc->slot[rec_slot(id)];
     if (e->gen != rc->gen || memcmp(e->id, id, MN_ID_LEN) != 0) {
+        rc->misses++;
         uint8_t *buf = NULL;
         size_t blen = 0;
         int src = mn_store_get_record(l->store, id, &buf, &blen);
@@ -1307,7 +1353,7 @@ int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], con
         if (!rc->pslot) return MN_ENOMEM;
     }
     struct proof_entry *e = &rc->pslot[rec_slot(id) & (PROOF_SLOTS - 1)];
-    if (e->gen == rc->gen && memcmp(e->id, id, MN_ID_LEN) == 0) {
+    if (e->gen == rc->pgen && memcmp(e->id, id, MN_ID_LEN) == 0) {
         *merkle = e->bytes;
         *merkle_len = e->len;
         return MN_OK;
@@ -1324,7 +1370,7 @@ int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], con
     size_t n = midnode__merkle_proof__get_packed_size(&mp);
     uint8_t *dst;
     /* Absence proofs of never-issued ids do not evict a record's proof. */
-    bool keep = n <= PROOF_INLINE_MAX && !(absent && e->gen == rc->gen && !e->absent);
+    bool keep = n <= PROOF_INLINE_MAX && !(absent && e->gen == rc->pgen && !e->absent);
     if (keep) {
         dst = e->bytes;
     } else {
@@ -1342,7 +1388,7 @@ int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], con
     mn_smt_proof_clear(&mp);
     if (dst == e->bytes) {
         memcpy(e->id, id, MN_ID_LEN);
-        e->gen = rc->gen;
+        e->gen = rc->pgen;
         e->len = (uint16_t)n;
         e->absent = absent;
     }

@@ -177,12 +177,47 @@ static void proofs_follow_every_commit(void **state) {
     proof_verifies(f, id);
 }
 
+/* A block keeps the cached records it did not write: a stream of commits
+ * must not send every status read back to the store. */
+static void commits_keep_untouched_records(void **state) {
+    lf_fixture *f = *state;
+    uint8_t a[32], b[32], never[32];
+    lf_id(a, 'c', 1);
+    lf_id(b, 'c', 2);
+    lf_id(never, 'c', 99);
+    assert_int_equal(issue(f, 1, 0), TXC(OK));
+    assert_int_equal(issue(f, 2, 0), TXC(OK));
+    agrees(f, a, f->time_ms);
+    agrees(f, b, f->time_ms);
+    agrees(f, never, f->time_ms);
+    uint64_t m0 = mn_ledger_record_cache_misses(f->l);
+    agrees(f, b, f->time_ms);
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0); /* a hit */
+    assert_int_equal(op(f, MIDNODE__TX_PAYLOAD__BODY_SUSPEND, 1), TXC(OK)); /* writes a only */
+    agrees(f, b, f->time_ms);
+    agrees(f, never, f->time_ms);
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0); /* b and the absence survived */
+    const uint8_t *bytes;
+    size_t bl;
+    Midnode__CredentialStatus st;
+    assert_int_equal(mn_ledger_get_record_cached(f->l, a, f->time_ms, &bytes, &bl, &st), MN_OK);
+    assert_int_equal(st, ST(SUSPENDED)); /* a was dropped and read again */
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0 + 1);
+    assert_int_equal(issue(f, 99, 0), TXC(OK)); /* the cached absence is written now */
+    assert_int_equal(mn_ledger_get_record_cached(f->l, never, f->time_ms, &bytes, &bl, &st), MN_OK);
+    assert_int_equal(st, ST(ACTIVE));
+    agrees(f, never, f->time_ms);
+    agrees(f, a, f->time_ms);
+    agrees(f, b, f->time_ms);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(follows_every_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(expiry_is_derived_at_read, setup, teardown),
         cmocka_unit_test_setup_teardown(many_ids_and_misses_stay_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(proofs_follow_every_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(commits_keep_untouched_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
