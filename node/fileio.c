@@ -1,6 +1,8 @@
 /* fileio.c: bounded whole-file reads and atomic, durable file writes. */
 #include "fileio.h"
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -191,4 +193,20 @@ int mn_mkdir_p(const char *path, mode_t mode, char *err, size_t err_len) {
 bool mn_path_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+uint64_t mn_dir_file_bytes(const char *dir) {
+    uint64_t total = 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char p[4096];
+        if (de->d_name[0] == '.') continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p) continue;
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "mn.h"
@@ -32,6 +33,11 @@ int mn_mkdir_p(const char *path, mode_t mode, char *err, size_t err_len) MN_WARN
 /* fsyncs a directory so that a rename or create inside it is durable.
  * Returns MN_OK or MN_EIO. */
 int mn_fsync_dir(const char *dir, char *err, size_t err_len) MN_WARN_UNUSED;
+
+/* Bytes of the regular files directly in dir (a LevelDB directory's
+ * footprint, as `du -b` counts it for a flat directory); 0 when dir cannot
+ * be read. */
+uint64_t mn_dir_file_bytes(const char *dir);
 
 /* True when path exists (any type). */
 bool mn_path_exists(const char *path);

@@ -202,51 +202,64 @@ static int raw_get(mn_store *s, const uint8_t *key, size_t kl, char **v, size_t 
     return *v ? MN_OK : MN_ENOTFOUND;
 }
 
-int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out, size_t *out_len) {
+/* A stored value as callers name and see it: records live under their
+ * physical key with the id left out of the value (see is_rec_key). */
+typedef struct stored_value {
     uint8_t pk[REC_KEY_LEN];
+    bool rec;
+    char *v; /* LevelDB's copy, freed with leveldb_free */
+    size_t vl;
+    size_t len; /* of the value as callers see it */
+} stored_value;
+
+static int stored_get(mn_store *s, const void *key, size_t key_len, stored_value *sv) {
     size_t pkl = key_len;
-    const uint8_t *k = phys_key(key, &pkl, pk);
-    char *v = NULL;
-    size_t vl = 0;
-    int rc = raw_get(s, k, pkl, &v, &vl);
+    const uint8_t *k = phys_key(key, &pkl, sv->pk);
+    sv->v = NULL;
+    sv->vl = 0;
+    int rc = raw_get(s, k, pkl, &sv->v, &sv->vl);
     if (rc != MN_OK) return rc;
-    bool rec = k == pk;
-    size_t n = rec ? rec_get_value(pk + 1 + REC_KH, (const uint8_t *)v, vl, NULL) : vl;
-    uint8_t *copy = malloc(n ? n : 1);
+    sv->rec = k == sv->pk;
+    sv->len = sv->rec ? rec_get_value(sv->pk + 1 + REC_KH, (const uint8_t *)sv->v, sv->vl, NULL) : sv->vl;
+    return MN_OK;
+}
+
+/* Writes the caller's view of sv (sv->len bytes) into out and frees sv->v. */
+static void stored_take(stored_value *sv, uint8_t *out) {
+    if (sv->rec)
+        rec_get_value(sv->pk + 1 + REC_KH, (const uint8_t *)sv->v, sv->vl, out);
+    else if (sv->vl)
+        memcpy(out, sv->v, sv->vl);
+    leveldb_free(sv->v);
+}
+
+int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out, size_t *out_len) {
+    stored_value sv;
+    int rc = stored_get(s, key, key_len, &sv);
+    if (rc != MN_OK) return rc;
+    uint8_t *copy = malloc(sv.len ? sv.len : 1);
     if (!copy) {
-        leveldb_free(v);
+        leveldb_free(sv.v);
         return MN_ENOMEM;
     }
-    if (rec)
-        rec_get_value(pk + 1 + REC_KH, (const uint8_t *)v, vl, copy);
-    else
-        memcpy(copy, v, vl);
-    leveldb_free(v);
+    stored_take(&sv, copy);
     *out = copy;
-    *out_len = n;
+    *out_len = sv.len;
     return MN_OK;
 }
 
 int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf, size_t cap,
                      size_t *out_len) {
-    uint8_t pk[REC_KEY_LEN];
-    size_t pkl = key_len;
-    const uint8_t *k = phys_key(key, &pkl, pk);
-    char *v = NULL;
-    size_t vl = 0;
-    int rc = raw_get(s, k, pkl, &v, &vl);
+    stored_value sv;
+    int rc = stored_get(s, key, key_len, &sv);
     if (rc != MN_OK) return rc;
-    bool rec = k == pk;
-    size_t n = rec ? rec_get_value(pk + 1 + REC_KH, (const uint8_t *)v, vl, NULL) : vl;
-    if (n > cap)
-        rc = MN_ETOOBIG;
-    else if (rec)
-        rec_get_value(pk + 1 + REC_KH, (const uint8_t *)v, vl, buf);
-    else
-        memcpy(buf, v, vl);
-    if (out_len) *out_len = n;
-    leveldb_free(v);
-    return rc;
+    if (out_len) *out_len = sv.len;
+    if (sv.len > cap) {
+        leveldb_free(sv.v);
+        return MN_ETOOBIG;
+    }
+    stored_take(&sv, buf);
+    return MN_OK;
 }
 
 /* Whether the first nbits of a and b agree (b's bits past nbits are 0). */

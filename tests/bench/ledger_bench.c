@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "../unit/ledger_fixture.h"
+#include "fileio.h"
 #include "smt.h"
 
 static double now_s(void) {
@@ -80,21 +81,6 @@ static void family_table(mn_store *s, const char *label, uint64_t disk, size_t c
            ((double)disk - (double)sum) / (double)creds);
 }
 
-static uint64_t dir_bytes(const char *dir) {
-    uint64_t total = 0;
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char p[1024];
-        if (de->d_name[0] == '.') continue;
-        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p) continue;
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
-    }
-    closedir(d);
-    return total;
-}
 
 int main(int argc, char **argv) {
     size_t n = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 100000;
@@ -193,9 +179,9 @@ int main(int argc, char **argv) {
     double r2 = cpu_s();
     char data[300];
     snprintf(data, sizeof data, "%s/data", f.dir);
-    uint64_t raw = dir_bytes(data);
+    uint64_t raw = mn_dir_file_bytes(data);
     uint64_t approx = mn_store_approx_bytes(f.store); /* compacts first */
-    uint64_t on_disk = dir_bytes(data);
+    uint64_t on_disk = mn_dir_file_bytes(data);
     double total = t_exec + t_root + t_commit;
     printf("ledger_bench: %zu credentials in %zu %s txs, blocks of %zu txs, %zu refused%s\n", n, ntx,
            batch > 1 ? "ISSUE_BATCH" : "ISSUE", per_block, refused, flags ? ", signatures pre-checked" : "");

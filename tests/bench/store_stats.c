@@ -12,23 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
 #include "store.h"
 
-static uint64_t dir_bytes(const char *dir) {
-    uint64_t total = 0;
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char p[1200];
-        if (de->d_name[0] == '.') continue;
-        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p) continue;
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
-    }
-    closedir(d);
-    return total;
-}
 
 static mn_store_fam_stat st[256];
 
@@ -52,7 +38,7 @@ static int report(mn_store *s, const char *dir, const char *label, uint64_t *byt
                (unsigned long long)st[b].key_bytes, (unsigned long long)st[b].value_bytes,
                (double)(st[b].key_bytes + st[b].value_bytes) / per, (double)st[b].table_bytes / per);
     }
-    uint64_t disk = dir_bytes(dir);
+    uint64_t disk = mn_dir_file_bytes(dir);
     *bytes = disk;
     printf("  all    %9llu %10llu %11llu   %8.1f (entries per credential %.2f)\n", (unsigned long long)tot_n,
            (unsigned long long)tot_k, (unsigned long long)tot_v, (double)(tot_k + tot_v) / per,
