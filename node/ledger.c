@@ -350,10 +350,34 @@ int mn_ledger_get_nonce(mn_ledger *l, const char *signer, uint64_t *nonce) {
     return mn_store_get_nonce(l->store, signer, nonce);
 }
 
-int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **record,
-                    size_t *record_len, Midnode__MerkleProof *proof, uint64_t *height) {
+/* The Merkle proof of id's committed record (bytes, len; NULL when absent)
+ * under the store's root, checked against the pair before it is handed out:
+ * a proof that does not verify means the store is inconsistent
+ * (MN_ECORRUPT). Fills *proof (mn_smt_proof_clear) on MN_OK only. */
+static int prove_pair(mn_ledger *l, const uint8_t id[static MN_ID_LEN], const uint8_t *record, size_t len,
+                      Midnode__MerkleProof *proof) {
     uint8_t root[MN_HASH_LEN], kh[MN_HASH_LEN];
     mn_store_root(l->store, root);
+    mn_smt_key_credential(kh, id);
+    if (record) {
+        l->prove_rec = record;
+        l->prove_rec_len = len;
+        memcpy(l->prove_kh, kh, MN_HASH_LEN);
+    }
+    int rc = mn_smt_prove(&l->src, NULL, root, kh, proof);
+    l->prove_rec = NULL;
+    if (rc == MN_OK) {
+        const char *why = NULL;
+        if (mn_smt_verify(root, kh, record, record ? len : 0, proof, &why) != MN_OK) {
+            mn_smt_proof_clear(proof);
+            rc = MN_ECORRUPT;
+        }
+    }
+    return rc;
+}
+
+int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **record,
+                    size_t *record_len, Midnode__MerkleProof *proof, uint64_t *height) {
     *height = mn_store_height(l->store);
     *record = NULL;
     *record_len = 0;
@@ -362,22 +386,7 @@ int mn_ledger_prove(mn_ledger *l, const uint8_t id[static MN_ID_LEN], uint8_t **
         rc = MN_OK;
     else if (rc != MN_OK)
         return rc;
-    mn_smt_key_credential(kh, id);
-    if (*record) {
-        l->prove_rec = *record;
-        l->prove_rec_len = *record_len;
-        memcpy(l->prove_kh, kh, MN_HASH_LEN);
-    }
-    rc = mn_smt_prove(&l->src, NULL, root, kh, proof);
-    l->prove_rec = NULL;
-    if (rc == MN_OK) {
-        /* Pair check: what we hand out must verify, or the store is inconsistent. */
-        const char *why = NULL;
-        if (mn_smt_verify(root, kh, *record, *record_len, proof, &why) != MN_OK) {
-            mn_smt_proof_clear(proof);
-            rc = MN_ECORRUPT;
-        }
-    }
+    rc = prove_pair(l, id, *record, *record_len, proof);
     if (rc != MN_OK) {
         free(*record);
         *record = NULL;
@@ -1132,22 +1141,27 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
  * GetStatus is the hot read: one LevelDB lookup (a memtable or block search
  * of a few microseconds) and an unpack per query. This cache keeps, per
  * credential id, the committed record's bytes and its stored status and
- * expiry (all the effective status needs). It is
- * direct-mapped (a colliding id just evicts the slot, so ids a client picks
- * cannot grow it) and stamped with the state root it was filled under: the
- * record bytes are the tree's leaf values, so while the root is unchanged
- * every entry is exact. A block this ledger commits drops just the records it
- * wrote (rec_cache_follow); any other change of the store's root (a
+ * expiry (all the effective status needs). It is set-associative
+ * (REC_WAYS slots per bucket; an id only ever lands in its own bucket, so
+ * ids a client picks cannot grow it) and stamped with the state root it was
+ * filled under: the record bytes are the tree's leaf values, so while the
+ * root is unchanged every entry is exact. A block this ledger commits
+ * writes the records it changed through to the cache (rec_cache_follow), so
+ * a node that built its state by committing blocks answers from memory
+ * without having been asked first; any other change of the store's root (a
  * snapshot import, another process) makes every older entry a miss at the
  * next read, by the root check alone. */
 
 /* Entries live inline in one mapping backed by huge pages where the kernel
- * allows: a query then touches one cache line or two of a slot and no
- * pointer, and random slots do not miss the TLB (on a virtual machine a TLB
- * miss costs as much as the lookup). Records over REC_INLINE_MAX are served
- * from the store every time. */
+ * allows: a query then touches a few cache lines of one bucket and no
+ * pointer, and random buckets do not miss the TLB (on a virtual machine a
+ * TLB miss costs as much as the lookup). Records over REC_INLINE_MAX are
+ * served from the store every time. */
 #define REC_SLOT_BYTES 384
 #define REC_INLINE_MAX (REC_SLOT_BYTES - 48)
+/* Four ways keep about 80% of a million records written into a million
+ * slots (a direct-mapped cache keeps 63%). */
+#define REC_WAYS 4u
 
 struct rec_entry {
     uint8_t id[MN_ID_LEN];
@@ -1180,6 +1194,7 @@ struct rec_cache {
     uint8_t root[MN_HASH_LEN];
     uint32_t gen;  /* record entries of another generation are stale */
     uint32_t pgen; /* the same for proof entries */
+    uint32_t victim; /* rotates the way evicted from a full bucket */
     uint64_t misses; /* record reads that went to the store */
     struct rec_entry *slot; /* MN_LEDGER_REC_CACHE_SLOTS, mmap'd */
     uint8_t *big;           /* the last record too large for a slot (owned) */
@@ -1188,6 +1203,7 @@ struct rec_cache {
 };
 
 _Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
+_Static_assert(MN_LEDGER_REC_CACHE_SLOTS % REC_WAYS == 0, "whole buckets");
 #define REC_MAP_BYTES ((size_t)MN_LEDGER_REC_CACHE_SLOTS * REC_SLOT_BYTES)
 
 static void rec_cache_free(struct rec_cache *rc) {
@@ -1208,7 +1224,8 @@ static void *map_slots(size_t bytes) {
     return m;
 }
 
-static struct rec_cache *rec_cache_new(void) {
+/* A new, empty cache stamped with root; NULL when out of memory. */
+static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN]) {
     struct rec_cache *rc = calloc(1, sizeof *rc);
     if (!rc) return NULL;
     void *m = map_slots(REC_MAP_BYTES);
@@ -1219,16 +1236,60 @@ static struct rec_cache *rec_cache_new(void) {
     rc->slot = m;
     rc->gen = 1;
     rc->pgen = 1;
+    memcpy(rc->root, root, MN_HASH_LEN);
     return rc;
 }
 
-static size_t rec_slot(const uint8_t id[static MN_ID_LEN]) {
+static size_t id_hash(const uint8_t id[static MN_ID_LEN]) {
     uint64_t x;
     memcpy(&x, id, sizeof x);
     x ^= x >> 29;
     x *= 0xbf58476d1ce4e5b9ull;
     x ^= x >> 32;
-    return (size_t)x & (MN_LEDGER_REC_CACHE_SLOTS - 1);
+    return (size_t)x;
+}
+
+/* The first slot of id's bucket. */
+static struct rec_entry *rec_bucket(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN]) {
+    return &rc->slot[(id_hash(id) & (MN_LEDGER_REC_CACHE_SLOTS / REC_WAYS - 1)) * REC_WAYS];
+}
+
+/* id's current entry, or NULL. */
+static struct rec_entry *rec_find(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN]) {
+    struct rec_entry *b = rec_bucket(rc, id);
+    for (unsigned w = 0; w < REC_WAYS; w++)
+        if (b[w].gen == rc->gen && memcmp(b[w].id, id, MN_ID_LEN) == 0) return &b[w];
+    return NULL;
+}
+
+/* The slot to fill for id: its own entry, else a free or stale one, else
+ * (when evict) a current one in rotation. NULL when the bucket is full of
+ * current entries and !evict. */
+static struct rec_entry *rec_place(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN], bool evict) {
+    struct rec_entry *b = rec_bucket(rc, id), *free_slot = NULL;
+    for (unsigned w = 0; w < REC_WAYS; w++) {
+        if (b[w].gen != rc->gen) {
+            if (!free_slot) free_slot = &b[w];
+        } else if (memcmp(b[w].id, id, MN_ID_LEN) == 0) {
+            return &b[w];
+        }
+    }
+    if (free_slot || !evict) return free_slot;
+    return &b[rc->victim++ % REC_WAYS];
+}
+
+/* Fills e with id's record (r and its serialised bytes, or absent when r is
+ * NULL); the bytes fit a slot. */
+static void rec_fill(struct rec_cache *rc, struct rec_entry *e, const uint8_t id[static MN_ID_LEN],
+                     const Midnode__CredentialRecord *r, const uint8_t *bytes, size_t len) {
+    assert(len <= REC_INLINE_MAX);
+    memcpy(e->id, id, MN_ID_LEN);
+    e->gen = rc->gen;
+    e->found = r != NULL;
+    e->status = r ? (uint8_t)r->status : 0;
+    e->expires_at = r ? r->expires_at : 0;
+    e->len = (uint16_t)len;
+    if (len) memcpy(e->bytes, bytes, len);
 }
 
 uint64_t mn_ledger_record_cache_misses(const mn_ledger *l) { return l->rc ? l->rc->misses : 0; }
@@ -1243,14 +1304,13 @@ static void proofs_stale(struct rec_cache *rc) {
 /* The cache, created on first use and re-stamped when the root moved.
  * NULL when out of memory. */
 static struct rec_cache *rec_cache_sync(mn_ledger *l) {
-    if (!l->rc) {
-        l->rc = rec_cache_new();
-        if (!l->rc) return NULL;
-        mn_store_root(l->store, l->rc->root);
-    }
-    struct rec_cache *rc = l->rc;
     uint8_t root[MN_HASH_LEN];
     mn_store_root(l->store, root);
+    if (!l->rc) {
+        l->rc = rec_cache_new(root);
+        return l->rc;
+    }
+    struct rec_cache *rc = l->rc;
     if (memcmp(root, rc->root, MN_HASH_LEN) != 0) {
         memcpy(rc->root, root, MN_HASH_LEN);
         if (++rc->gen == 0) { /* wrapped: forget everything rather than trust an old stamp */
@@ -1263,12 +1323,15 @@ static struct rec_cache *rec_cache_sync(mn_ledger *l) {
 }
 
 /* After this ledger committed a block that moved the root from old_root:
- * every proof is stale (each path's upper siblings changed), but of the
- * records only those the block wrote are, so a stream of blocks does not
- * empty the record cache. When the cache was not stamped with old_root it is
- * left alone, and the root check of the next read resets it. */
+ * every proof is stale (each path's upper siblings changed), and the records
+ * the block wrote are written through, so the cache stays exact under
+ * new_root and a node that built its state by committing answers from
+ * memory. A record that does not fit a slot, or does not decode, is dropped
+ * instead. When the cache was stamped with another root it is left alone,
+ * and the root check of the next read resets it. */
 static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old_root[static MN_HASH_LEN],
                              const uint8_t new_root[static MN_HASH_LEN]) {
+    if (!l->rc) l->rc = rec_cache_new(old_root); /* out of memory: no cache, reads go to the store */
     struct rec_cache *rc = l->rc;
     if (!rc || memcmp(rc->root, old_root, MN_HASH_LEN) != 0 || memcmp(old_root, new_root, MN_HASH_LEN) == 0)
         return;
@@ -1278,8 +1341,16 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
         size_t kl, vl;
         mn_kv_entry(ov, i, &k, &kl, &v, &vl);
         if (kl != 1 + MN_ID_LEN || k[0] != 'r') continue;
-        struct rec_entry *e = &rc->slot[rec_slot(k + 1)];
-        if (memcmp(e->id, k + 1, MN_ID_LEN) == 0) e->gen = 0; /* found or absent: both changed */
+        const uint8_t *id = k + 1;
+        Midnode__CredentialRecord *r =
+            v && vl <= REC_INLINE_MAX ? midnode__credential_record__unpack(NULL, vl, v) : NULL;
+        if (r) {
+            rec_fill(rc, rec_place(rc, id, true), id, r, v, vl);
+            midnode__credential_record__free_unpacked(r, NULL);
+        } else {
+            struct rec_entry *e = rec_find(rc, id);
+            if (e) e->gen = 0;
+        }
     }
     memcpy(rc->root, new_root, MN_HASH_LEN);
     proofs_stale(rc);
@@ -1292,8 +1363,8 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
     *status = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
     struct rec_cache *rc = rec_cache_sync(l);
     if (!rc) return MN_ENOMEM;
-    struct rec_entry *e = &rc->slot[rec_slot(id)];
-    if (e->gen != rc->gen || memcmp(e->id, id, MN_ID_LEN) != 0) {
+    struct rec_entry *e = rec_find(rc, id);
+    if (!e) {
         rc->misses++;
         uint8_t *buf = NULL;
         size_t blen = 0;
@@ -1307,28 +1378,20 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
                 return MN_ECORRUPT;
             }
         }
-        if (blen > REC_INLINE_MAX) { /* too large to keep: answer from the copy just read */
+        /* Never-issued ids (mistyped, probing) only take a free slot: they
+         * do not evict a record. */
+        e = blen <= REC_INLINE_MAX ? rec_place(rc, id, r != NULL) : NULL;
+        if (!e) { /* not kept: answer from the copy just read */
             Midnode__CredentialStatus st = mn_ledger_effective_status(r, time_ms);
-            midnode__credential_record__free_unpacked(r, NULL);
+            if (r) midnode__credential_record__free_unpacked(r, NULL);
             free(rc->big);
-            rc->big = buf; /* kept until the next oversized read, so the borrow holds */
+            rc->big = buf; /* kept until the next uncached read, so the borrow holds */
             *bytes = buf;
             *len = blen;
             *status = st;
-            return MN_OK;
+            return r ? MN_OK : MN_ENOTFOUND;
         }
-        if (src == MN_ENOTFOUND && e->gen == rc->gen && e->found) {
-            /* Never-issued ids (mistyped, probing) do not evict a record. */
-            free(buf);
-            return MN_ENOTFOUND;
-        }
-        memcpy(e->id, id, MN_ID_LEN);
-        e->gen = rc->gen;
-        e->found = src == MN_OK;
-        e->status = r ? (uint8_t)r->status : 0;
-        e->expires_at = r ? r->expires_at : 0;
-        e->len = (uint16_t)blen;
-        if (blen) memcpy(e->bytes, buf, blen);
+        rec_fill(rc, e, id, r, buf, blen);
         if (r) midnode__credential_record__free_unpacked(r, NULL);
         free(buf);
     }
@@ -1352,20 +1415,28 @@ int mn_ledger_prove_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], con
         rc->pslot = map_slots(PROOF_MAP_BYTES);
         if (!rc->pslot) return MN_ENOMEM;
     }
-    struct proof_entry *e = &rc->pslot[rec_slot(id) & (PROOF_SLOTS - 1)];
+    struct proof_entry *e = &rc->pslot[id_hash(id) & (PROOF_SLOTS - 1)];
     if (e->gen == rc->pgen && memcmp(e->id, id, MN_ID_LEN) == 0) {
         *merkle = e->bytes;
         *merkle_len = e->len;
         return MN_OK;
     }
-    uint8_t *rbytes = NULL;
-    size_t rbytes_len = 0;
-    uint64_t h = 0;
     Midnode__MerkleProof mp;
     midnode__merkle_proof__init(&mp);
-    int rc2 = mn_ledger_prove(l, id, &rbytes, &rbytes_len, &mp, &h); /* checks the pair before handing it out */
-    bool absent = rbytes == NULL;
-    free(rbytes);
+    bool absent;
+    int rc2;
+    const struct rec_entry *re = rec_find(rc, id);
+    if (re) { /* the record (or its absence) under this root, without a store read */
+        absent = !re->found;
+        rc2 = prove_pair(l, id, re->found ? re->bytes : NULL, re->len, &mp);
+    } else {
+        uint8_t *rbytes = NULL;
+        size_t rbytes_len = 0;
+        uint64_t h = 0;
+        rc2 = mn_ledger_prove(l, id, &rbytes, &rbytes_len, &mp, &h);
+        absent = rbytes == NULL;
+        free(rbytes);
+    }
     if (rc2 != MN_OK) return rc2;
     size_t n = midnode__merkle_proof__get_packed_size(&mp);
     uint8_t *dst;

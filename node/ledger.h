@@ -88,7 +88,8 @@ void mn_ledger_root(const mn_ledger *l, uint8_t out[static MN_HASH_LEN]);
 int mn_ledger_get_record(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
                          Midnode__CredentialRecord **out) MN_WARN_UNUSED;
 
-/* Slots of the committed-record read cache (direct-mapped, filled on use):
+/* Slots of the committed-record read cache (four-way set-associative,
+ * filled by reads and by the blocks this ledger commits):
  * 384 bytes each in an anonymous mapping whose pages are only backed once a
  * read touches them (384 MB when all are), so a million uniformly queried
  * credentials mostly hit. */

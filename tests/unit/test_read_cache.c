@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <string.h>
 
 #include "ledger_fixture.h"
 #include "smt.h"
@@ -201,14 +202,88 @@ static void commits_keep_untouched_records(void **state) {
     size_t bl;
     Midnode__CredentialStatus st;
     assert_int_equal(mn_ledger_get_record_cached(f->l, a, f->time_ms, &bytes, &bl, &st), MN_OK);
-    assert_int_equal(st, ST(SUSPENDED)); /* a was dropped and read again */
-    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0 + 1);
+    assert_int_equal(st, ST(SUSPENDED)); /* a was written through */
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0);
     assert_int_equal(issue(f, 99, 0), TXC(OK)); /* the cached absence is written now */
     assert_int_equal(mn_ledger_get_record_cached(f->l, never, f->time_ms, &bytes, &bl, &st), MN_OK);
     assert_int_equal(st, ST(ACTIVE));
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0);
     agrees(f, never, f->time_ms);
     agrees(f, a, f->time_ms);
     agrees(f, b, f->time_ms);
+}
+
+/* A node that built its state by committing blocks answers status and
+ * proofs from memory without having been asked before. */
+static void committed_blocks_fill_the_cache(void **state) {
+    lf_fixture *f = *state;
+    enum { N = 200 };
+    uint8_t *txs[N];
+    size_t lens[N];
+    int codes[N];
+    for (uint32_t i = 0; i < N; i++) {
+        uint8_t id[32], h[32], d[32];
+        lf_id(id, 'c', 500 + i);
+        lf_id(h, 'h', 500 + i);
+        lf_id(d, 'd', 500 + i);
+        lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &txs[i], &lens[i]);
+    }
+    assert_int_equal(lf_block(f, txs, lens, N, codes), MN_OK);
+    for (uint32_t i = 0; i < N; i++) assert_int_equal(codes[i], TXC(OK));
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), 0);
+    for (uint32_t i = 0; i < N; i++) {
+        uint8_t id[32];
+        lf_id(id, 'c', 500 + i);
+        agrees(f, id, f->time_ms);
+        if (i % 16 == 0) proof_verifies(f, id); /* from the cached record */
+    }
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), 0);
+}
+
+/* Ids that agree in their first eight bytes share one bucket: a full bucket
+ * evicts and stays exact, and a never-issued id does not evict a record. */
+static int issue_raw(lf_fixture *f, const uint8_t id[32], uint32_t n) {
+    uint8_t h[32], d[32], *tx;
+    size_t len;
+    lf_id(h, 'h', 900 + n);
+    lf_id(d, 'd', 900 + n);
+    lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &tx, &len);
+    return lf_one(f, tx, len);
+}
+
+static void a_full_bucket_stays_exact(void **state) {
+    lf_fixture *f = *state;
+    enum { N = 7 };
+    uint8_t ids[N][32];
+    for (uint32_t i = 0; i < N; i++) {
+        memset(ids[i], 0x5a, 32);
+        ids[i][31] = (uint8_t)i; /* same first eight bytes: the same bucket */
+    }
+    for (uint32_t i = 0; i < 4; i++) assert_int_equal(issue_raw(f, ids[i], i), TXC(OK));
+    uint64_t m0 = mn_ledger_record_cache_misses(f->l);
+    for (uint32_t i = 0; i < 4; i++) agrees(f, ids[i], f->time_ms);
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0); /* all four written through */
+    agrees(f, ids[6], f->time_ms);                              /* never issued: a miss */
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0 + 1);
+    for (uint32_t i = 0; i < 4; i++) agrees(f, ids[i], f->time_ms);
+    assert_int_equal(mn_ledger_record_cache_misses(f->l), m0 + 1); /* the absence evicted none */
+    for (uint32_t i = 4; i < 6; i++) assert_int_equal(issue_raw(f, ids[i], i), TXC(OK));
+    for (int pass = 0; pass < 3; pass++)
+        for (uint32_t i = 0; i < N; i++) {
+            agrees(f, ids[i], f->time_ms);
+            proof_verifies(f, ids[i]);
+        }
+    assert_true(mn_ledger_record_cache_misses(f->l) > m0 + 1); /* six records in four ways */
+    uint8_t *tx;
+    size_t len;
+    lf_cred_op(f, "mois", MIDNODE__TX_PAYLOAD__BODY_SUSPEND, ids[5], &tx, &len);
+    assert_int_equal(lf_one(f, tx, len), TXC(OK));
+    const uint8_t *b;
+    size_t bl;
+    Midnode__CredentialStatus st;
+    assert_int_equal(mn_ledger_get_record_cached(f->l, ids[5], f->time_ms, &b, &bl, &st), MN_OK);
+    assert_int_equal(st, ST(SUSPENDED));
+    for (uint32_t i = 0; i < N; i++) agrees(f, ids[i], f->time_ms);
 }
 
 int main(void) {
@@ -218,6 +293,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(many_ids_and_misses_stay_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(proofs_follow_every_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(commits_keep_untouched_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(committed_blocks_fill_the_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_full_bucket_stays_exact, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
