@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1157,22 +1158,43 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
  * pointer, and random buckets do not miss the TLB (on a virtual machine a
  * TLB miss costs as much as the lookup). Records over REC_INLINE_MAX are
  * served from the store every time. */
-#define REC_SLOT_BYTES 384
-#define REC_INLINE_MAX (REC_SLOT_BYTES - 48)
+#define REC_SLOT_BYTES 256
+#define REC_HEADER_BYTES 16
+#define REC_INLINE_MAX (REC_SLOT_BYTES - REC_HEADER_BYTES)
+/* A serialised record starts with its id (field 1, 32 bytes), which is what
+ * a slot is matched on; an absence keeps the same prefix with len 0. */
+#define REC_ID_PREFIX 2
+#define REC_ID_END (REC_ID_PREFIX + MN_ID_LEN)
 /* Four ways keep about 80% of a million records written into a million
- * slots (a direct-mapped cache keeps 63%). */
+ * slots (a direct-mapped cache keeps 63%). A bucket's generations and
+ * fingerprints sit together in one small array, so a lookup reads one cache
+ * line of tags and then only the slot that matches. */
 #define REC_WAYS 4u
+#define REC_BUCKETS (MN_LEDGER_REC_CACHE_SLOTS / REC_WAYS)
+
+struct rec_tags {
+    uint32_t gen[REC_WAYS]; /* 0: empty; another than the cache's: stale */
+    uint32_t fp[REC_WAYS];  /* id_hash bits above the bucket's */
+};
+#define REC_TAG_BYTES ((size_t)REC_BUCKETS * sizeof(struct rec_tags))
 
 struct rec_entry {
-    uint8_t id[MN_ID_LEN];
-    uint32_t gen; /* 0: empty */
     uint16_t len;
     uint8_t found;
-    uint8_t status;     /* stored status of the record */
+    uint8_t status; /* stored status of the record */
+    uint32_t pad;
     int64_t expires_at;
-    uint8_t bytes[REC_INLINE_MAX];
+    uint8_t bytes[REC_INLINE_MAX]; /* starts 0x0a 0x20 id, found or not */
 };
 _Static_assert(sizeof(struct rec_entry) == REC_SLOT_BYTES, "slot layout");
+_Static_assert(offsetof(struct rec_entry, bytes) == REC_HEADER_BYTES, "slot header");
+
+/* Whether a record's bytes (or an absence: NULL) can be kept in a slot. */
+static bool rec_fits(const uint8_t id[static MN_ID_LEN], const uint8_t *bytes, size_t len) {
+    if (!bytes) return true;
+    return len >= REC_ID_END && len <= REC_INLINE_MAX && bytes[0] == 0x0a && bytes[1] == MN_ID_LEN &&
+           memcmp(bytes + REC_ID_PREFIX, id, MN_ID_LEN) == 0;
+}
 
 /* Serialised Merkle proofs, same stamping; mapped on the first proof asked. */
 #define PROOF_SLOT_BYTES 1024
@@ -1197,6 +1219,7 @@ struct rec_cache {
     uint32_t victim; /* rotates the way evicted from a full bucket */
     uint64_t misses; /* record reads that went to the store */
     struct rec_entry *slot; /* MN_LEDGER_REC_CACHE_SLOTS, mmap'd */
+    struct rec_tags *tags;  /* REC_BUCKETS, mmap'd */
     uint8_t *big;           /* the last record too large for a slot (owned) */
     struct proof_entry *pslot; /* PROOF_SLOTS, mmap'd; NULL until a proof is asked */
     uint8_t *pbig;             /* the last proof too large for a slot (owned) */
@@ -1209,6 +1232,7 @@ _Static_assert(MN_LEDGER_REC_CACHE_SLOTS % REC_WAYS == 0, "whole buckets");
 static void rec_cache_free(struct rec_cache *rc) {
     if (!rc) return;
     if (rc->slot) munmap(rc->slot, REC_MAP_BYTES);
+    if (rc->tags) munmap(rc->tags, REC_TAG_BYTES);
     if (rc->pslot) munmap(rc->pslot, PROOF_MAP_BYTES);
     free(rc->big);
     free(rc->pbig);
@@ -1228,68 +1252,94 @@ static void *map_slots(size_t bytes) {
 static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN]) {
     struct rec_cache *rc = calloc(1, sizeof *rc);
     if (!rc) return NULL;
-    void *m = map_slots(REC_MAP_BYTES);
-    if (!m) {
-        free(rc);
+    rc->slot = map_slots(REC_MAP_BYTES);
+    rc->tags = map_slots(REC_TAG_BYTES);
+    if (!rc->slot || !rc->tags) {
+        rec_cache_free(rc);
         return NULL;
     }
-    rc->slot = m;
     rc->gen = 1;
     rc->pgen = 1;
     memcpy(rc->root, root, MN_HASH_LEN);
     return rc;
 }
 
-static size_t id_hash(const uint8_t id[static MN_ID_LEN]) {
+static uint64_t id_hash(const uint8_t id[static MN_ID_LEN]) {
     uint64_t x;
     memcpy(&x, id, sizeof x);
     x ^= x >> 29;
     x *= 0xbf58476d1ce4e5b9ull;
     x ^= x >> 32;
-    return (size_t)x;
+    return x;
 }
 
-/* The first slot of id's bucket. */
-static struct rec_entry *rec_bucket(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN]) {
-    return &rc->slot[(id_hash(id) & (MN_LEDGER_REC_CACHE_SLOTS / REC_WAYS - 1)) * REC_WAYS];
+/* Where id may be: its bucket's tags and first slot, and its fingerprint. */
+typedef struct rec_where {
+    struct rec_tags *t;
+    struct rec_entry *b;
+    uint32_t fp;
+} rec_where;
+
+static rec_where rec_locate(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN]) {
+    uint64_t h = id_hash(id);
+    size_t bucket = (size_t)(h & (REC_BUCKETS - 1));
+    return (rec_where){&rc->tags[bucket], &rc->slot[bucket * REC_WAYS], (uint32_t)(h >> 32)};
+}
+
+/* id's current way in its bucket, or -1. */
+static int rec_way(const struct rec_cache *rc, const rec_where *at, const uint8_t id[static MN_ID_LEN]) {
+    for (unsigned w = 0; w < REC_WAYS; w++)
+        if (at->t->gen[w] == rc->gen && at->t->fp[w] == at->fp && memcmp(at->b[w].bytes + REC_ID_PREFIX, id, MN_ID_LEN) == 0)
+            return (int)w;
+    return -1;
 }
 
 /* id's current entry, or NULL. */
 static struct rec_entry *rec_find(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN]) {
-    struct rec_entry *b = rec_bucket(rc, id);
+    rec_where at = rec_locate(rc, id);
+    int w = rec_way(rc, &at, id);
+    return w < 0 ? NULL : &at.b[w];
+}
+
+/* Drops id's entry, if any. */
+static void rec_drop(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN]) {
+    rec_where at = rec_locate(rc, id);
+    int w = rec_way(rc, &at, id);
+    if (w >= 0) at.t->gen[w] = 0;
+}
+
+/* The way to fill for id: its own, else a free or stale one, else (when
+ * evict) a current one in rotation. -1 when the bucket is full of current
+ * entries and !evict. */
+static int rec_place(struct rec_cache *rc, const rec_where *at, const uint8_t id[static MN_ID_LEN], bool evict) {
+    int own = rec_way(rc, at, id);
+    if (own >= 0) return own;
     for (unsigned w = 0; w < REC_WAYS; w++)
-        if (b[w].gen == rc->gen && memcmp(b[w].id, id, MN_ID_LEN) == 0) return &b[w];
-    return NULL;
+        if (at->t->gen[w] != rc->gen) return (int)w;
+    return evict ? (int)(rc->victim++ % REC_WAYS) : -1;
 }
 
-/* The slot to fill for id: its own entry, else a free or stale one, else
- * (when evict) a current one in rotation. NULL when the bucket is full of
- * current entries and !evict. */
-static struct rec_entry *rec_place(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN], bool evict) {
-    struct rec_entry *b = rec_bucket(rc, id), *free_slot = NULL;
-    for (unsigned w = 0; w < REC_WAYS; w++) {
-        if (b[w].gen != rc->gen) {
-            if (!free_slot) free_slot = &b[w];
-        } else if (memcmp(b[w].id, id, MN_ID_LEN) == 0) {
-            return &b[w];
-        }
-    }
-    if (free_slot || !evict) return free_slot;
-    return &b[rc->victim++ % REC_WAYS];
-}
-
-/* Fills e with id's record (r and its serialised bytes, or absent when r is
- * NULL); the bytes fit a slot. */
-static void rec_fill(struct rec_cache *rc, struct rec_entry *e, const uint8_t id[static MN_ID_LEN],
-                     const Midnode__CredentialRecord *r, const uint8_t *bytes, size_t len) {
-    assert(len <= REC_INLINE_MAX);
-    memcpy(e->id, id, MN_ID_LEN);
-    e->gen = rc->gen;
+/* Fills way w of id's bucket with id's record (r and its serialised bytes,
+ * or absent when r is NULL); the bytes fit a slot. Returns the entry. */
+static struct rec_entry *rec_fill(struct rec_cache *rc, const rec_where *at, int w,
+                                  const uint8_t id[static MN_ID_LEN], const Midnode__CredentialRecord *r,
+                                  const uint8_t *bytes, size_t len) {
+    assert(rec_fits(id, r ? bytes : NULL, len) && w >= 0 && (unsigned)w < REC_WAYS);
+    struct rec_entry *e = &at->b[w];
+    at->t->gen[w] = rc->gen;
+    at->t->fp[w] = at->fp;
     e->found = r != NULL;
     e->status = r ? (uint8_t)r->status : 0;
     e->expires_at = r ? r->expires_at : 0;
     e->len = (uint16_t)len;
-    if (len) memcpy(e->bytes, bytes, len);
+    if (r) {
+        memcpy(e->bytes, bytes, len);
+    } else {
+        e->bytes[0] = 0x0a;
+        e->bytes[1] = MN_ID_LEN;
+        memcpy(e->bytes + REC_ID_PREFIX, id, MN_ID_LEN);
+    }
+    return e;
 }
 
 uint64_t mn_ledger_record_cache_misses(const mn_ledger *l) { return l->rc ? l->rc->misses : 0; }
@@ -1314,7 +1364,7 @@ static struct rec_cache *rec_cache_sync(mn_ledger *l) {
     if (memcmp(root, rc->root, MN_HASH_LEN) != 0) {
         memcpy(rc->root, root, MN_HASH_LEN);
         if (++rc->gen == 0) { /* wrapped: forget everything rather than trust an old stamp */
-            memset(rc->slot, 0, REC_MAP_BYTES);
+            memset(rc->tags, 0, REC_TAG_BYTES);
             rc->gen = 1;
         }
         proofs_stale(rc);
@@ -1343,13 +1393,13 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
         if (kl != 1 + MN_ID_LEN || k[0] != 'r') continue;
         const uint8_t *id = k + 1;
         Midnode__CredentialRecord *r =
-            v && vl <= REC_INLINE_MAX ? midnode__credential_record__unpack(NULL, vl, v) : NULL;
+            v && rec_fits(id, v, vl) ? midnode__credential_record__unpack(NULL, vl, v) : NULL;
         if (r) {
-            rec_fill(rc, rec_place(rc, id, true), id, r, v, vl);
+            rec_where at = rec_locate(rc, id);
+            (void)rec_fill(rc, &at, rec_place(rc, &at, id, true), id, r, v, vl);
             midnode__credential_record__free_unpacked(r, NULL);
         } else {
-            struct rec_entry *e = rec_find(rc, id);
-            if (e) e->gen = 0;
+            rec_drop(rc, id);
         }
     }
     memcpy(rc->root, new_root, MN_HASH_LEN);
@@ -1363,7 +1413,9 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
     *status = MIDNODE__CREDENTIAL_STATUS__STATUS_UNKNOWN;
     struct rec_cache *rc = rec_cache_sync(l);
     if (!rc) return MN_ENOMEM;
-    struct rec_entry *e = rec_find(rc, id);
+    rec_where at = rec_locate(rc, id);
+    int w = rec_way(rc, &at, id);
+    struct rec_entry *e = w < 0 ? NULL : &at.b[w];
     if (!e) {
         rc->misses++;
         uint8_t *buf = NULL;
@@ -1380,8 +1432,8 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
         }
         /* Never-issued ids (mistyped, probing) only take a free slot: they
          * do not evict a record. */
-        e = blen <= REC_INLINE_MAX ? rec_place(rc, id, r != NULL) : NULL;
-        if (!e) { /* not kept: answer from the copy just read */
+        w = rec_fits(id, buf, blen) ? rec_place(rc, &at, id, r != NULL) : -1;
+        if (w < 0) { /* not kept: answer from the copy just read */
             Midnode__CredentialStatus st = mn_ledger_effective_status(r, time_ms);
             if (r) midnode__credential_record__free_unpacked(r, NULL);
             free(rc->big);
@@ -1391,7 +1443,7 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
             *status = st;
             return r ? MN_OK : MN_ENOTFOUND;
         }
-        rec_fill(rc, e, id, r, buf, blen);
+        e = rec_fill(rc, &at, w, id, r, buf, blen);
         if (r) midnode__credential_record__free_unpacked(r, NULL);
         free(buf);
     }
