@@ -113,21 +113,28 @@ static void expiry_is_derived_at_read(void **state) {
     agrees(f, id, exp * 1000);
 }
 
+/* Issues credentials first .. first+n-1 (n <= BLOCK_MAX) in one block. */
+#define BLOCK_MAX 300
+static void issue_block(lf_fixture *f, uint32_t first, uint32_t n) {
+    uint8_t *txs[BLOCK_MAX];
+    size_t lens[BLOCK_MAX];
+    int codes[BLOCK_MAX];
+    assert_true(n <= BLOCK_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t id[32], h[32], d[32];
+        lf_id(id, 'c', first + i);
+        lf_id(h, 'h', first + i);
+        lf_id(d, 'd', first + i);
+        lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &txs[i], &lens[i]);
+    }
+    assert_int_equal(lf_block(f, txs, lens, n, codes), MN_OK);
+    for (uint32_t i = 0; i < n; i++) assert_int_equal(codes[i], TXC(OK));
+}
+
 static void many_ids_and_misses_stay_exact(void **state) {
     lf_fixture *f = *state;
     enum { N = 300 };
-    uint8_t *txs[N];
-    size_t lens[N];
-    int codes[N];
-    for (uint32_t i = 0; i < N; i++) {
-        uint8_t id[32], h[32], d[32];
-        lf_id(id, 'c', 100 + i);
-        lf_id(h, 'h', 100 + i);
-        lf_id(d, 'd', 100 + i);
-        lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &txs[i], &lens[i]);
-    }
-    assert_int_equal(lf_block(f, txs, lens, N, codes), MN_OK);
-    for (uint32_t i = 0; i < N; i++) assert_int_equal(codes[i], TXC(OK));
+    issue_block(f, 100, N);
     /* Interleave hits with never-issued ids, twice (second pass from cache). */
     for (int pass = 0; pass < 2; pass++)
         for (uint32_t i = 0; i < N; i++) {
@@ -218,18 +225,7 @@ static void commits_keep_untouched_records(void **state) {
 static void committed_blocks_fill_the_cache(void **state) {
     lf_fixture *f = *state;
     enum { N = 200 };
-    uint8_t *txs[N];
-    size_t lens[N];
-    int codes[N];
-    for (uint32_t i = 0; i < N; i++) {
-        uint8_t id[32], h[32], d[32];
-        lf_id(id, 'c', 500 + i);
-        lf_id(h, 'h', 500 + i);
-        lf_id(d, 'd', 500 + i);
-        lf_issue(f, "mois", id, LF_RESIDENT, h, d, "skt", 0, &txs[i], &lens[i]);
-    }
-    assert_int_equal(lf_block(f, txs, lens, N, codes), MN_OK);
-    for (uint32_t i = 0; i < N; i++) assert_int_equal(codes[i], TXC(OK));
+    issue_block(f, 500, N);
     assert_int_equal(mn_ledger_record_cache_misses(f->l), 0);
     for (uint32_t i = 0; i < N; i++) {
         uint8_t id[32];
