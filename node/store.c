@@ -190,6 +190,18 @@ static size_t key_height(uint8_t *out, char fam, uint64_t h) {
     return 9;
 }
 
+/* Destroys an iterator after a scan: MN_OK, or MN_EIO (logged) when the
+ * scan stopped on a read error rather than at its end. */
+static int iter_close(leveldb_iterator_t *it) {
+    char *err = NULL;
+    leveldb_iter_get_error(it, &err);
+    leveldb_iter_destroy(it);
+    if (!err) return MN_OK;
+    LOG_ERROR("store_iter_failed", "err=%s", err);
+    leveldb_free(err);
+    return MN_EIO;
+}
+
 /* The stored value of a stored key (leveldb_free it). MN_OK, MN_ENOTFOUND, MN_EIO. */
 static int raw_get(mn_store *s, const uint8_t *key, size_t kl, char **v, size_t *vl) {
     char *err = NULL;
@@ -977,14 +989,7 @@ static int iterate(mn_store *s, const uint8_t *start, size_t start_len, char fam
         count++;
         if (cb(ctx, (const uint8_t *)k, kl, (const uint8_t *)v, vl)) break;
     }
-    char *err = NULL;
-    leveldb_iter_get_error(it, &err);
-    leveldb_iter_destroy(it);
-    if (err) {
-        LOG_ERROR("store_iter_failed", "err=%s", err);
-        leveldb_free(err);
-        return MN_EIO;
-    }
+    if (iter_close(it) != MN_OK) return MN_EIO;
     return MN_OK;
 }
 
@@ -1063,14 +1068,7 @@ int mn_store_status_changes(mn_store *s, uint64_t from_height, size_t max, mn_st
             if (rc != MN_OK) break;
         }
     }
-    char *err = NULL;
-    leveldb_iter_get_error(it, &err);
-    leveldb_iter_destroy(it);
-    if (err) {
-        LOG_ERROR("store_iter_failed", "err=%s", err);
-        leveldb_free(err);
-        return MN_EIO;
-    }
+    if (iter_close(it) != MN_OK) return MN_EIO;
     if (rc == MN_ECORRUPT) LOG_ERROR("store_changes_corrupt", "height=%llu", (unsigned long long)c.height);
     return rc;
 }
@@ -1171,14 +1169,7 @@ int mn_store_stats(mn_store *s, mn_store_fam_stat out[static 256]) {
         f->key_bytes += kl;
         f->value_bytes += vl;
     }
-    char *err = NULL;
-    leveldb_iter_get_error(it, &err);
-    leveldb_iter_destroy(it);
-    if (err) {
-        LOG_ERROR("store_iter_failed", "err=%s", err);
-        leveldb_free(err);
-        return MN_EIO;
-    }
+    if (iter_close(it) != MN_OK) return MN_EIO;
     for (int b = 0; b < 256; b++) {
         if (!out[b].entries) continue;
         char lo[1] = {(char)b}, hi[2] = {(char)b, (char)0xff};

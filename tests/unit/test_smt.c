@@ -24,6 +24,19 @@ static uint64_t rng(void) {
     return rng_state;
 }
 
+/* n random key hashes; every `every`-th one (from the second) differs from
+ * the key before it only in the last bit, so the tree splits at depth 255. */
+static void random_keys(uint8_t (*keys)[32], int n, int every) {
+    for (int i = 0; i < n; i++) {
+        uint64_t r = rng();
+        mn_sha256(keys[i], &r, sizeof r);
+        if (i % every == 1) {
+            memcpy(keys[i], keys[i - 1], 32);
+            keys[i][31] ^= 1;
+        }
+    }
+}
+
 /* The committed node store of a test: a kvmap. */
 static int base_get(void *ctx, const uint8_t *k, size_t kl, uint8_t node[static MN_SMT_NODE_LEN]) {
     const uint8_t *v;
@@ -175,14 +188,7 @@ static void random_batches_match_naive_recompute(void **state) {
     model m = {0};
     uint8_t root[32] = {0};
     uint8_t keys[600][32];
-    for (int i = 0; i < 600; i++) {
-        uint64_t r = rng();
-        mn_sha256(keys[i], &r, sizeof r);
-        if (i % 50 == 1) { /* neighbours sharing 255 bits */
-            memcpy(keys[i], keys[i - 1], 32);
-            keys[i][31] ^= 1;
-        }
-    }
+    random_keys(keys, 600, 50);
     for (int round = 0; round < 40; round++) {
         size_t n = 1 + rng() % 80;
         mn_smt_item *items = calloc(n, sizeof *items);
@@ -251,14 +257,7 @@ static void implicit_leaves_are_not_stored(void **state) {
     mn_smt_src src = {imp_get, &is, imp_leaf};
     uint8_t root[32] = {0};
     uint8_t keys[400][32];
-    for (int i = 0; i < 400; i++) {
-        uint64_t r = rng();
-        mn_sha256(keys[i], &r, sizeof r);
-        if (i % 40 == 1) { /* neighbours sharing 255 bits */
-            memcpy(keys[i], keys[i - 1], 32);
-            keys[i][31] ^= 1;
-        }
-    }
+    random_keys(keys, 400, 40);
     for (int round = 0; round < 40; round++) {
         size_t n = 1 + rng() % 60;
         mn_smt_item *items = calloc(n, sizeof *items);
