@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include "crypto.h"
+#include "idfilter.h"
 #include "kvmap.h"
 #include "smt.h"
 
@@ -1223,6 +1224,16 @@ struct rec_cache {
     uint8_t *big;           /* the last record too large for a slot (owned) */
     struct proof_entry *pslot; /* PROOF_SLOTS, mmap'd; NULL until a proof is asked */
     uint8_t *pbig;             /* the last proof too large for a slot (owned) */
+    /* Every id with a record under root was added to ids when ids_complete:
+     * then an id the filter has never seen is answered absent without a
+     * store read. Commits this ledger makes add their records; the records
+     * already in the store are added by the warm-up scan (mn_ledger_warm),
+     * which any other change of the root starts over. NULL: no filter. */
+    mn_idfilter *ids;
+    bool ids_complete;
+    mn_store_cursor warm; /* where the warm-up scan resumes */
+    uint64_t warmed;      /* records the scan has read */
+    uint64_t absent_known; /* reads the filter answered */
 };
 
 _Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
@@ -1236,6 +1247,7 @@ static void rec_cache_free(struct rec_cache *rc) {
     if (rc->pslot) munmap(rc->pslot, PROOF_MAP_BYTES);
     free(rc->big);
     free(rc->pbig);
+    mn_idfilter_free(rc->ids);
     free(rc);
 }
 
@@ -1261,7 +1273,19 @@ static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN]) {
     rc->gen = 1;
     rc->pgen = 1;
     memcpy(rc->root, root, MN_HASH_LEN);
+    /* Without the filter the cache still works: absences go to the store. */
+    rc->ids = mn_idfilter_new(MN_IDFILTER_LINES_LOG2);
+    static const uint8_t empty_root[MN_HASH_LEN];
+    rc->ids_complete = rc->ids && memcmp(root, empty_root, MN_HASH_LEN) == 0; /* an empty state */
     return rc;
+}
+
+/* The root moved in a way this cache did not follow: the filter may lack
+ * records, so the warm-up scan starts over (what it holds stays: extra ids
+ * only cost a store read). */
+static void ids_rescan(struct rec_cache *rc) {
+    rc->ids_complete = false;
+    mn_store_cursor_reset(&rc->warm);
 }
 
 static uint64_t id_hash(const uint8_t id[static MN_ID_LEN]) {
@@ -1368,6 +1392,7 @@ static struct rec_cache *rec_cache_sync(mn_ledger *l) {
             rc->gen = 1;
         }
         proofs_stale(rc);
+        ids_rescan(rc);
     }
     return rc;
 }
@@ -1392,6 +1417,7 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
         mn_kv_entry(ov, i, &k, &kl, &v, &vl);
         if (kl != 1 + MN_ID_LEN || k[0] != 'r') continue;
         const uint8_t *id = k + 1;
+        if (v && rc->ids) mn_idfilter_add(rc->ids, id);
         Midnode__CredentialRecord *r =
             v && rec_fits(id, v, vl) ? midnode__credential_record__unpack(NULL, vl, v) : NULL;
         if (r) {
@@ -1406,6 +1432,51 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
     proofs_stale(rc);
 }
 
+/* One record of the warm-up scan, read under the cache's root: into the
+ * filter, and into a free way of its bucket (the scan never evicts what
+ * queries or commits put there). */
+static int warm_one(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *v, size_t vl) {
+    struct rec_cache *rc = ctx;
+    assert(key_len == 1 + MN_ID_LEN);
+    (void)key_len;
+    const uint8_t *id = key + 1;
+    rc->warmed++;
+    if (rc->ids) mn_idfilter_add(rc->ids, id);
+    rec_where at = rec_locate(rc, id);
+    if (!rec_fits(id, v, vl) || rec_way(rc, &at, id) >= 0) return 0;
+    int w = rec_place(rc, &at, id, false);
+    if (w < 0) return 0;
+    /* A record that does not decode is left to the read path, which
+     * reports it. */
+    Midnode__CredentialRecord *r = midnode__credential_record__unpack(NULL, vl, v);
+    if (r) {
+        (void)rec_fill(rc, &at, w, id, r, v, vl);
+        midnode__credential_record__free_unpacked(r, NULL);
+    }
+    return 0;
+}
+
+int mn_ledger_warm(mn_ledger *l, size_t max) {
+    struct rec_cache *rc = rec_cache_sync(l);
+    if (!rc) return MN_ENOMEM;
+    if (rc->ids_complete || !rc->ids) return 0;
+    bool done = false;
+    int st = mn_store_scan_records(l->store, &rc->warm, max, warm_one, rc, &done);
+    if (st != MN_OK) return st;
+    if (done) rc->ids_complete = true;
+    return done ? 0 : 1;
+}
+
+void mn_ledger_read_cache_stats(const mn_ledger *l, mn_read_cache_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!l->rc) return;
+    out->store_reads = l->rc->misses;
+    out->absent_known = l->rc->absent_known;
+    out->warmed = l->rc->warmed;
+    out->ids_complete = l->rc->ids_complete;
+    out->warm_pending = l->rc->ids && !l->rc->ids_complete;
+}
+
 int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], int64_t time_ms,
                                 const uint8_t **bytes, size_t *len, Midnode__CredentialStatus *status) {
     *bytes = NULL;
@@ -1416,6 +1487,10 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
     rec_where at = rec_locate(rc, id);
     int w = rec_way(rc, &at, id);
     struct rec_entry *e = w < 0 ? NULL : &at.b[w];
+    if (!e && rc->ids_complete && !mn_idfilter_may_hold(rc->ids, id)) {
+        rc->absent_known++; /* never issued: no store read */
+        return MN_ENOTFOUND;
+    }
     if (!e) {
         rc->misses++;
         uint8_t *buf = NULL;

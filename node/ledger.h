@@ -108,6 +108,27 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
                                 const uint8_t **bytes, size_t *len,
                                 Midnode__CredentialStatus *status) MN_WARN_UNUSED;
 
+/* Start-up work of the read cache, in steps a loop can interleave with
+ * queries: reads at most max records of the store into free slots of the
+ * cache and into a filter of the ids that have a record. Once the filter
+ * holds every record under the current root, an id it has never seen is
+ * answered MN_ENOTFOUND without a store read. A ledger whose state was
+ * empty when its cache was made, and that committed every block since,
+ * needs no scan; a root moved by anything else (a snapshot import, another
+ * process) starts the scan over. Returns 1 while there is more to read, 0
+ * when the filter is complete (or there is no filter: out of memory), or
+ * MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
+int mn_ledger_warm(mn_ledger *l, size_t max) MN_WARN_UNUSED;
+
+typedef struct mn_read_cache_stats {
+    uint64_t store_reads;  /* record reads that went to the store */
+    uint64_t absent_known; /* reads answered absent by the id filter */
+    uint64_t warmed;       /* records read by the warm-up scan */
+    bool ids_complete;     /* the filter holds every record's id */
+    bool warm_pending;     /* mn_ledger_warm has records left to read */
+} mn_read_cache_stats;
+void mn_ledger_read_cache_stats(const mn_ledger *l, mn_read_cache_stats *out);
+
 /* The serialised MerkleProof of a credential (present or absent) against
  * mn_ledger_root, as mn_ledger_prove makes and checks it, through a cache
  * stamped like the record cache. *merkle is borrowed like the record bytes

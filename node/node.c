@@ -219,7 +219,7 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, char *e
     n->handles_open = true;
     if (uv_signal_init(&n->loop, &n->sigterm) || uv_signal_init(&n->loop, &n->sigint) ||
         uv_timer_init(&n->loop, &n->build_timer) || uv_timer_init(&n->loop, &n->tick_timer) ||
-        uv_timer_init(&n->loop, &n->gossip_timer)) {
+        uv_timer_init(&n->loop, &n->gossip_timer) || uv_idle_init(&n->loop, &n->warm_idle)) {
         snprintf(err, err_len, "libuv handle initialisation failed");
         return MN_EIO;
     }
@@ -231,7 +231,7 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, char *e
         n->cons_timers[i].data = n;
     }
     n->sigterm.data = n->sigint.data = n;
-    n->build_timer.data = n->tick_timer.data = n->gossip_timer.data = n;
+    n->build_timer.data = n->tick_timer.data = n->gossip_timer.data = n->warm_idle.data = n;
     if (uv_signal_start(&n->sigterm, on_signal, SIGTERM) || uv_signal_start(&n->sigint, on_signal, SIGINT)) {
         snprintf(err, err_len, "cannot install signal handlers");
         return MN_EIO;
@@ -245,6 +245,11 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, char *e
     if ((rc = node_chain_start(n, err, err_len)) != MN_OK) return rc;
     if (uv_timer_start(&n->tick_timer, node_on_tick, NODE_TICK_MS, NODE_TICK_MS)) {
         snprintf(err, err_len, "cannot start the tick timer");
+        return MN_EIO;
+    }
+    n->warm_started_ms = node_mono_ms(n);
+    if (uv_idle_start(&n->warm_idle, node_on_warm)) {
+        snprintf(err, err_len, "cannot start the read cache warm-up");
         return MN_EIO;
     }
     LOG_INFO("node_started",
@@ -291,6 +296,7 @@ void mn_node_stop(mn_node *n)
         close_handle((uv_handle_t *)&n->build_timer);
         close_handle((uv_handle_t *)&n->tick_timer);
         close_handle((uv_handle_t *)&n->gossip_timer);
+        close_handle((uv_handle_t *)&n->warm_idle);
         for (int i = 0; i < NODE_CONS_TIMERS; i++) close_handle((uv_handle_t *)&n->cons_timers[i]);
     }
 }

@@ -1176,6 +1176,35 @@ void node_on_tick(uv_timer_t *t)
     announce_status(n);
     request_blocks(n);
     node_rpc_expire(n);
+    mn_read_cache_stats rs;
+    mn_ledger_read_cache_stats(n->ledger, &rs);
+    if (rs.warm_pending && !n->warm_failed && !uv_is_active((uv_handle_t *)&n->warm_idle)) {
+        /* the root moved under the cache: read the store's records again */
+        n->warm_started_ms = node_mono_ms(n);
+        (void)uv_idle_start(&n->warm_idle, node_on_warm);
+    }
+}
+
+/* Records per slice of the warm-up: a few milliseconds, so queries that
+ * arrive meanwhile wait little. */
+#define NODE_WARM_SLICE 2048
+
+void node_on_warm(uv_idle_t *h)
+{
+    struct mn_node *n = h->data;
+    if (n->stopping) return;
+    int rc = mn_ledger_warm(n->ledger, NODE_WARM_SLICE);
+    if (rc == 1) return;
+    (void)uv_idle_stop(h);
+    mn_read_cache_stats rs;
+    mn_ledger_read_cache_stats(n->ledger, &rs);
+    if (rc == MN_OK)
+        LOG_INFO("read_cache_warm", "records=%llu complete=%s ms=%llu", (unsigned long long)rs.warmed,
+                 rs.ids_complete ? "yes" : "no", (unsigned long long)(node_mono_ms(n) - n->warm_started_ms));
+    else { /* queries still work, reading the store for ids the cache lacks */
+        n->warm_failed = true;
+        LOG_WARN("read_cache_warm_failed", "error=%s records=%llu", mn_strerror(rc), (unsigned long long)rs.warmed);
+    }
 }
 
 /* ------------------------------------------------------------ start/stop */

@@ -85,6 +85,9 @@ struct mn_node {
     uv_timer_t cons_timers[NODE_CONS_TIMERS];
     struct { uint64_t height; uint32_t round; } cons_timer_arg[NODE_CONS_TIMERS];
     uv_timer_t build_timer, tick_timer, gossip_timer;
+    uv_idle_t warm_idle; /* runs the read cache's warm-up (mn_ledger_warm) while the loop is idle */
+    uint64_t warm_started_ms;
+    bool warm_failed; /* not retried: a store error is reported by the reads themselves */
     bool handles_open;
     bool stopping;
     int fatal; /* MN_E* that forced a stop, else MN_OK */
@@ -159,6 +162,7 @@ void node_on_peer_down(void *ctx, const char *peer);
 void node_on_cons_timer(uv_timer_t *t);
 void node_on_build_timer(uv_timer_t *t);
 void node_on_tick(uv_timer_t *t);
+void node_on_warm(uv_idle_t *h);
 void node_on_gossip_timer(uv_timer_t *t);
 void node_tx_admitted(struct mn_node *n); /* a new tx entered the mempool */
 int node_load_tip(struct mn_node *n);

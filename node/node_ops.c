@@ -30,6 +30,28 @@ static double gauge_rpc_conns(void *arg)
     return (double)st.connections_open;
 }
 
+static double gauge_cache_store_reads(void *arg)
+{
+    struct mn_node *n = arg;
+    mn_read_cache_stats rs;
+    mn_ledger_read_cache_stats(n->ledger, &rs);
+    return (double)rs.store_reads;
+}
+static double gauge_cache_absent_known(void *arg)
+{
+    struct mn_node *n = arg;
+    mn_read_cache_stats rs;
+    mn_ledger_read_cache_stats(n->ledger, &rs);
+    return (double)rs.absent_known;
+}
+static double gauge_cache_warm(void *arg)
+{
+    struct mn_node *n = arg;
+    mn_read_cache_stats rs;
+    mn_ledger_read_cache_stats(n->ledger, &rs);
+    return rs.ids_complete ? 1 : 0;
+}
+
 int node_metrics_init(struct mn_node *n)
 {
     struct mn_metrics *m = n->metrics;
@@ -64,7 +86,14 @@ int node_metrics_init(struct mn_node *n)
         !mn_metrics_gauge_fn(m, "midnode_watch_streams", "Open status-change streams.", NULL, gauge_watchers, n) ||
         !mn_metrics_gauge_fn(m, "midnode_rpc_connections", "Open client connections.", NULL, gauge_rpc_conns, n) ||
         !mn_metrics_gauge_fn(m, "midnode_signature_verifications", "secp256k1 verifications so far.", NULL,
-                             gauge_sig_verifies, n))
+                             gauge_sig_verifies, n) ||
+        !mn_metrics_gauge_fn(m, "midnode_status_store_reads", "Status reads the record cache sent to the store.",
+                             NULL, gauge_cache_store_reads, n) ||
+        !mn_metrics_gauge_fn(m, "midnode_status_absent_from_filter",
+                             "Status reads of unknown ids answered by the id filter alone.", NULL,
+                             gauge_cache_absent_known, n) ||
+        !mn_metrics_gauge_fn(m, "midnode_read_cache_warm",
+                             "1 once the id filter holds every credential (warm-up done).", NULL, gauge_cache_warm, n))
         return MN_ENOMEM;
     mn_gauge_set(n->m_height, (double)n->height);
     return MN_OK;

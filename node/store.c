@@ -1027,6 +1027,45 @@ int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {
 }
 
 typedef struct {
+    rec_scan rec;
+    mn_store_cursor *cursor;
+    size_t left;
+    bool looked;  /* the first key seen: the cursor's own one is skipped */
+    bool stopped; /* stopped before the family's end */
+} cursor_scan;
+
+static int cursor_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    cursor_scan *c = ctx;
+    if (!c->looked) {
+        c->looked = true;
+        if (c->cursor->len == kl && memcmp(c->cursor->key, k, kl) == 0) return 0;
+    }
+    if (c->left == 0 || kl > sizeof c->cursor->key) {
+        if (c->left != 0) c->rec.rc = MN_ECORRUPT;
+        c->stopped = true;
+        return 1;
+    }
+    memcpy(c->cursor->key, k, kl);
+    c->cursor->len = kl;
+    c->left--;
+    if (rec_adapter(&c->rec, k, kl, v, vl)) c->stopped = true;
+    return c->stopped;
+}
+
+int mn_store_scan_records(mn_store *s, mn_store_cursor *cursor, size_t max, mn_store_kv_cb cb, void *ctx,
+                          bool *done) {
+    *done = false;
+    cursor_scan c = {.rec = {cb, ctx, MN_OK}, .cursor = cursor, .left = max};
+    uint8_t first = 'r';
+    int rc = cursor->len ? iterate(s, cursor->key, cursor->len, 'r', (size_t)-1, cursor_adapter, &c)
+                         : iterate(s, &first, 1, 'r', (size_t)-1, cursor_adapter, &c);
+    if (rc != MN_OK) return rc;
+    if (c.rec.rc != MN_OK) return c.rec.rc;
+    *done = !c.stopped;
+    return MN_OK;
+}
+
+typedef struct {
     mn_store_change_cb cb;
     void *ctx;
     uint64_t height;

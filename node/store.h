@@ -86,6 +86,23 @@ typedef int (*mn_store_kv_cb)(void *ctx, const uint8_t *key, size_t key_len, con
                               size_t val_len);
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) MN_WARN_UNUSED;
 
+/* A place in the records' order to resume a scan from; zero it (or
+ * mn_store_cursor_reset) to start at the first record. */
+typedef struct mn_store_cursor {
+    uint8_t key[64]; /* stored key of the last record handed out */
+    size_t len;      /* 0: nothing handed out yet */
+} mn_store_cursor;
+static inline void mn_store_cursor_reset(mn_store_cursor *c) { c->len = 0; }
+
+/* Hands cb at most max records (as mn_store_scan does) that come after
+ * *cursor in key_hash order, and moves *cursor past them. Records written
+ * after the cursor passed their place are not seen by later calls; records
+ * already handed out are not handed out again. *done is true when no record
+ * was left after the cursor (the scan ended). Returns MN_OK, MN_EIO,
+ * MN_ECORRUPT, MN_ENOMEM. */
+int mn_store_scan_records(mn_store *s, mn_store_cursor *cursor, size_t max, mn_store_kv_cb cb, void *ctx,
+                          bool *done) MN_WARN_UNUSED;
+
 /* Stores (synced) a certificate learned after the block committed, e.g. a
  * later, larger one. Returns MN_OK, MN_EINVAL (height not committed), MN_EIO. */
 int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert,

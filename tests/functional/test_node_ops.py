@@ -151,3 +151,42 @@ def test_dev_mode_runs_a_one_validator_chain():
             proc.kill()
             proc.wait()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def metric(addr, name):
+    code, text = http_get(addr, "/metrics")
+    assert code == 200
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def test_restarted_node_warms_its_read_cache(make_cluster):
+    """A restarted node reads its records back into memory: afterwards a
+    never-issued id is answered without a store read and known ones still
+    read right."""
+    c = make_cluster(validators=1, start=False)
+    c.start()
+    c.wait_height(1)
+    n0 = c.nodes[0]
+    creds = [random_id() for _ in range(3)]
+    for cred in creds:
+        n0.ctl("issue", "--key", c.key("mois"), "--type", "resident", "--credential", cred,
+               "--holder", random_id(), "--device", random_id(), "--carrier", "skt", "--wait")
+    h = n0.height()
+    assert n0.stop() == 0
+    n0.start()
+    wait_until(lambda: n0.height() >= h, timeout=30, what="restart at the same height")
+    wait_until(lambda: metric(n0.http, "midnode_read_cache_warm") == 1, timeout=30, what="read cache warm")
+    assert "read_cache_warm" in n0.log_text()
+    warmed = [l for l in n0.log_text().splitlines() if "read_cache_warm" in l][-1]
+    assert "records=3" in warmed, warmed
+    before = metric(n0.http, "midnode_status_absent_from_filter")
+    reads = metric(n0.http, "midnode_status_store_reads")
+    assert n0.ctl("status", random_id())["status"] == "UNKNOWN"
+    for cred in creds:
+        assert n0.ctl("status", cred)["status"] == "ACTIVE"
+    assert metric(n0.http, "midnode_status_absent_from_filter") == before + 1
+    assert metric(n0.http, "midnode_status_store_reads") == reads  # all three were read back at start
+    assert n0.stop() == 0
