@@ -1,8 +1,11 @@
 /* metrics.c: the metrics registry and its Prometheus text rendering.
  *
- * Values are updated with relaxed atomics so the loop thread never takes a
- * lock; a render running on another thread may see a histogram whose count
- * and buckets differ by an in-flight observation, which Prometheus tolerates. */
+ * Each series has one writer thread (metrics.h), so an update is a relaxed
+ * atomic load and store: no lock, and no locked read-modify-write, which
+ * on the status path (two counters and a histogram per request) cost as
+ * much as the lookup itself. A render running on another thread reads whole
+ * values, and may see a histogram whose count and buckets differ by an
+ * in-flight observation, which Prometheus tolerates. */
 #include "metrics.h"
 
 #include "loghist.h"
@@ -31,6 +34,7 @@ struct mn_histogram {
     size_t nbounds;
     double scale;
     double inv_scale; /* 1/scale when that is a whole number, else 0 */
+    uint64_t raw_over[MN_HISTOGRAM_BOUNDS_MAX]; /* least raw value above each bound, in raw units */
     uint64_t le[MN_HISTOGRAM_BOUNDS_MAX + 1]; /* per exported bucket, not cumulative */
     uint64_t fine[MN_LOGHIST_BUCKETS];
     uint64_t count, sum, min, max;
@@ -57,7 +61,8 @@ static const double default_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 
                                         0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ADD(p, v) STORE((p), LOAD(p) + (v)) /* one writer per series */
 
 struct mn_metrics *mn_metrics_new(void) { return calloc(1, sizeof(struct mn_metrics)); }
 
@@ -147,6 +152,23 @@ struct mn_gauge *mn_metrics_gauge_fn(struct mn_metrics *m, const char *name, con
     return g;
 }
 
+static double to_exported(const struct mn_histogram *h, uint64_t raw) {
+    return h->inv_scale > 0 ? (double)raw / h->inv_scale : (double)raw * h->scale;
+}
+
+/* The least raw value whose exported value is above bound (UINT64_MAX when
+ * none is below 2^63), so that an observation compares integers and still
+ * lands where comparing exported values would put it. */
+static uint64_t least_raw_over(const struct mn_histogram *h, double bound) {
+    if (!(to_exported(h, 0) <= bound)) return 0;
+    double guess = bound / h->scale;
+    if (!(guess < 9.2e18)) return UINT64_MAX;
+    uint64_t r = (uint64_t)guess;
+    while (r > 0 && to_exported(h, r - 1) > bound) r--;
+    while (to_exported(h, r) <= bound) r++;
+    return r;
+}
+
 struct mn_histogram *mn_metrics_histogram(struct mn_metrics *m, const char *name, const char *help,
                                           const char *labels, const double *bounds, size_t n,
                                           double scale) {
@@ -172,6 +194,7 @@ struct mn_histogram *mn_metrics_histogram(struct mn_metrics *m, const char *name
      * renders as 0.0001 rather than 9.999999999999999e-05. */
     double inv = 1.0 / scale;
     if (inv >= 1 && inv < 1e15 && fabs(inv - round(inv)) < 1e-9 * inv) h->inv_scale = round(inv);
+    for (size_t i = 0; i < n; i++) h->raw_over[i] = least_raw_over(h, bounds[i]);
     h->min = UINT64_MAX;
     s->u.h = h;
     return h;
@@ -182,38 +205,21 @@ uint64_t mn_counter_value(const struct mn_counter *c) { return LOAD(&c->v); }
 
 void mn_gauge_set(struct mn_gauge *g, double v) { __atomic_store_n(&g->bits, dbits(v), __ATOMIC_RELAXED); }
 
-void mn_gauge_add(struct mn_gauge *g, double delta) {
-    uint64_t old = LOAD(&g->bits);
-    while (!__atomic_compare_exchange_n(&g->bits, &old, dbits(bitsd(old) + delta), true,
-                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-    }
-}
+void mn_gauge_add(struct mn_gauge *g, double delta) { STORE(&g->bits, dbits(bitsd(LOAD(&g->bits)) + delta)); }
 
 double mn_gauge_value(const struct mn_gauge *g) {
     if (g->fn) return g->fn(g->arg);
     return bitsd(LOAD(&g->bits));
 }
 
-/* Log-linear index: values below 16 exactly, then 16 buckets per power of two. */
-static double to_exported(const struct mn_histogram *h, uint64_t raw) {
-    return h->inv_scale > 0 ? (double)raw / h->inv_scale : (double)raw * h->scale;
-}
-
 void mn_histogram_observe(struct mn_histogram *h, uint64_t raw) {
-    double x = to_exported(h, raw);
     size_t b = 0;
-    while (b < h->nbounds && x > h->bounds[b]) b++;
+    while (b < h->nbounds && raw >= h->raw_over[b]) b++;
     ADD(&h->le[b], 1);
     ADD(&h->fine[mn_loghist_index(raw)], 1);
     ADD(&h->sum, raw);
-    uint64_t cur = LOAD(&h->max);
-    while (raw > cur && !__atomic_compare_exchange_n(&h->max, &cur, raw, true, __ATOMIC_RELAXED,
-                                                     __ATOMIC_RELAXED)) {
-    }
-    cur = LOAD(&h->min);
-    while (raw < cur && !__atomic_compare_exchange_n(&h->min, &cur, raw, true, __ATOMIC_RELAXED,
-                                                     __ATOMIC_RELAXED)) {
-    }
+    if (raw > LOAD(&h->max)) STORE(&h->max, raw);
+    if (raw < LOAD(&h->min)) STORE(&h->min, raw);
     ADD(&h->count, 1); /* last, so a reader never sees more count than buckets */
 }
 

@@ -5,8 +5,9 @@
  * name ([a-zA-Z_:][a-zA-Z0-9_:]*), a HELP text, and an optional label set
  * written as Prometheus would (`method="GetStatus"`); series of one family
  * share one HELP/TYPE header and are rendered together, in registration
- * order. Updating a series is one relaxed atomic add: no locks, no
- * allocation, safe to call from the loop thread while another thread renders.
+ * order. Each series is updated by one thread only (the node's loop): an
+ * update is a relaxed atomic load and store, with no lock, no locked
+ * instruction and no allocation, and another thread may render meanwhile.
  *
  * Histograms record uint64 values in a raw unit (microseconds for latency)
  * into two sets of buckets: the exported `le` buckets (in exported units =

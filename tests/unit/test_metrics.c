@@ -68,6 +68,46 @@ static void render_is_exact(void **state) {
     mn_metrics_free(m);
 }
 
+/* Count of the bucket line `le="<le>"` of family name in text, or -1. */
+static long bucket_count(const char *text, const char *name, const char *le) {
+    char key[128];
+    snprintf(key, sizeof key, "%s_bucket{le=\"%s\"} ", name, le);
+    const char *p = strstr(text, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* Observations compare integers against bounds converted to raw units at
+ * registration; each value must still land in the first bucket whose bound
+ * is at or above its exported value, on both sides of every bound, for
+ * scales that divide exactly and scales that do not. */
+static void values_land_on_the_right_side_of_bounds(void **state) {
+    (void)state;
+    const double scales[] = {1e-6, 1e-3, 0.3, 2.5};
+    const double bounds[] = {-1, 0, 0.0001, 0.3, 0.9, 1, 7.5, 1e30};
+    const char *les[] = {"-1", "0", "0.0001", "0.3", "0.9", "1", "7.5", "1e+30"};
+    const size_t nb = sizeof bounds / sizeof bounds[0];
+    for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+        double inv = 1.0 / scales[si];
+        bool divide = inv >= 1 && fabs(inv - round(inv)) < 1e-9 * inv;
+        for (uint64_t raw = 0; raw < 400; raw++) {
+            struct mn_metrics *m = mn_metrics_new();
+            assert_non_null(m);
+            struct mn_histogram *h = mn_metrics_histogram(m, "h", "H.", NULL, bounds, nb, scales[si]);
+            assert_non_null(h);
+            uint64_t v = raw < 200 ? raw : raw * 1000 + (raw & 3); /* small values, then large */
+            mn_histogram_observe(h, v);
+            char *text = mn_metrics_render(m, NULL);
+            assert_non_null(text);
+            double x = divide ? (double)v / round(inv) : (double)v * scales[si];
+            for (size_t b = 0; b < nb; b++)
+                assert_int_equal(bucket_count(text, "h", les[b]), x <= bounds[b] ? 1 : 0);
+            assert_int_equal(bucket_count(text, "h", "+Inf"), 1);
+            free(text);
+            mn_metrics_free(m);
+        }
+    }
+}
+
 static void labelled_histogram_and_default_bounds(void **state) {
     (void)state;
     struct mn_metrics *m = mn_metrics_new();
@@ -142,6 +182,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(render_is_exact),
         cmocka_unit_test(labelled_histogram_and_default_bounds),
+        cmocka_unit_test(values_land_on_the_right_side_of_bounds),
         cmocka_unit_test(registration_refuses_bad_series),
         cmocka_unit_test(quantiles_are_close),
     };
