@@ -706,6 +706,40 @@ static void slow_reader_is_disconnected(void **state) {
     stop();
 }
 
+/* Answers that overflow the socket's buffer (the client sends everything
+ * before it reads) go out partly at once and partly through libuv's queue;
+ * each still arrives whole and in order. */
+static void answers_beyond_the_socket_buffer_arrive_whole_in_order(void **state) {
+    (void)state;
+    mn_rpc_config cfg = test_config();
+    cfg.write_queue_bytes_max = 64u << 20;
+    start(&cfg);
+    mn_client *c = conn(10000);
+    enum { N = 160 }; /* about 16 MB of answers: more than loopback buffers hold */
+    static uint8_t buf[200000];
+    for (int i = 0; i < N; i++) {
+        size_t n = 1 + (size_t)i * 4099 % sizeof buf;
+        for (size_t k = 0; k < n; k++) buf[k] = (uint8_t)(i * 31 + k);
+        uint64_t id;
+        assert_int_equal(mn_client_queue(c, &id, MN_RPC_GET_CHAIN_INFO, buf, n), MN_OK);
+        assert_int_equal(id, (uint64_t)i + 1);
+    }
+    assert_int_equal(mn_client_flush(c), MN_OK);
+    for (int i = 0; i < N; i++) {
+        Midnode__RpcResponse *r = NULL;
+        assert_int_equal(mn_client_recv(c, &r), MN_OK);
+        assert_int_equal(r->id, (uint64_t)i + 1);
+        size_t n = 1 + (size_t)i * 4099 % sizeof buf;
+        assert_int_equal(r->payload.len, n);
+        for (size_t k = 0; k < n; k++) buf[k] = (uint8_t)(i * 31 + k);
+        assert_memory_equal(r->payload.data, buf, n);
+        midnode__rpc_response__free_unpacked(r, NULL);
+    }
+    mn_client_free(c);
+    echo_ok();
+    stop();
+}
+
 static void stop_with_open_connections_and_pending_calls(void **state) {
     (void)state;
     mn_rpc_config cfg = test_config();
@@ -809,6 +843,7 @@ int main(void) {
         cmocka_unit_test(idle_connection_is_closed_but_busy_one_is_not),
         cmocka_unit_test(oversize_response_becomes_internal_error),
         cmocka_unit_test(slow_reader_is_disconnected),
+        cmocka_unit_test(answers_beyond_the_socket_buffer_arrive_whole_in_order),
         cmocka_unit_test(stop_with_open_connections_and_pending_calls),
         cmocka_unit_test(bad_config_is_refused_with_a_message),
         cmocka_unit_test(pipelined_echo_throughput),
