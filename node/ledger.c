@@ -1432,6 +1432,23 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
     proofs_stale(rc);
 }
 
+void mn_ledger_prefetch_record(const mn_ledger *l, const uint8_t id[static MN_ID_LEN], int stage) {
+    if (!l->rc) return;
+    rec_where at = rec_locate(l->rc, id);
+    if (stage == 0) {
+        __builtin_prefetch(at.t, 0, 1);
+        return;
+    }
+    /* The tags asked for in stage 0 name the one way worth loading (a
+     * fingerprint match); its record spans the slot's first lines. */
+    for (unsigned w = 0; w < REC_WAYS; w++)
+        if (at.t->gen[w] == l->rc->gen && at.t->fp[w] == at.fp) {
+            const char *slot = (const char *)&at.b[w];
+            for (unsigned off = 0; off < REC_SLOT_BYTES; off += 64) __builtin_prefetch(slot + off, 0, 1);
+            return;
+        }
+}
+
 /* One record of the warm-up scan, read under the cache's root: into the
  * filter, and into a free way of its bucket (the scan never evicts what
  * queries or commits put there). */

@@ -108,6 +108,13 @@ int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN]
                                 const uint8_t **bytes, size_t *len,
                                 Midnode__CredentialStatus *status) MN_WARN_UNUSED;
 
+/* Starts loading the cache lines a read of id will touch, changing
+ * nothing: a caller about to serve several reads calls this with stage 0
+ * for all of them (the bucket's tags), then with stage 1 for all of them
+ * (the matching slot, found from the tags), so their memory misses
+ * overlap instead of coming one after another. */
+void mn_ledger_prefetch_record(const mn_ledger *l, const uint8_t id[static MN_ID_LEN], int stage);
+
 /* Start-up work of the read cache, in steps a loop can interleave with
  * queries: reads at most max records of the store into free slots of the
  * cache and into a filter of the ids that have a record. Once the filter

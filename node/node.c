@@ -135,7 +135,9 @@ static int start_rpc(struct mn_node *n, char *err, size_t err_len)
     if (n->cfg.limits.rpc_max_connections) rc.connections_max = n->cfg.limits.rpc_max_connections;
     if (n->cfg.limits.rpc_max_inflight) rc.inflight_max = n->cfg.limits.rpc_max_inflight;
     rc.idle_timeout_ms = n->cfg.limits.rpc_idle_timeout_ms;
-    return mn_rpc_new(&n->rpc, &n->loop, &rc, node_rpc_handler, n, err, err_len);
+    int st = mn_rpc_new(&n->rpc, &n->loop, &rc, node_rpc_handler, n, err, err_len);
+    if (st == MN_OK) mn_rpc_set_peek(n->rpc, node_rpc_peek);
+    return st;
 }
 
 static int start_http(struct mn_node *n, char *err, size_t err_len)

@@ -170,6 +170,8 @@ uint64_t node_committed_nonce(void *arg, const char *signer);
 
 /* node_rpc.c */
 void node_rpc_handler(void *ctx, mn_rpc_call *call, const char *method, const uint8_t *payload, size_t len);
+/* Starts the memory loads of a GetStatus about to be handled (mn_rpc_set_peek). */
+void node_rpc_peek(void *ctx, int stage, const char *method, const uint8_t *payload, size_t len);
 void node_rpc_after_commit(struct mn_node *n, const node_pending *committed);
 void node_rpc_expire(struct mn_node *n);
 void node_rpc_close_all(struct mn_node *n);

@@ -760,6 +760,14 @@ static void do_watch(struct mn_node *n, mn_rpc_call *call, const uint8_t *payloa
     (void)watcher_pump(n, w);
 }
 
+void node_rpc_peek(void *ctx, int stage, const char *method, const uint8_t *payload, size_t len)
+{
+    struct mn_node *n = ctx;
+    if (len >= 2 + MN_ID_LEN && payload[0] == 0x0a && payload[1] == MN_ID_LEN &&
+        strcmp(method, MN_RPC_GET_STATUS) == 0)
+        mn_ledger_prefetch_record(n->ledger, payload + 2, stage);
+}
+
 void node_rpc_handler(void *ctx, mn_rpc_call *call, const char *method, const uint8_t *payload, size_t len)
 {
     struct mn_node *n = ctx;

@@ -77,6 +77,7 @@ struct mn_rpc {
     uv_loop_t *loop;
     mn_rpc_config cfg;
     mn_rpc_handler handler;
+    mn_rpc_peek_fn peek; /* may be NULL */
     void *ctx;
     uv_tcp_t listener;
     bool listener_open;
@@ -572,6 +573,27 @@ static bool conn_reading(const rpc_conn *c) {
     return !c->closing && !c->close_soon && !c->draining;
 }
 
+void mn_rpc_set_peek(mn_rpc *srv, mn_rpc_peek_fn peek) { srv->peek = peek; }
+
+/* Shows the peek callback the whole requests at the start of a read, up to
+ * a bound (enough to cover a pipelining client's burst). */
+#define PEEK_FRAMES_MAX 64
+static void peek_frames(const rpc_conn *c, const uint8_t *start, size_t total) {
+    const mn_rpc *srv = c->srv;
+    for (int stage = 0; stage < 2; stage++) {
+        const uint8_t *p = start;
+        size_t n = total;
+        for (int i = 0; i < PEEK_FRAMES_MAX && n >= 4; i++) {
+            uint32_t len = be32(p);
+            if (len > srv->cfg.frame_bytes_max || len > n - 4) break;
+            rpc_req rq;
+            if (fast_decode(p + 4, len, &rq)) srv->peek(srv->ctx, stage, rq.method, rq.payload, rq.payload_len);
+            p += 4 + (size_t)len;
+            n -= 4 + (size_t)len;
+        }
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     rpc_conn *c = s->data;
     if (nread < 0) {
@@ -585,6 +607,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_touch(c);
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t n = (size_t)nread;
+    if (c->srv->peek && !c->body && c->hdr_have == 0 && n > 4) peek_frames(c, p, n);
     while (n > 0 && conn_reading(c)) {
         if (!c->body) {
             if (c->hdr_have < 4) {

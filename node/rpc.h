@@ -119,6 +119,17 @@ typedef struct mn_rpc_stats {
 int mn_rpc_new(mn_rpc **out, uv_loop_t *loop, const mn_rpc_config *cfg,
                mn_rpc_handler handler, void *ctx, char *err, size_t err_len) MN_WARN_UNUSED;
 
+/* Optional: called for every whole request in one read from a connection,
+ * before the first of them is handled, with the same method and payload
+ * the handler will get: first for each of them with stage 0, then for each
+ * with stage 1. It must have no effect a client could observe; it is there
+ * so that a handler can start the memory loads of all the requests of a
+ * read at once (a pipelining client sends many per read) instead of
+ * meeting their misses one at a time. Requests that do not decode are not
+ * shown. */
+typedef void (*mn_rpc_peek_fn)(void *ctx, int stage, const char *method, const uint8_t *payload, size_t len);
+void mn_rpc_set_peek(mn_rpc *srv, mn_rpc_peek_fn peek);
+
 /* The port actually bound. */
 uint16_t mn_rpc_port(const mn_rpc *srv);
 

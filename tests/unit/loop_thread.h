@@ -37,9 +37,11 @@ static void *lt_main(void *arg) {
     return NULL;
 }
 
-/* Starts a server with cfg (port forced to 0) and handler. Aborts on failure:
- * a test cannot go on without its server. */
-static void lt_start(loop_thread *lt, const mn_rpc_config *cfg_in, mn_rpc_handler handler, void *ctx) {
+/* Starts a server with cfg (port forced to 0), handler and peek (may be
+ * NULL; set before the loop runs). Aborts on failure: a test cannot go on
+ * without its server. */
+static void lt_start_peek(loop_thread *lt, const mn_rpc_config *cfg_in, mn_rpc_handler handler,
+                          mn_rpc_peek_fn peek, void *ctx) {
     memset(lt, 0, sizeof *lt);
     if (uv_loop_init(&lt->loop) != 0) abort();
     mn_rpc_config cfg = *cfg_in;
@@ -49,12 +51,17 @@ static void lt_start(loop_thread *lt, const mn_rpc_config *cfg_in, mn_rpc_handle
         fprintf(stderr, "mn_rpc_new: %s\n", err);
         abort();
     }
+    if (peek) mn_rpc_set_peek(lt->srv, peek);
     lt->ctx = ctx;
     lt->port = mn_rpc_port(lt->srv);
     snprintf(lt->addr, sizeof lt->addr, "127.0.0.1:%u", lt->port);
     lt->stop.data = lt;
     if (uv_async_init(&lt->loop, &lt->stop, lt_on_stop) != 0) abort();
     if (pthread_create(&lt->thread, NULL, lt_main, lt) != 0) abort();
+}
+
+static void lt_start(loop_thread *lt, const mn_rpc_config *cfg_in, mn_rpc_handler handler, void *ctx) {
+    lt_start_peek(lt, cfg_in, handler, NULL, ctx);
 }
 
 /* Stops the server, joins the thread, closes the loop. Returns uv_loop_close's

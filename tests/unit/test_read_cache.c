@@ -454,6 +454,32 @@ static void record_scan_resumes_in_order(void **state) {
     }
 }
 
+/* Prefetching is invisible: no read, no fill, no change of any answer,
+ * with or without a cache made yet. */
+static void prefetch_changes_nothing(void **state) {
+    lf_fixture *f = *state;
+    mn_ledger *l2 = NULL;
+    assert_int_equal(mn_ledger_open(&l2, f->store, f->g), MN_OK);
+    uint8_t id[32];
+    lf_id(id, 'c', 1);
+    mn_ledger_prefetch_record(l2, id, 0); /* no cache yet */
+    mn_ledger_prefetch_record(l2, id, 1);
+    mn_ledger_free(l2);
+    issue_block(f, 0, 40);
+    mn_read_cache_stats s0 = stats_of(f->l);
+    for (uint32_t i = 0; i < 80; i++)
+        for (int stage = 0; stage < 2; stage++) {
+            lf_id(id, i < 40 ? 'c' : 'x', i);
+            mn_ledger_prefetch_record(f->l, id, stage);
+        }
+    mn_read_cache_stats s1 = stats_of(f->l);
+    assert_memory_equal(&s0, &s1, sizeof s0);
+    for (uint32_t i = 0; i < 80; i++) {
+        lf_id(id, i < 40 ? 'c' : 'x', i);
+        agrees(f, id, f->time_ms);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(follows_every_commit, setup, teardown),
@@ -467,6 +493,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(warm_up_reads_a_store_built_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(a_scan_survives_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(record_scan_resumes_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(prefetch_changes_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

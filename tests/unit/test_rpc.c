@@ -39,11 +39,17 @@ typedef struct held {
     bool has_cancel;
 } held;
 
+#define PEEKS_MAX 256
+
 typedef struct fake {
     mn_rpc *srv;
     held held[HELD_MAX];
     size_t held_count;
     uint64_t cancels;
+    /* What the peek callback saw (tests that set it): stage and payload. */
+    struct { int stage; char text[16]; } peeks[PEEKS_MAX];
+    size_t peek_count;
+    size_t peeks_before_first_answer; /* SIZE_MAX until GetChainInfo is handled */
 } fake;
 
 static fake g_fake;
@@ -76,6 +82,7 @@ static void fake_handler(void *ctx, mn_rpc_call *call, const char *method, const
     fake *f = ctx;
     char text[160];
     if (strcmp(method, MN_RPC_GET_CHAIN_INFO) == 0) {
+        if (f->peeks_before_first_answer == SIZE_MAX) f->peeks_before_first_answer = f->peek_count;
         (void)mn_rpc_reply(call, 0, 0, NULL, p, len);
     } else if (strcmp(method, MN_RPC_GET_TX) == 0) {
         hold(f, call, p, len, true);
@@ -347,6 +354,59 @@ static void unusual_request_encodings_read_like_protobuf(void **state) {
     expect_response(c, 0, MIDNODE__RPC_CODE__RPC_BAD_REQUEST, false);
     mn_client_free(c);
     stop();
+}
+
+static void fake_peek(void *ctx, int stage, const char *method, const uint8_t *p, size_t len) {
+    fake *f = ctx;
+    if (f->peek_count == PEEKS_MAX || strcmp(method, MN_RPC_GET_CHAIN_INFO) != 0 || len >= 16) return;
+    f->peeks[f->peek_count].stage = stage;
+    memcpy(f->peeks[f->peek_count].text, p, len);
+    f->peeks[f->peek_count].text[len] = 0;
+    f->peek_count++;
+}
+
+/* Requests that arrive together are shown to the peek callback, each twice
+ * (stage 0 for all, then stage 1 for all), before the first is handled; a
+ * frame cut by the read's end is not shown; every request is still
+ * answered as without a peek. */
+static void peek_sees_a_reads_requests_before_they_are_handled(void **state) {
+    (void)state;
+    mn_rpc_config cfg = test_config();
+    if (g_running) (void)lt_stop(&g_lt);
+    g_running = true;
+    memset(&g_fake, 0, sizeof g_fake);
+    g_fake.peeks_before_first_answer = SIZE_MAX;
+    lt_start_peek(&g_lt, &cfg, fake_handler, fake_peek, &g_fake);
+    g_fake.srv = g_lt.srv;
+    g_lt.before_free = fake_before_free;
+    mn_client *c = conn(5000);
+    enum { N = 5 };
+    for (int i = 0; i < N; i++) {
+        char p[16];
+        int l = snprintf(p, sizeof p, "peek-%d", i);
+        uint64_t id;
+        assert_int_equal(mn_client_queue(c, &id, MN_RPC_GET_CHAIN_INFO, (uint8_t *)p, (size_t)l), MN_OK);
+    }
+    assert_int_equal(mn_client_flush(c), MN_OK); /* one write: one read on loopback */
+    for (int i = 0; i < N; i++) {
+        Midnode__RpcResponse *r = NULL;
+        assert_int_equal(mn_client_recv(c, &r), MN_OK);
+        char p[16];
+        int l = snprintf(p, sizeof p, "peek-%d", (int)r->id - 1);
+        assert_int_equal(r->payload.len, (size_t)l);
+        assert_memory_equal(r->payload.data, p, (size_t)l);
+        midnode__rpc_response__free_unpacked(r, NULL);
+    }
+    mn_client_free(c);
+    stop(); /* joins the loop thread: g_fake is ours to read */
+    assert_int_equal(g_fake.peek_count, 2 * N);
+    assert_int_equal(g_fake.peeks_before_first_answer, 2 * N);
+    for (int i = 0; i < 2 * N; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "peek-%d", i % N);
+        assert_int_equal(g_fake.peeks[i].stage, i / N);
+        assert_string_equal(g_fake.peeks[i].text, want);
+    }
 }
 
 static void pipelined_requests_all_answered_by_id(void **state) {
@@ -831,6 +891,7 @@ int main(void) {
         cmocka_unit_test(frame_sent_one_byte_at_a_time_is_decoded),
         cmocka_unit_test(unusual_request_encodings_read_like_protobuf),
         cmocka_unit_test(pipelined_requests_all_answered_by_id),
+        cmocka_unit_test(peek_sees_a_reads_requests_before_they_are_handled),
         cmocka_unit_test(held_calls_answer_out_of_order),
         cmocka_unit_test(stream_items_then_end),
         cmocka_unit_test(disconnect_cancels_pending_calls_and_streams),
