@@ -18,6 +18,7 @@ void mn_limits_default(mn_limits *l) {
     l->rpc_idle_timeout_ms = 60000;
     l->mempool_max_txs = 50000;
     l->mempool_max_bytes = 64ull * 1024 * 1024;
+    l->read_cache_mb = 512;
 }
 
 /* Homes are bounded to MN_PATH_MAX / 2 by mn_config_load, so a join fits;
@@ -64,7 +65,7 @@ static int parse(mn_config *cfg, const json_t *root, char *err, size_t err_len) 
                                           "log_level", "limits", "peers",     NULL};
     static const char *const l_allowed[] = {"p2p", "rpc", "http", NULL};
     static const char *const lim_allowed[] = {"rpc_max_connections", "rpc_max_inflight", "rpc_idle_timeout_ms",
-                                              "mempool_max_txs", "mempool_max_bytes", NULL};
+                                              "mempool_max_txs", "mempool_max_bytes", "read_cache_mb", NULL};
     if (!json_is_object(root)) {
         snprintf(err, err_len, "config: expected a JSON object");
         return MN_EINVAL;
@@ -129,6 +130,7 @@ static int parse(mn_config *cfg, const json_t *root, char *err, size_t err_len) 
             {"rpc_max_inflight", &cfg->limits.rpc_max_inflight, 100000},
             {"rpc_idle_timeout_ms", &cfg->limits.rpc_idle_timeout_ms, 86400000},
             {"mempool_max_txs", &cfg->limits.mempool_max_txs, 10000000},
+            {"read_cache_mb", &cfg->limits.read_cache_mb, 65536},
         };
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
             int64_t v = *f[i].dst;
@@ -226,6 +228,7 @@ int mn_config_write(const mn_config *cfg, char *err, size_t err_len) {
     ok &= json_object_set_new(lim, "rpc_idle_timeout_ms", json_integer(cfg->limits.rpc_idle_timeout_ms)) == 0;
     ok &= json_object_set_new(lim, "mempool_max_txs", json_integer(cfg->limits.mempool_max_txs)) == 0;
     ok &= json_object_set_new(lim, "mempool_max_bytes", json_integer((json_int_t)cfg->limits.mempool_max_bytes)) == 0;
+    ok &= json_object_set_new(lim, "read_cache_mb", json_integer(cfg->limits.read_cache_mb)) == 0;
     ok &= json_object_set_new(root, "limits", lim) == 0;
     if (cfg->peer_count) {
         json_t *peers = json_array();

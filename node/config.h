@@ -10,7 +10,8 @@
  *   "log_level": "info",                (optional)
  *   "limits": {"rpc_max_connections": 1024, "rpc_max_inflight": 64,
  *              "rpc_idle_timeout_ms": 60000, "mempool_max_txs": 50000,
- *              "mempool_max_bytes": 67108864},   (optional, each field too)
+ *              "mempool_max_bytes": 67108864,
+ *              "read_cache_mb": 512},            (optional, each field too)
  *   "peers": ["127.0.0.1:26603", ...]   (optional: overrides the validator
  *                                        addresses of genesis)
  * }
@@ -35,6 +36,8 @@ typedef struct mn_limits {
     uint32_t rpc_idle_timeout_ms;
     uint32_t mempool_max_txs;
     uint64_t mempool_max_bytes;
+    uint32_t read_cache_mb; /* committed records kept in memory for status reads
+                               (256 bytes a slot; twice the credentials keeps nearly all) */
 } mn_limits;
 
 typedef struct mn_config {

@@ -34,6 +34,7 @@ struct mn_ledger {
     mn_smt_src src;
     mn_kvmap *cache; /* position key -> node, or a deletion for "no node there" */
     struct rec_cache *rc; /* read path: see mn_ledger_get_record_cached; NULL until first use */
+    size_t rec_slots;     /* its size when it is made */
     /* While mn_ledger_prove walks to a record it has read: that record is
      * the implicit leaf at the end of the walk, so no seek is needed. */
     const uint8_t *prove_rec;
@@ -317,6 +318,7 @@ int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) 
     }
     l->store = store;
     l->g = genesis;
+    l->rec_slots = MN_LEDGER_REC_CACHE_SLOTS;
     l->src.get = ledger_smt_get;
     l->src.leaf = ledger_smt_leaf;
     l->src.ctx = l;
@@ -1171,13 +1173,11 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
  * fingerprints sit together in one small array, so a lookup reads one cache
  * line of tags and then only the slot that matches. */
 #define REC_WAYS 4u
-#define REC_BUCKETS (MN_LEDGER_REC_CACHE_SLOTS / REC_WAYS)
 
 struct rec_tags {
     uint32_t gen[REC_WAYS]; /* 0: empty; another than the cache's: stale */
     uint32_t fp[REC_WAYS];  /* id_hash bits above the bucket's */
 };
-#define REC_TAG_BYTES ((size_t)REC_BUCKETS * sizeof(struct rec_tags))
 
 struct rec_entry {
     uint16_t len;
@@ -1219,8 +1219,9 @@ struct rec_cache {
     uint32_t pgen; /* the same for proof entries */
     uint32_t victim; /* rotates the way evicted from a full bucket */
     uint64_t misses; /* record reads that went to the store */
-    struct rec_entry *slot; /* MN_LEDGER_REC_CACHE_SLOTS, mmap'd */
-    struct rec_tags *tags;  /* REC_BUCKETS, mmap'd */
+    size_t buckets;         /* a power of two; REC_WAYS slots each */
+    struct rec_entry *slot; /* buckets * REC_WAYS, mmap'd */
+    struct rec_tags *tags;  /* buckets, mmap'd */
     uint8_t *big;           /* the last record too large for a slot (owned) */
     struct proof_entry *pslot; /* PROOF_SLOTS, mmap'd; NULL until a proof is asked */
     uint8_t *pbig;             /* the last proof too large for a slot (owned) */
@@ -1238,12 +1239,14 @@ struct rec_cache {
 
 _Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
 _Static_assert(MN_LEDGER_REC_CACHE_SLOTS % REC_WAYS == 0, "whole buckets");
-#define REC_MAP_BYTES ((size_t)MN_LEDGER_REC_CACHE_SLOTS * REC_SLOT_BYTES)
+
+static size_t rec_map_bytes(const struct rec_cache *rc) { return rc->buckets * REC_WAYS * REC_SLOT_BYTES; }
+static size_t rec_tag_bytes(const struct rec_cache *rc) { return rc->buckets * sizeof(struct rec_tags); }
 
 static void rec_cache_free(struct rec_cache *rc) {
     if (!rc) return;
-    if (rc->slot) munmap(rc->slot, REC_MAP_BYTES);
-    if (rc->tags) munmap(rc->tags, REC_TAG_BYTES);
+    if (rc->slot) munmap(rc->slot, rec_map_bytes(rc));
+    if (rc->tags) munmap(rc->tags, rec_tag_bytes(rc));
     if (rc->pslot) munmap(rc->pslot, PROOF_MAP_BYTES);
     free(rc->big);
     free(rc->pbig);
@@ -1260,12 +1263,21 @@ static void *map_slots(size_t bytes) {
     return m;
 }
 
-/* A new, empty cache stamped with root; NULL when out of memory. */
-static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN]) {
+static unsigned log2_of(size_t pow2) {
+    unsigned k = 0;
+    while (((size_t)1 << k) < pow2) k++;
+    return k;
+}
+
+/* A new, empty cache of `slots` slots (a power of two, at least REC_WAYS)
+ * stamped with root; NULL when out of memory. */
+static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN], size_t slots) {
+    assert(slots >= REC_WAYS && (slots & (slots - 1)) == 0);
     struct rec_cache *rc = calloc(1, sizeof *rc);
     if (!rc) return NULL;
-    rc->slot = map_slots(REC_MAP_BYTES);
-    rc->tags = map_slots(REC_TAG_BYTES);
+    rc->buckets = slots / REC_WAYS;
+    rc->slot = map_slots(rec_map_bytes(rc));
+    rc->tags = map_slots(rec_tag_bytes(rc));
     if (!rc->slot || !rc->tags) {
         rec_cache_free(rc);
         return NULL;
@@ -1274,7 +1286,11 @@ static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN]) {
     rc->pgen = 1;
     memcpy(rc->root, root, MN_HASH_LEN);
     /* Without the filter the cache still works: absences go to the store. */
-    rc->ids = mn_idfilter_new(MN_IDFILTER_LINES_LOG2);
+    /* One 64-byte filter line per bucket (four ids at full load): about
+     * 1e-9 false positives while the state fits the cache, and still a
+     * filter at ten times that. */
+    unsigned lines = log2_of(rc->buckets);
+    rc->ids = mn_idfilter_new(lines < 10 ? 10 : lines > 26 ? 26 : lines);
     static const uint8_t empty_root[MN_HASH_LEN];
     rc->ids_complete = rc->ids && memcmp(root, empty_root, MN_HASH_LEN) == 0; /* an empty state */
     return rc;
@@ -1306,7 +1322,7 @@ typedef struct rec_where {
 
 static rec_where rec_locate(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN]) {
     uint64_t h = id_hash(id);
-    size_t bucket = (size_t)(h & (REC_BUCKETS - 1));
+    size_t bucket = (size_t)(h & (rc->buckets - 1));
     return (rec_where){&rc->tags[bucket], &rc->slot[bucket * REC_WAYS], (uint32_t)(h >> 32)};
 }
 
@@ -1381,14 +1397,14 @@ static struct rec_cache *rec_cache_sync(mn_ledger *l) {
     uint8_t root[MN_HASH_LEN];
     mn_store_root(l->store, root);
     if (!l->rc) {
-        l->rc = rec_cache_new(root);
+        l->rc = rec_cache_new(root, l->rec_slots);
         return l->rc;
     }
     struct rec_cache *rc = l->rc;
     if (memcmp(root, rc->root, MN_HASH_LEN) != 0) {
         memcpy(rc->root, root, MN_HASH_LEN);
         if (++rc->gen == 0) { /* wrapped: forget everything rather than trust an old stamp */
-            memset(rc->tags, 0, REC_TAG_BYTES);
+            memset(rc->tags, 0, rec_tag_bytes(rc));
             rc->gen = 1;
         }
         proofs_stale(rc);
@@ -1406,7 +1422,7 @@ static struct rec_cache *rec_cache_sync(mn_ledger *l) {
  * and the root check of the next read resets it. */
 static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old_root[static MN_HASH_LEN],
                              const uint8_t new_root[static MN_HASH_LEN]) {
-    if (!l->rc) l->rc = rec_cache_new(old_root); /* out of memory: no cache, reads go to the store */
+    if (!l->rc) l->rc = rec_cache_new(old_root, l->rec_slots); /* out of memory: no cache, reads go to the store */
     struct rec_cache *rc = l->rc;
     if (!rc || memcmp(rc->root, old_root, MN_HASH_LEN) != 0 || memcmp(old_root, new_root, MN_HASH_LEN) == 0)
         return;
@@ -1431,6 +1447,18 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
     memcpy(rc->root, new_root, MN_HASH_LEN);
     proofs_stale(rc);
 }
+
+int mn_ledger_set_read_cache_bytes(mn_ledger *l, uint64_t bytes) {
+    if (l->rc) return MN_ESTATE;
+    uint64_t slots = bytes / REC_SLOT_BYTES;
+    if (slots < MN_LEDGER_REC_CACHE_SLOTS_MIN || slots > MN_LEDGER_REC_CACHE_SLOTS_MAX) return MN_EINVAL;
+    size_t pow2 = MN_LEDGER_REC_CACHE_SLOTS_MIN;
+    while (pow2 * 2 <= slots) pow2 *= 2;
+    l->rec_slots = pow2;
+    return MN_OK;
+}
+
+size_t mn_ledger_read_cache_slots(const mn_ledger *l) { return l->rec_slots; }
 
 void mn_ledger_prefetch_record(const mn_ledger *l, const uint8_t id[static MN_ID_LEN], int stage) {
     if (!l->rc) return;

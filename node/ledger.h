@@ -91,8 +91,18 @@ int mn_ledger_get_record(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
 /* Slots of the committed-record read cache (four-way set-associative,
  * filled by reads and by the blocks this ledger commits): 256 bytes each in
  * an anonymous mapping whose pages are only backed once touched (512 MB
- * when all are), so about 96% of a million credentials stay in memory. */
+ * when all are, by default), so about 96% of a million credentials stay in
+ * memory. Twice as many slots as credentials keep nearly all of them. */
 #define MN_LEDGER_REC_CACHE_SLOTS (1u << 21)
+#define MN_LEDGER_REC_CACHE_SLOTS_MIN (1u << 10)
+#define MN_LEDGER_REC_CACHE_SLOTS_MAX (1u << 28) /* 64 GB */
+
+/* Sizes the read cache before its first use: bytes / 256 slots, rounded
+ * down to a power of two. Returns MN_OK, MN_EINVAL (fewer than
+ * MN_LEDGER_REC_CACHE_SLOTS_MIN or more than ..._MAX slots), MN_ESTATE (the
+ * cache exists already). */
+int mn_ledger_set_read_cache_bytes(mn_ledger *l, uint64_t bytes) MN_WARN_UNUSED;
+size_t mn_ledger_read_cache_slots(const mn_ledger *l);
 
 /* The committed record of a credential through a read cache (see ledger.c):
  * *bytes and *len its serialised form, borrowed: valid until the next call into

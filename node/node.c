@@ -199,6 +199,10 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, char *e
         snprintf(err, err_len, "ledger: %s", mn_strerror(rc));
         return rc;
     }
+    if ((rc = mn_ledger_set_read_cache_bytes(n->ledger, (uint64_t)n->cfg.limits.read_cache_mb << 20)) != MN_OK) {
+        snprintf(err, err_len, "limits.read_cache_mb: %u MB is outside the cache's range", n->cfg.limits.read_cache_mb);
+        return rc;
+    }
     if ((rc = node_load_tip(n)) != MN_OK) {
         snprintf(err, err_len,
                  "data directory %s does not hold a complete chain of '%s' (%s); move it away to start over",

@@ -19,6 +19,8 @@
 #   SCALE_SECONDS     seconds per status measurement (default 10)
 #   SCALE_BUDGET_S    stop building after this many seconds (at the end of a
 #                     step) and measure at the size reached (default 0: none)
+#   SCALE_READ_CACHE_MB  the nodes' limits.read_cache_mb (default 4096: about
+#                     eight million credentials kept in memory)
 #   SCALE_JOIN=0      skip the snapshot join
 #   SCALE_DIR         work directory (default a new /tmp/midscale.*)
 #   SCALE_KEEP=1      keep the work directory (the built chain)
@@ -36,6 +38,8 @@ CONN=${SCALE_CONN:-8}
 SECS=${SCALE_SECONDS:-10}
 BUDGET=${SCALE_BUDGET_S:-0}
 JOIN=${SCALE_JOIN:-1}
+READ_CACHE_MB=${SCALE_READ_CACHE_MB:-4096}
+export SCALE_READ_CACHE_MB_USED=$READ_CACHE_MB
 [ "$MID" -gt "$CREDS" ] && MID=$CREDS
 [ "$CHUNK" -gt "$MID" ] && CHUNK=$MID
 OUT=$ROOT/build/bench
@@ -63,6 +67,15 @@ base=$(free_base $((3 * VALS + 3)))
   die "midctl testnet failed"
 mapfile -t HOMES < <($PY -c 'import json,sys; [print(n["home"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$W/tn/testnet.json")
 mapfile -t RPCS < <($PY -c 'import json,sys; [print(n["rpc"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$W/tn/testnet.json")
+for h in "${HOMES[@]}"; do
+  $PY - "$h/config.json" "$READ_CACHE_MB" <<'PYEOF' || die "cannot set read_cache_mb in $h"
+import json, sys
+path, mb = sys.argv[1], int(sys.argv[2])
+cfg = json.load(open(path))
+cfg.setdefault("limits", {})["read_cache_mb"] = mb
+json.dump(cfg, open(path, "w"), indent=2)
+PYEOF
+done
 OBS_HOME=${HOMES[$VALS]} OBS_RPC=${RPCS[$VALS]}
 unset "HOMES[$VALS]" "RPCS[$VALS]"
 for i in "${!HOMES[@]}"; do
@@ -194,6 +207,7 @@ sm, pm, st, pt = ld("scale_status_mid.json"), ld("scale_proof_mid.json"), ld("sc
 r = {
     "machine": "%s, %d cores, %s" % (platform.processor() or platform.machine(), os.cpu_count(), platform.platform()),
     "load_avg": os.getloadavg()[0], "validators": vals, "batch": batch,
+    "read_cache_mb": int(os.environ.get("SCALE_READ_CACHE_MB_USED", "0")),
     "credentials": creds, "build_s": build_s, "build_creds_per_s": round(creds / build_s) if build_s else 0,
     "bytes_per_credential": round(top_disk / creds, 1), "node_rss_mb": top_rss,
     # after a full compaction of the stopped validator's store (0: not measured, SCALE_JOIN=0)

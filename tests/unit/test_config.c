@@ -63,6 +63,7 @@ static void minimal_config_gets_defaults(void **state) {
     assert_int_equal(cfg.limits.rpc_idle_timeout_ms, 60000);
     assert_int_equal(cfg.limits.mempool_max_txs, 50000);
     assert_int_equal(cfg.limits.mempool_max_bytes, 64u * 1024 * 1024);
+    assert_int_equal(cfg.limits.read_cache_mb, 512);
     assert_int_equal(cfg.peer_count, 0);
 }
 
@@ -75,6 +76,7 @@ static void written_config_loads_back(void **state) {
     snprintf(cfg.listen_rpc, sizeof cfg.listen_rpc, "0.0.0.0:26601");
     snprintf(cfg.listen_http, sizeof cfg.listen_http, "0.0.0.0:26602");
     cfg.limits.rpc_max_inflight = 7;
+    cfg.limits.read_cache_mb = 2048;
     cfg.peer_count = 2;
     snprintf(cfg.peers[0], MN_ADDR_MAX, "10.0.0.1:26600");
     snprintf(cfg.peers[1], MN_ADDR_MAX, "val.example:26603");
@@ -86,6 +88,7 @@ static void written_config_loads_back(void **state) {
     assert_string_equal(back.node_name, "obs3");
     assert_string_equal(back.member_id, "");
     assert_int_equal(back.limits.rpc_max_inflight, 7);
+    assert_int_equal(back.limits.read_cache_mb, 2048);
     assert_int_equal(back.peer_count, 2);
     assert_string_equal(back.peers[1], "val.example:26603");
     assert_string_equal(back.log_level, "debug");
@@ -104,6 +107,10 @@ static void bad_fields_are_named(void **state) {
         {"{\"node_name\": \"a\", \"role\": \"observer\", \"log_level\": \"loud\", %s}", "log_level:"},
         {"{\"node_name\": \"a\", \"role\": \"observer\", \"limits\": {\"rpc_max_inflight\": 0}, %s}",
          "limits.rpc_max_inflight"},
+        {"{\"node_name\": \"a\", \"role\": \"observer\", \"limits\": {\"read_cache_mb\": 0}, %s}",
+         "limits.read_cache_mb"},
+        {"{\"node_name\": \"a\", \"role\": \"observer\", \"limits\": {\"read_cache_mb\": 65537}, %s}",
+         "limits.read_cache_mb"},
         {"{\"node_name\": \"a\", \"role\": \"observer\", \"limits\": {\"rpc_inflight\": 3}, %s}",
          "limits.rpc_inflight: unknown field"},
         {"{\"node_name\": \"a\", \"role\": \"observer\", \"peers\": [\"nope\"], %s}", "peers[0]"},

@@ -480,6 +480,39 @@ static void prefetch_changes_nothing(void **state) {
     }
 }
 
+/* The cache's size is set before its first use, rounded down to a power of
+ * two of slots; a small cache stays exact however many records it cannot
+ * hold, and its id filter still answers never-issued ids. */
+static void a_small_cache_is_sized_and_stays_exact(void **state) {
+    lf_fixture *f = *state;
+    mn_ledger *l2 = NULL;
+    assert_int_equal(mn_ledger_open(&l2, f->store, f->g), MN_OK);
+    assert_int_equal(mn_ledger_read_cache_slots(l2), MN_LEDGER_REC_CACHE_SLOTS);
+    assert_int_equal(mn_ledger_set_read_cache_bytes(l2, 100 * 256), MN_EINVAL); /* under the minimum */
+    assert_int_equal(mn_ledger_set_read_cache_bytes(l2, (uint64_t)MN_LEDGER_REC_CACHE_SLOTS_MAX * 512), MN_EINVAL);
+    assert_int_equal(mn_ledger_set_read_cache_bytes(l2, 1500 * 256), MN_OK);
+    assert_int_equal(mn_ledger_read_cache_slots(l2), 1024);
+    assert_int_equal(mn_ledger_warm(l2, 1), 0); /* makes the cache: empty state, nothing to read */
+    assert_int_equal(mn_ledger_set_read_cache_bytes(l2, 1 << 20), MN_ESTATE);
+    mn_ledger *l1 = f->l;
+    f->l = l2;
+    for (uint32_t b = 0; b < 10; b++) issue_block(f, b * 250, 250); /* 2,500 records, 1,024 slots */
+    f->l = l1;
+    mn_read_cache_stats s0 = stats_of(l2);
+    assert_true(s0.ids_complete);
+    for (uint32_t i = 0; i < 2500; i += 7) {
+        uint8_t id[32];
+        lf_id(id, 'c', i);
+        agrees_on(f, l2, id, f->time_ms);
+        lf_id(id, 'x', i);
+        agrees_on(f, l2, id, f->time_ms);
+    }
+    mn_read_cache_stats s1 = stats_of(l2);
+    assert_true(s1.store_reads - s0.store_reads > 100);     /* most records did not fit */
+    assert_true(s1.absent_known - s0.absent_known >= 350); /* of 358 never-issued ids */
+    mn_ledger_free(l2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(follows_every_commit, setup, teardown),
@@ -494,6 +527,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(a_scan_survives_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(record_scan_resumes_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(prefetch_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_small_cache_is_sized_and_stays_exact, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
