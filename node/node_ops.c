@@ -30,27 +30,16 @@ static double gauge_rpc_conns(void *arg)
     return (double)st.connections_open;
 }
 
-static double gauge_cache_store_reads(void *arg)
+static mn_read_cache_stats cache_stats(void *arg)
 {
     struct mn_node *n = arg;
     mn_read_cache_stats rs;
     mn_ledger_read_cache_stats(n->ledger, &rs);
-    return (double)rs.store_reads;
+    return rs;
 }
-static double gauge_cache_absent_known(void *arg)
-{
-    struct mn_node *n = arg;
-    mn_read_cache_stats rs;
-    mn_ledger_read_cache_stats(n->ledger, &rs);
-    return (double)rs.absent_known;
-}
-static double gauge_cache_warm(void *arg)
-{
-    struct mn_node *n = arg;
-    mn_read_cache_stats rs;
-    mn_ledger_read_cache_stats(n->ledger, &rs);
-    return rs.ids_complete ? 1 : 0;
-}
+static double gauge_cache_store_reads(void *arg) { return (double)cache_stats(arg).store_reads; }
+static double gauge_cache_absent_known(void *arg) { return (double)cache_stats(arg).absent_known; }
+static double gauge_cache_warm(void *arg) { return cache_stats(arg).ids_complete ? 1 : 0; }
 
 int node_metrics_init(struct mn_node *n)
 {

@@ -356,6 +356,32 @@ static void unusual_request_encodings_read_like_protobuf(void **state) {
     stop();
 }
 
+/* Queues n GetChainInfo requests (echoed by the fake) with payloads
+ * "<prefix><i>", ids 1..n, and sends them in one write. */
+static void send_numbered(mn_client *c, const char *prefix, int n) {
+    for (int i = 0; i < n; i++) {
+        char p[32];
+        int l = snprintf(p, sizeof p, "%s%d", prefix, i);
+        uint64_t id;
+        assert_int_equal(mn_client_queue(c, &id, MN_RPC_GET_CHAIN_INFO, (uint8_t *)p, (size_t)l), MN_OK);
+        assert_int_equal(id, (uint64_t)i + 1);
+    }
+    assert_int_equal(mn_client_flush(c), MN_OK);
+}
+
+/* Receives n answers, each echoing the payload its id was sent with. */
+static void recv_numbered(mn_client *c, const char *prefix, int n) {
+    for (int i = 0; i < n; i++) {
+        Midnode__RpcResponse *r = NULL;
+        assert_int_equal(mn_client_recv(c, &r), MN_OK);
+        char p[32];
+        int l = snprintf(p, sizeof p, "%s%d", prefix, (int)r->id - 1);
+        assert_int_equal(r->payload.len, (size_t)l);
+        assert_memory_equal(r->payload.data, p, (size_t)l);
+        midnode__rpc_response__free_unpacked(r, NULL);
+    }
+}
+
 static void fake_peek(void *ctx, int stage, const char *method, const uint8_t *p, size_t len) {
     fake *f = ctx;
     if (f->peek_count == PEEKS_MAX || strcmp(method, MN_RPC_GET_CHAIN_INFO) != 0 || len >= 16) return;
@@ -381,22 +407,8 @@ static void peek_sees_a_reads_requests_before_they_are_handled(void **state) {
     g_lt.before_free = fake_before_free;
     mn_client *c = conn(5000);
     enum { N = 5 };
-    for (int i = 0; i < N; i++) {
-        char p[16];
-        int l = snprintf(p, sizeof p, "peek-%d", i);
-        uint64_t id;
-        assert_int_equal(mn_client_queue(c, &id, MN_RPC_GET_CHAIN_INFO, (uint8_t *)p, (size_t)l), MN_OK);
-    }
-    assert_int_equal(mn_client_flush(c), MN_OK); /* one write: one read on loopback */
-    for (int i = 0; i < N; i++) {
-        Midnode__RpcResponse *r = NULL;
-        assert_int_equal(mn_client_recv(c, &r), MN_OK);
-        char p[16];
-        int l = snprintf(p, sizeof p, "peek-%d", (int)r->id - 1);
-        assert_int_equal(r->payload.len, (size_t)l);
-        assert_memory_equal(r->payload.data, p, (size_t)l);
-        midnode__rpc_response__free_unpacked(r, NULL);
-    }
+    send_numbered(c, "peek-", N); /* one write: one read on loopback */
+    recv_numbered(c, "peek-", N);
     mn_client_free(c);
     stop(); /* joins the loop thread: g_fake is ours to read */
     assert_int_equal(g_fake.peek_count, 2 * N);
@@ -415,22 +427,8 @@ static void pipelined_requests_all_answered_by_id(void **state) {
     start(&cfg);
     mn_client *c = conn(5000);
     enum { N = 2000 };
-    for (int i = 0; i < N; i++) {
-        char p[16];
-        int l = snprintf(p, sizeof p, "%d", i);
-        uint64_t id;
-        assert_int_equal(mn_client_send(c, &id, MN_RPC_GET_CHAIN_INFO, (uint8_t *)p, (size_t)l), MN_OK);
-        assert_int_equal(id, (uint64_t)i + 1);
-    }
-    for (int i = 0; i < N; i++) {
-        Midnode__RpcResponse *r = NULL;
-        assert_int_equal(mn_client_recv(c, &r), MN_OK);
-        char p[16];
-        int l = snprintf(p, sizeof p, "%d", (int)r->id - 1);
-        assert_int_equal(r->payload.len, (size_t)l);
-        assert_memory_equal(r->payload.data, p, (size_t)l);
-        midnode__rpc_response__free_unpacked(r, NULL);
-    }
+    send_numbered(c, "", N);
+    recv_numbered(c, "", N);
     mn_client_free(c);
     stop();
 }
