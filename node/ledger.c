@@ -1285,10 +1285,10 @@ static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN], s
     rc->gen = 1;
     rc->pgen = 1;
     memcpy(rc->root, root, MN_HASH_LEN);
-    /* Without the filter the cache still works: absences go to the store. */
     /* One 64-byte filter line per bucket (four ids at full load): about
-     * 1e-9 false positives while the state fits the cache, and still a
-     * filter at ten times that. */
+     * 2e-7 false positives while the state fits the cache, and still a
+     * filter at ten times that. Without the filter (out of memory) the
+     * cache still works: absences go to the store. */
     unsigned lines = log2_of(rc->buckets);
     rc->ids = mn_idfilter_new(lines < 10 ? 10 : lines > 26 ? 26 : lines);
     static const uint8_t empty_root[MN_HASH_LEN];

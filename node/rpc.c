@@ -407,20 +407,27 @@ static void conn_flush(rpc_conn *c) {
             return;
         }
     }
-    /* The rest waits in libuv's queue, in a buffer of its own. */
+    /* The rest waits in libuv's queue: the whole buffer is handed over,
+     * or what the socket left of it is copied to one of its own. */
     rpc_write *w = malloc(sizeof *w);
-    uint8_t *rest = malloc(c->out_len - sent);
+    uint8_t *rest = sent == 0 ? c->out : malloc(c->out_len - sent);
     if (!w || !rest) {
         free(w);
-        free(rest);
+        if (rest != c->out) free(rest);
         conn_close(c);
         return;
     }
-    memcpy(rest, c->out + sent, c->out_len - sent);
+    size_t rest_len = c->out_len - sent;
+    if (sent == 0) {
+        c->out = NULL;
+        c->out_cap = 0;
+    } else {
+        memcpy(rest, c->out + sent, rest_len);
+    }
+    c->out_len = 0;
     w->conn = c;
     w->data = rest;
-    uv_buf_t buf = uv_buf_init((char *)rest, (unsigned)(c->out_len - sent));
-    c->out_len = 0;
+    uv_buf_t buf = uv_buf_init((char *)rest, (unsigned)rest_len);
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
     if (rc != 0) {
         free(w->data);
