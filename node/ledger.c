@@ -1382,7 +1382,17 @@ static struct rec_entry *rec_fill(struct rec_cache *rc, const rec_where *at, int
     return e;
 }
 
-uint64_t mn_ledger_record_cache_misses(const mn_ledger *l) { return l->rc ? l->rc->misses : 0; }
+/* Fills way w with the record bytes of id (they fit a slot), decoding the
+ * status and expiry from them. false, leaving the way alone, when they do
+ * not decode (the read path reports such a record). */
+static bool rec_keep(struct rec_cache *rc, const rec_where *at, int w, const uint8_t id[static MN_ID_LEN],
+                     const uint8_t *bytes, size_t len) {
+    Midnode__CredentialRecord *r = midnode__credential_record__unpack(NULL, len, bytes);
+    if (!r) return false;
+    (void)rec_fill(rc, at, w, id, r, bytes, len);
+    midnode__credential_record__free_unpacked(r, NULL);
+    return true;
+}
 
 static void proofs_stale(struct rec_cache *rc) {
     if (++rc->pgen == 0) {
@@ -1434,15 +1444,11 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
         if (kl != 1 + MN_ID_LEN || k[0] != 'r') continue;
         const uint8_t *id = k + 1;
         if (v && rc->ids) mn_idfilter_add(rc->ids, id);
-        Midnode__CredentialRecord *r =
-            v && rec_fits(id, v, vl) ? midnode__credential_record__unpack(NULL, vl, v) : NULL;
-        if (r) {
+        if (v && rec_fits(id, v, vl)) {
             rec_where at = rec_locate(rc, id);
-            (void)rec_fill(rc, &at, rec_place(rc, &at, id, true), id, r, v, vl);
-            midnode__credential_record__free_unpacked(r, NULL);
-        } else {
-            rec_drop(rc, id);
+            if (rec_keep(rc, &at, rec_place(rc, &at, id, true), id, v, vl)) continue;
         }
+        rec_drop(rc, id);
     }
     memcpy(rc->root, new_root, MN_HASH_LEN);
     proofs_stale(rc);
@@ -1488,16 +1494,9 @@ static int warm_one(void *ctx, const uint8_t *key, size_t key_len, const uint8_t
     rc->warmed++;
     if (rc->ids) mn_idfilter_add(rc->ids, id);
     rec_where at = rec_locate(rc, id);
-    if (!rec_fits(id, v, vl) || rec_way(rc, &at, id) >= 0) return 0;
+    if (!rec_fits(id, v, vl) || rec_way(rc, &at, id) >= 0) return 0; /* already there: exact */
     int w = rec_place(rc, &at, id, false);
-    if (w < 0) return 0;
-    /* A record that does not decode is left to the read path, which
-     * reports it. */
-    Midnode__CredentialRecord *r = midnode__credential_record__unpack(NULL, vl, v);
-    if (r) {
-        (void)rec_fill(rc, &at, w, id, r, v, vl);
-        midnode__credential_record__free_unpacked(r, NULL);
-    }
+    if (w >= 0) (void)rec_keep(rc, &at, w, id, v, vl);
     return 0;
 }
 

@@ -110,9 +110,6 @@ size_t mn_ledger_read_cache_slots(const mn_ledger *l);
  * effective status at time_ms (mn_ledger_effective_status). Not thread-safe,
  * like the rest of the ledger. Returns MN_OK, MN_ENOTFOUND (NULL, 0,
  * STATUS_UNKNOWN), MN_EIO, MN_ECORRUPT, MN_ENOMEM. */
-/* Reads of mn_ledger_get_record_cached that went to the store (the cache
- * did not hold the id under the current root). */
-uint64_t mn_ledger_record_cache_misses(const mn_ledger *l);
 
 int mn_ledger_get_record_cached(mn_ledger *l, const uint8_t id[static MN_ID_LEN], int64_t time_ms,
                                 const uint8_t **bytes, size_t *len,
@@ -138,7 +135,7 @@ void mn_ledger_prefetch_record(const mn_ledger *l, const uint8_t id[static MN_ID
 int mn_ledger_warm(mn_ledger *l, size_t max) MN_WARN_UNUSED;
 
 typedef struct mn_read_cache_stats {
-    uint64_t store_reads;  /* record reads that went to the store */
+    uint64_t store_reads;  /* reads of mn_ledger_get_record_cached that went to the store */
     uint64_t absent_known; /* reads answered absent by the id filter */
     uint64_t warmed;       /* records read by the warm-up scan */
     bool ids_complete;     /* the filter holds every record's id */

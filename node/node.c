@@ -253,8 +253,7 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, char *e
         snprintf(err, err_len, "cannot start the tick timer");
         return MN_EIO;
     }
-    n->warm_started_ms = node_mono_ms(n);
-    if (uv_idle_start(&n->warm_idle, node_on_warm)) {
+    if (node_warm_start(n)) {
         snprintf(err, err_len, "cannot start the read cache warm-up");
         return MN_EIO;
     }

@@ -1178,11 +1178,14 @@ void node_on_tick(uv_timer_t *t)
     node_rpc_expire(n);
     mn_read_cache_stats rs;
     mn_ledger_read_cache_stats(n->ledger, &rs);
-    if (rs.warm_pending && !n->warm_failed && !uv_is_active((uv_handle_t *)&n->warm_idle)) {
-        /* the root moved under the cache: read the store's records again */
-        n->warm_started_ms = node_mono_ms(n);
-        (void)uv_idle_start(&n->warm_idle, node_on_warm);
-    }
+    if (rs.warm_pending && !n->warm_failed && !uv_is_active((uv_handle_t *)&n->warm_idle))
+        (void)node_warm_start(n); /* the root moved under the cache: read the store's records again */
+}
+
+int node_warm_start(struct mn_node *n)
+{
+    n->warm_started_ms = node_mono_ms(n);
+    return uv_idle_start(&n->warm_idle, node_on_warm);
 }
 
 /* Records per slice of the warm-up: a few milliseconds, so queries that

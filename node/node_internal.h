@@ -163,6 +163,8 @@ void node_on_cons_timer(uv_timer_t *t);
 void node_on_build_timer(uv_timer_t *t);
 void node_on_tick(uv_timer_t *t);
 void node_on_warm(uv_idle_t *h);
+/* Starts the read cache warm-up on the idle handle; libuv's result. */
+int node_warm_start(struct mn_node *n);
 void node_on_gossip_timer(uv_timer_t *t);
 void node_tx_admitted(struct mn_node *n); /* a new tx entered the mempool */
 int node_load_tip(struct mn_node *n);
