@@ -15,24 +15,23 @@
 #include "idfilter.h"
 #include "kvmap.h"
 #include "smt.h"
+#include "tree_build.h"
 
 #define REC_BYTES_MAX 1024
 #define REPORT_REF_MAX 64
 #define CHANGES_PER_TX_MAX (MN_DEVICE_LIVE_MAX + 1)
 
-/* Committed tree nodes down to this depth are kept in memory: every block's
- * update and every proof walks through them. There are at most 2^(depth+1)
- * of them; at 22 a state of a million credentials has nearly all its
- * internal nodes here (about 150 bytes each in the map), so a proof reads
- * only the record from the store. Only nodes this process computed are kept
- * (nodes read from disk are checked by the tree on every read). */
-#define NODE_CACHE_DEPTH 22
-
 struct mn_ledger {
     mn_store *store;
     const mn_genesis *g;
     mn_smt_src src;
-    mn_kvmap *cache; /* position key -> node, or a deletion for "no node there" */
+    /* The committed state tree, every node of it (the store keeps none):
+     * position key -> node, or a deletion for "no node there". Built from
+     * the store's records when the ledger opens (tree_build.h), then
+     * followed by every commit; tree_root is the root it stands for. An
+     * implicit leaf is never in it: the store derives those. */
+    mn_kvmap *tree;
+    uint8_t tree_root[MN_HASH_LEN];
     struct rec_cache *rc; /* read path: see mn_ledger_get_record_cached; NULL until first use */
     size_t rec_slots;     /* its size when it is made */
     /* While mn_ledger_prove walks to a record it has read: that record is
@@ -254,26 +253,22 @@ static unsigned pos_depth(const uint8_t *pos, size_t len) {
     return len >= 3 ? ((unsigned)pos[1] << 8) | pos[2] : MN_SMT_DEPTH_MAX + 1;
 }
 
-/* Tree nodes of the committed state: the cache, then the store. The cache
- * holds only nodes this process computed and committed, so they need no
- * re-check; nodes read from disk are always checked by the tree. A
- * position the cache knows as deleted may hold an implicit leaf (smt.h),
- * which only the store derives. */
+/* Tree nodes of the committed state: the in-memory tree, which this
+ * process computed (so no node needs a re-check), and for a position it
+ * does not hold, the implicit leaf the store derives there, if any (which
+ * the tree checks against its parent). */
 static int ledger_smt_get(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
     mn_ledger *l = ctx;
-    if (pos_depth(pos, len) <= NODE_CACHE_DEPTH) {
-        const uint8_t *v;
-        size_t vl;
-        int st = mn_kv_get(l->cache, pos, len, &v, &vl);
-        if (st == MN_KV_VALUE && vl == MN_SMT_NODE_LEN) {
-            memcpy(node, v, MN_SMT_NODE_LEN);
-            return MN_SMT_TRUSTED;
-        }
+    const uint8_t *v;
+    size_t vl;
+    if (mn_kv_get(l->tree, pos, len, &v, &vl) == MN_KV_VALUE && vl == MN_SMT_NODE_LEN) {
+        memcpy(node, v, MN_SMT_NODE_LEN);
+        return MN_SMT_TRUSTED;
     }
-    return mn_store_smt_get(l->store, pos, len, node);
+    return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
-/* Implicit leaves are never in the cache (no entry is written for them).
+/* Implicit leaves are never in the tree map (no entry is written for them).
  * The one record under a position whose path the proven record's key hash
  * starts with is that record (the tree checks its hash either way). */
 static int ledger_smt_leaf(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
@@ -291,37 +286,67 @@ static int ledger_smt_leaf(void *ctx, const uint8_t *pos, size_t len, uint8_t no
     return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
-/* After a commit: the cache follows the committed tree. */
-static void cache_apply(mn_ledger *l, const mn_kvmap *ov) {
+/* After a commit: the in-memory tree follows the committed one. A map that
+ * cannot take the nodes is rebuilt from the store at next use. */
+static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[static MN_HASH_LEN]) {
     size_t n = mn_kv_count(ov);
     for (size_t i = 0; i < n; i++) {
         const uint8_t *k, *v;
         size_t kl, vl;
         mn_kv_entry(ov, i, &k, &kl, &v, &vl);
-        if (k[0] != MN_SMT_PREFIX || pos_depth(k, kl) > NODE_CACHE_DEPTH) continue;
-        int rc = v ? mn_kv_put(l->cache, k, kl, v, vl) : mn_kv_del(l->cache, k, kl);
+        if (k[0] != MN_SMT_PREFIX) continue;
+        int rc = v ? mn_kv_put(l->tree, k, kl, v, vl) : mn_kv_del(l->tree, k, kl);
         if (rc != MN_OK) {
-            mn_kv_clear(l->cache);
+            mn_kv_clear(l->tree);
+            memset(l->tree_root, 0xFF, MN_HASH_LEN); /* no state has this root */
             return;
         }
     }
+    memcpy(l->tree_root, root, MN_HASH_LEN);
+}
+
+/* Makes the in-memory tree the store's current one: a no-op unless the
+ * store's root moved without this ledger (another writer of the store, or
+ * a failed update of the map), then a rebuild. Returns MN_OK, MN_ENOMEM,
+ * MN_EIO, MN_ECORRUPT (the records do not hash to the stored root). */
+static int tree_sync(mn_ledger *l) {
+    uint8_t root[MN_HASH_LEN];
+    mn_store_root(l->store, root);
+    if (memcmp(root, l->tree_root, MN_HASH_LEN) == 0) return MN_OK;
+    mn_kv_clear(l->tree);
+    uint8_t built[MN_HASH_LEN];
+    int rc = mn_tree_build(l->store, l->tree, built, NULL);
+    if (rc == MN_OK && memcmp(built, root, MN_HASH_LEN) != 0) rc = MN_ECORRUPT;
+    if (rc != MN_OK) {
+        mn_kv_clear(l->tree);
+        memset(l->tree_root, 0xFF, MN_HASH_LEN);
+        return rc;
+    }
+    memcpy(l->tree_root, root, MN_HASH_LEN);
+    return MN_OK;
 }
 
 int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) {
     *out = NULL;
     mn_ledger *l = calloc(1, sizeof *l);
     if (!l) return MN_ENOMEM;
-    l->cache = mn_kv_new();
-    if (!l->cache) {
+    l->tree = mn_kv_new();
+    if (!l->tree) {
         free(l);
         return MN_ENOMEM;
     }
+    memset(l->tree_root, 0xFF, MN_HASH_LEN);
     l->store = store;
     l->g = genesis;
     l->rec_slots = MN_LEDGER_REC_CACHE_SLOTS;
     l->src.get = ledger_smt_get;
     l->src.leaf = ledger_smt_leaf;
     l->src.ctx = l;
+    int rc = tree_sync(l);
+    if (rc != MN_OK) {
+        mn_ledger_free(l);
+        return rc;
+    }
     *out = l;
     return MN_OK;
 }
@@ -330,7 +355,7 @@ static void rec_cache_free(struct rec_cache *rc);
 
 void mn_ledger_free(mn_ledger *l) {
     if (!l) return;
-    mn_kv_free(l->cache);
+    mn_kv_free(l->tree);
     rec_cache_free(l->rc);
     free(l);
 }
@@ -361,6 +386,8 @@ int mn_ledger_get_nonce(mn_ledger *l, const char *signer, uint64_t *nonce) {
 static int prove_pair(mn_ledger *l, const uint8_t id[static MN_ID_LEN], const uint8_t *record, size_t len,
                       Midnode__MerkleProof *proof) {
     uint8_t root[MN_HASH_LEN], kh[MN_HASH_LEN];
+    int rc = tree_sync(l);
+    if (rc != MN_OK) return rc;
     mn_store_root(l->store, root);
     mn_smt_key_credential(kh, id);
     if (record) {
@@ -368,7 +395,7 @@ static int prove_pair(mn_ledger *l, const uint8_t id[static MN_ID_LEN], const ui
         l->prove_rec_len = len;
         memcpy(l->prove_kh, kh, MN_HASH_LEN);
     }
-    int rc = mn_smt_prove(&l->src, NULL, root, kh, proof);
+    rc = mn_smt_prove(&l->src, NULL, root, kh, proof);
     l->prove_rec = NULL;
     if (rc == MN_OK) {
         const char *why = NULL;
@@ -653,7 +680,7 @@ int mn_ledger_check_tx(mn_ledger *l, const uint8_t *tx, size_t len, mn_tx_info *
 /* ---------------------------------------------------------------- execution */
 
 mn_exec *mn_exec_begin(mn_ledger *l, uint64_t height, int64_t time_ms) {
-    if (height != mn_store_height(l->store) + 1) return NULL;
+    if (height != mn_store_height(l->store) + 1 || tree_sync(l) != MN_OK) return NULL;
     mn_exec *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     e->l = l;
@@ -1134,7 +1161,7 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
     rc = mn_store_commit(e->l->store, e->height, block, block_len, cert, cert_len, e->ov, e->root);
     if (rc == MN_OK) {
         e->committed = true;
-        cache_apply(e->l, e->ov);
+        tree_apply(e->l, e->ov, e->root);
         rec_cache_follow(e->l, e->ov, e->base_root, e->root);
     }
     return rc;

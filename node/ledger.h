@@ -57,8 +57,11 @@
 typedef struct mn_ledger mn_ledger;
 typedef struct mn_exec mn_exec;
 
-/* Opens the ledger over a store (reads its height and state root).
- * Returns MN_OK or MN_ENOMEM. */
+/* Opens the ledger over a store: reads its height and state root and
+ * builds the state tree in memory from its records and nonces (the store
+ * keeps no tree nodes; tree_build.h), which takes about a second per
+ * million credentials. Returns MN_OK, MN_ENOMEM, MN_EIO, or MN_ECORRUPT
+ * when the records do not hash to the stored state root. */
 int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) MN_WARN_UNUSED;
 void mn_ledger_free(mn_ledger *l); /* NULL-safe; does not close the store */
 
@@ -193,7 +196,8 @@ typedef struct mn_status_change {
 
 /* Starts executing block `height` (must be mn_ledger_height()+1) with
  * header time time_ms on top of committed state. Returns NULL when out of
- * memory or the height is wrong. */
+ * memory, the height is wrong, or the store's state moved under the ledger
+ * and its tree cannot be rebuilt. */
 mn_exec *mn_exec_begin(mn_ledger *l, uint64_t height, int64_t time_ms);
 
 /* Applies one serialised Tx. Returns a Midnode__TxCode; on refusal the

@@ -195,10 +195,18 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, char *e
     if ((rc = load_keys(n, err, err_len)) != MN_OK) return rc;
     if ((rc = mn_mkdir_p(n->cfg.data_dir, 0700, err, err_len)) != MN_OK) return rc;
     if ((rc = mn_store_open(&n->store, n->cfg.data_dir, err, err_len)) != MN_OK) return rc;
+    /* The state tree is built in memory from the records (ledger.h). */
+    uint64_t tree_t0 = uv_hrtime();
     if ((rc = mn_ledger_open(&n->ledger, n->store, n->genesis)) != MN_OK) {
-        snprintf(err, err_len, "ledger: %s", mn_strerror(rc));
+        if (rc == MN_ECORRUPT)
+            snprintf(err, err_len, "ledger: the stored records and nonces do not hash to the stored state root "
+                     "(start from a new data directory: snapshot import or catch-up)");
+        else
+            snprintf(err, err_len, "ledger: cannot build the state tree: %s", mn_strerror(rc));
         return rc;
     }
+    LOG_INFO("state_tree_built", "height=%llu ms=%llu", (unsigned long long)mn_ledger_height(n->ledger),
+             (unsigned long long)((uv_hrtime() - tree_t0) / 1000000));
     if ((rc = mn_ledger_set_read_cache_bytes(n->ledger, (uint64_t)n->cfg.limits.read_cache_mb << 20)) != MN_OK) {
         snprintf(err, err_len, "limits.read_cache_mb: %u MB is outside the cache's range", n->cfg.limits.read_cache_mb);
         return rc;

@@ -14,17 +14,12 @@
 #include "kvmap.h"
 #include "midnode.pb-c.h"
 #include "smt.h"
+#include "tree_build.h"
 
 #define MAGIC "MNSNAP01"
 #define MAGIC_LEN 8
-/* State entries per write batch, and tree items per tree update, while importing. */
+/* State entries per write batch while importing. */
 #define IMPORT_CHUNK 100000
-/* Tree items are spread over buckets by the first byte of their key hash
- * and the tree is built one bucket after another: each update then fills
- * an empty subtree and reads almost nothing back from the store, where
- * updates in file order would walk (and read) the whole tree every time. */
-#define BUCKETS 256
-#define ITEM_BYTES (2 * MN_HASH_LEN + 1) /* key hash, value hash, implicit */
 
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) MN_PRINTF(4, 5);
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) {
@@ -192,29 +187,19 @@ static bool r_blob(reader *r, uint8_t **out, size_t *len, size_t max) {
     return r_get(r, *out, n);
 }
 
-/* Checks one entry's shape; fills the tree item for records and nonces. */
-static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, mn_smt_item *item, bool *in_tree) {
-    *in_tree = false;
+/* Checks one entry's shape. */
+static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     switch (k[0]) {
     case 'r': {
         if (kl != 1 + MN_ID_LEN) return false;
         Midnode__CredentialRecord *rec = midnode__credential_record__unpack(NULL, vl, v);
         bool ok = rec && rec->credential_id.len == MN_ID_LEN && memcmp(rec->credential_id.data, k + 1, MN_ID_LEN) == 0;
         if (rec) midnode__credential_record__free_unpacked(rec, NULL);
-        if (!ok) return false;
-        mn_smt_key_credential(item->key_hash, k + 1);
-        item->implicit = true;
-        break;
+        return ok;
     }
     case 'n': {
         if (kl < 2 || kl > 1 + MN_MEMBER_ID_MAX || vl != 8) return false;
-        char signer[MN_MEMBER_ID_MAX + 1];
-        memcpy(signer, k + 1, kl - 1);
-        signer[kl - 1] = '\0';
-        if (strlen(signer) != kl - 1) return false;
-        mn_smt_key_nonce(item->key_hash, signer);
-        item->implicit = false;
-        break;
+        return memchr(k + 1, '\0', kl - 1) == NULL;
     }
     case 'd':
         return kl == 1 + MN_ID_LEN && vl > 0 && vl % MN_ID_LEN == 0 && vl / MN_ID_LEN <= 32;
@@ -223,13 +208,6 @@ static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, m
     default:
         return false;
     }
-    mn_sha256_ctx c;
-    mn_sha256_init(&c);
-    mn_sha256_update(&c, v, vl);
-    mn_sha256_final(&c, item->value_hash);
-    item->remove = false;
-    *in_tree = true;
-    return true;
 }
 
 /* Index checks after the state is in the store. */
@@ -321,54 +299,6 @@ static int check_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
     return bad;
 }
 
-static int smt_src_get(void *ctx, const uint8_t *pos_key, size_t pos_len, uint8_t node[static MN_SMT_NODE_LEN]) {
-    return mn_store_smt_get(ctx, pos_key, pos_len, node);
-}
-
-static int smt_src_leaf(void *ctx, const uint8_t *pos_key, size_t pos_len, uint8_t node[static MN_SMT_NODE_LEN]) {
-    return mn_store_smt_leaf(ctx, pos_key, pos_len, node);
-}
-
-/* Applies a chunk: tree update over the committed-so-far tree, then one write. */
-static int flush_chunk(mn_store *s, mn_kvmap *kv, mn_smt_item *items, size_t n, uint8_t root[static MN_HASH_LEN]) {
-    mn_smt_src src = {smt_src_get, s, smt_src_leaf};
-    uint8_t next[MN_HASH_LEN];
-    int rc = mn_smt_update(&src, kv, root, items, n, next);
-    if (rc == MN_OK) rc = mn_store_write(s, kv);
-    if (rc == MN_OK) memcpy(root, next, MN_HASH_LEN);
-    mn_kv_clear(kv);
-    return rc;
-}
-
-/* Builds the tree from the bucket files (rewound and read in chunks). */
-static int build_tree(mn_store *s, FILE **bucket, mn_kvmap *kv, mn_smt_item *items, uint8_t root[static MN_HASH_LEN]) {
-    uint8_t rec[ITEM_BYTES];
-    for (int b = 0; b < BUCKETS; b++) {
-        if (!bucket[b]) continue;
-        if (fflush(bucket[b]) != 0 || fseek(bucket[b], 0, SEEK_SET) != 0) return MN_EIO;
-        size_t m = 0;
-        for (;;) {
-            size_t got = fread(rec, 1, ITEM_BYTES, bucket[b]);
-            if (got == ITEM_BYTES) {
-                memcpy(items[m].key_hash, rec, MN_HASH_LEN);
-                memcpy(items[m].value_hash, rec + MN_HASH_LEN, MN_HASH_LEN);
-                items[m].remove = false;
-                items[m].implicit = rec[2 * MN_HASH_LEN] != 0;
-                m++;
-            } else if (got != 0 || ferror(bucket[b])) {
-                return MN_EIO;
-            }
-            if (m == IMPORT_CHUNK || (got == 0 && m > 0)) {
-                int rc = flush_chunk(s, kv, items, m, root);
-                if (rc != MN_OK) return rc;
-                m = 0;
-            }
-            if (got == 0) break;
-        }
-    }
-    return MN_OK;
-}
-
 static int first_key(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     (void)k;
     (void)kl;
@@ -385,7 +315,7 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     memset(info, 0, sizeof *info);
     bool any = false;
     if (mn_store_height(s) != 0 || mn_store_scan(s, 'r', first_key, &any) != MN_OK || any ||
-        mn_store_scan(s, 's', first_key, &any) != MN_OK || any)
+        mn_store_scan(s, 'n', first_key, &any) != MN_OK || any)
         return fail(err, err_len, MN_ESTATE, "the store is not empty (import into a new data directory)");
     reader r = {0};
     r.f = fopen(path, "rb");
@@ -397,13 +327,11 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     Midnode__Block *b = NULL;
     Midnode__BlockHeader *hd = NULL;
     Midnode__CommitCertificate *cc = NULL;
-    mn_kvmap *kv = mn_kv_new();
-    mn_smt_item *items = malloc(IMPORT_CHUNK * sizeof *items);
-    FILE *bucket[BUCKETS] = {0};
+    mn_kvmap *kv = mn_kv_new(), *tree = NULL;
     val = malloc(MN_SNAPSHOT_VALUE_MAX);
     char magic[MAGIC_LEN];
     uint8_t hash[MN_HASH_LEN], root[MN_HASH_LEN] = {0};
-    if (!kv || !items || !val) {
+    if (!kv || !val) {
         rc = fail(err, err_len, MN_ENOMEM, "out of memory");
         goto out;
     }
@@ -430,9 +358,8 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         rc = fail(err, err_len, MN_ECRYPTO, "certificate of height %llu: %s", (unsigned long long)hd->height, why);
         goto out;
     }
-    /* The state into the store, chunk by chunk; the tree items of records
-     * and nonces into their buckets. */
-    mn_smt_item item;
+    /* The state into the store, chunk by chunk; the tree is built from the
+     * store once every entry is in. */
     uint64_t entries = 0;
     for (;;) {
         uint8_t hdr[3], key[MN_STORE_KEY_MAX], l[4];
@@ -445,8 +372,7 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
             break;
         }
         size_t vl = (size_t)get_be(l, 4);
-        bool in_tree = false;
-        if (vl > MN_SNAPSHOT_VALUE_MAX || !r_get(&r, val, vl) || !entry_ok(key, kl, val, vl, &item, &in_tree)) {
+        if (vl > MN_SNAPSHOT_VALUE_MAX || !r_get(&r, val, vl) || !entry_ok(key, kl, val, vl)) {
             rc = fail(err, err_len, MN_ECORRUPT, "entry %llu is malformed", (unsigned long long)entries);
             goto out;
         }
@@ -460,16 +386,6 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         if (mn_kv_put(kv, key, kl, val, vl) != MN_OK) {
             rc = fail(err, err_len, MN_ENOMEM, "out of memory");
             goto out;
-        }
-        if (in_tree) {
-            FILE **bf = &bucket[item.key_hash[0]];
-            if (!*bf) *bf = tmpfile();
-            uint8_t imp = item.implicit ? 1 : 0;
-            if (!*bf || fwrite(item.key_hash, 1, MN_HASH_LEN, *bf) != MN_HASH_LEN ||
-                fwrite(item.value_hash, 1, MN_HASH_LEN, *bf) != MN_HASH_LEN || fwrite(&imp, 1, 1, *bf) != 1) {
-                rc = fail(err, err_len, MN_EIO, "cannot write a temporary file");
-                goto out;
-            }
         }
         if (mn_kv_count(kv) >= IMPORT_CHUNK) {
             rc = mn_store_write(s, kv);
@@ -491,8 +407,12 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         goto out;
     }
     rc = mn_store_write(s, kv);
-    mn_kv_clear(kv);
-    if (rc == MN_OK) rc = build_tree(s, bucket, kv, items, root);
+    mn_kv_free(kv);
+    kv = NULL;
+    /* The tree is only needed for its root here: the node builds its own
+     * when it opens the store. */
+    if (rc == MN_OK) rc = (tree = mn_kv_new()) ? mn_tree_build(s, tree, root, NULL) : MN_ENOMEM;
+    mn_kv_free(tree);
     if (rc != MN_OK) {
         fail(err, err_len, rc, "writing the state: %s", mn_strerror(rc));
         goto out;
@@ -527,10 +447,7 @@ out:
     free(block);
     free(cert);
     free(val);
-    free(items);
     mn_kv_free(kv);
-    for (int i = 0; i < BUCKETS; i++)
-        if (bucket[i]) fclose(bucket[i]);
     if (r.f) {
         long pos = ftell(r.f);
         info->bytes = pos > 0 ? (uint64_t)pos : 0;

@@ -117,9 +117,10 @@ static void rec_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *id, const u
 static const char K_HEIGHT[] = "Mheight";
 static const char K_ROOT[] = "Mroot";
 /* Layout version: 2 since records are keyed by key_hash and their tree
- * leaves are implicit. A store of another version is refused, not misread. */
+ * leaves are implicit, 3 since no tree node is stored. A store of another
+ * version is refused, not misread. */
 static const char K_FORMAT[] = "Mformat";
-#define STORE_FORMAT 2
+#define STORE_FORMAT 3
 
 static void put_u64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) {
@@ -328,13 +329,6 @@ int mn_store_smt_leaf(void *store, const uint8_t *pos_key, size_t pos_len, uint8
     return implicit_leaf(store, pos_key, pos_len, node);
 }
 
-int mn_store_smt_get(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]) {
-    size_t n = 0;
-    int rc = mn_store_get_buf(store, pos_key, pos_len, node, 65, &n);
-    if (rc == MN_ETOOBIG || (rc == MN_OK && n != 65)) return MN_ECORRUPT;
-    if (rc == MN_ENOTFOUND) return implicit_leaf(store, pos_key, pos_len, node);
-    return rc;
-}
 
 /* Last key of family fam ('V' or 'E'), reading its trailing u64 sequence. */
 static uint64_t last_seq(mn_store *s, char fam, size_t key_len) {
@@ -821,6 +815,7 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         if (skip && skip[i]) continue;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
         assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
+        if (key[0] == MN_SMT_PREFIX) continue; /* the tree lives in the ledger's memory */
         if (batch_put(b, key, key_len, val, val_len) != MN_OK) {
             leveldb_writebatch_destroy(b);
             free(skip);
@@ -853,6 +848,7 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
             rc = MN_EINVAL;
             break;
         }
+        if (key[0] == MN_SMT_PREFIX) continue;
         rc = batch_put(b, key, key_len, val, val_len);
     }
     if (rc == MN_OK) {

@@ -13,7 +13,6 @@
  *                             here take and give 'r' credential_id and whole
  *                             records
  *   'n' signer id bytes       u64 last committed nonce
- *   's' depth prefix          sparse Merkle tree node (see smt.h)
  *   'd' device_ref[32]        credential ids (32 bytes each) not final on that device
  *   'h' holder_ref[32] u8 type  credential id of the live credential
  *   'W' u64 height u32 seq    serialised StatusChange, as the ledger writes them;
@@ -21,6 +20,11 @@
  *                             (see store.c) that reads back as the same bytes
  *   'V' u64 height u64 seq    vote log entry (opaque bytes)
  *   'E' u64 seq               evidence (opaque bytes)
+ *
+ * Tree nodes (keys of family 's', smt.h) handed to mn_store_commit or
+ * mn_store_write are not stored: the tree is a function of the records and
+ * nonces, kept in the ledger's memory (tree_build.h), so a block writes a
+ * handful of entries per transaction instead of a path of nodes each.
  *
  * A block commits in one synced WriteBatch (mn_store_commit): block,
  * certificate, every state change and the new height, so after a crash the
@@ -56,7 +60,8 @@ void mn_store_root(const mn_store *s, uint8_t out[static MN_HASH_LEN]);
 
 /* Commits block `height` (must be mn_store_height()+1) in one synced batch:
  * the block bytes, its certificate (cert may be NULL, cert_len 0), every
- * entry of changes (values and deletions, keys as laid out above), the new
+ * entry of changes (values and deletions, keys as laid out above; tree
+ * nodes are left out), the new
  * height and state root. Returns MN_OK, MN_ESTATE (wrong height), MN_EIO. */
 int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
                     const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
@@ -117,11 +122,9 @@ int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out,
 int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf, size_t cap,
                      size_t *out_len) MN_WARN_UNUSED;
 
-/* An mn_smt_src reading tree nodes from this store (ctx is the store),
- * deriving implicit leaves of records (type 'l'). */
-int mn_store_smt_get(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]);
-/* Its leaf function: the implicit leaf at pos_key, derived from the one
- * record whose key_hash starts with that position's path. */
+/* The implicit leaf (type 'l') at pos_key, derived from the one record
+ * whose key_hash starts with that position's path (ctx is the store); an
+ * mn_smt_src get or leaf function. The store keeps no other tree node. */
 int mn_store_smt_leaf(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]);
 
 /* ---- key builders (out holds at least MN_STORE_KEY_MAX bytes; return the length) */

@@ -8,6 +8,7 @@
 
 #include "ledger_fixture.h"
 #include "smt.h"
+#include "tree_build.h"
 
 #define ST(x) MIDNODE__CREDENTIAL_STATUS__##x
 #define TXC(x) MIDNODE__TX_CODE__TX_##x
@@ -532,29 +533,28 @@ static void proofs_verify_against_the_root(void **state) {
     /* The nonce leaf is in the same tree. */
     uint8_t nk[32], v[8] = {0, 0, 0, 0, 0, 0, 0, 20};
     mn_smt_key_nonce(nk, "mois");
-    mn_smt_src src = {mn_store_smt_get, f->store};
+    mn_kvmap *tree = mn_kv_new();
+    assert_non_null(tree);
+    uint8_t built[32];
+    assert_int_equal(mn_tree_build(f->store, tree, built, NULL), MN_OK);
+    assert_memory_equal(built, root, 32);
+    mn_smt_src src = {mn_store_smt_leaf, f->store, NULL};
     Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
-    assert_int_equal(mn_smt_prove(&src, NULL, root, nk, &p), MN_OK);
+    assert_int_equal(mn_smt_prove(&src, tree, root, nk, &p), MN_OK);
     assert_int_equal(mn_smt_verify(root, nk, v, 8, &p, NULL), MN_OK);
     mn_smt_proof_clear(&p);
+    mn_kv_free(tree);
 }
 
-typedef struct { size_t leaves, credential_leaves, records, bad_ids; mn_store *s; } scan_count;
+typedef struct { size_t nodes, records, bad_ids; mn_store *s; } scan_count;
 
-static int count_leaf(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+static int count_node(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     scan_count *c = ctx;
     (void)k;
     (void)kl;
-    if (vl == MN_SMT_NODE_LEN && v[0] == 'L') {
-        c->leaves++;
-        uint8_t kh[32];
-        for (uint32_t i = 1; i <= 40; i++) {
-            uint8_t id[32];
-            lf_id(id, 'c', i);
-            mn_smt_key_credential(kh, id);
-            if (memcmp(kh, v + 1, 32) == 0) c->credential_leaves++;
-        }
-    }
+    (void)v;
+    (void)vl;
+    c->nodes++;
     return 0;
 }
 
@@ -567,16 +567,16 @@ static int count_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
     return 0;
 }
 
-/* Records' tree leaves have no entries (the store derives them from the
- * records, kept in key_hash order); a reopened ledger, with nothing
- * cached, proves from them; scans still name records by id. */
-static void record_leaves_are_derived_not_stored(void **state) {
+/* The store holds no tree node at all (records' leaves are derived from
+ * the records, kept in key_hash order; the rest is in the ledger's memory);
+ * a reopened ledger rebuilds the tree and proves from it; scans still name
+ * records by id. */
+static void no_tree_node_is_stored(void **state) {
     lf_fixture *f = *state;
     for (uint32_t i = 1; i <= 40; i++) assert_int_equal(issue(f, "mois", i, LF_RESIDENT, i, i, "skt"), TXC(OK));
     scan_count c = {0};
-    assert_int_equal(mn_store_scan(f->store, 's', count_leaf, &c), MN_OK);
-    assert_int_equal(c.credential_leaves, 0);
-    assert_true(c.leaves <= 1); /* the signer's nonce */
+    assert_int_equal(mn_store_scan(f->store, 's', count_node, &c), MN_OK);
+    assert_int_equal(c.nodes, 0);
     assert_int_equal(mn_store_scan(f->store, 'r', count_record, &c), MN_OK);
     assert_int_equal(c.records, 40);
     assert_int_equal(c.bad_ids, 0);
@@ -601,6 +601,91 @@ static void record_leaves_are_derived_not_stored(void **state) {
     assert_int_equal(issue(f, "mois", 41, LF_RESIDENT, 41, 41, "skt"), TXC(OK));
     assert_int_equal(status(f, 41), ST(ACTIVE));
     assert_int_equal(status(f, 7), ST(ACTIVE));
+}
+
+/* Proof of credential n from ledger l against its root, checked. */
+static void proves(mn_ledger *l, uint32_t n, bool present) {
+    uint8_t id[32], kh[32], root[32], *rec = NULL;
+    size_t rl = 0;
+    uint64_t height = 0;
+    lf_id(id, 'c', n);
+    mn_smt_key_credential(kh, id);
+    mn_ledger_root(l, root);
+    Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
+    assert_int_equal(mn_ledger_prove(l, id, &rec, &rl, &p, &height), MN_OK);
+    assert_int_equal(mn_smt_verify(root, kh, rec, rl, &p, NULL), MN_OK);
+    assert_true(present ? rec != NULL : rec == NULL);
+    free(rec);
+    mn_smt_proof_clear(&p);
+}
+
+/* The tree built from the store alone (records, then nonces) is the one
+ * the commits computed, whatever the order things were written in. */
+static void the_tree_built_from_the_store_is_the_committed_one(void **state) {
+    lf_fixture *f = *state;
+    mn_kvmap *tree = mn_kv_new();
+    assert_non_null(tree);
+    uint8_t root[32], built[32], zero[32] = {0};
+    mn_tree_build_stats st;
+    assert_int_equal(mn_tree_build(f->store, tree, built, &st), MN_OK);
+    assert_memory_equal(built, zero, 32);
+    assert_int_equal(st.records + st.nonces + st.nodes, 0);
+    for (uint32_t i = 1; i <= 300; i++)
+        assert_int_equal(issue(f, i % 3 ? "mois" : "knpa", i, i % 3 ? LF_RESIDENT : LF_DRIVER, i, i % 50, "skt"),
+                         TXC(OK));
+    assert_int_equal(dev_op(f, "skt", 1, 7), TXC(OK));
+    assert_int_equal(cred_op(f, "mois", MIDNODE__TX_PAYLOAD__BODY_REVOKE, 5), TXC(OK));
+    mn_ledger_root(f->l, root);
+    assert_int_equal(mn_tree_build(f->store, tree, built, &st), MN_OK);
+    assert_memory_equal(built, root, 32);
+    assert_int_equal(st.records, 300);
+    assert_int_equal(st.nonces, 3); /* mois, knpa, skt */
+    assert_true(st.nodes >= 300); /* internal nodes and the nonces' leaves */
+    mn_kv_free(tree);
+}
+
+/* Records that do not hash to the stored root (written behind the ledger)
+ * stop the ledger from opening rather than serving a wrong tree. */
+static void records_that_miss_the_stored_root_are_refused(void **state) {
+    lf_fixture *f = *state;
+    for (uint32_t i = 1; i <= 20; i++) assert_int_equal(issue(f, "mois", i, LF_RESIDENT, i, i, "skt"), TXC(OK));
+    uint8_t id[32], root[32], key[MN_STORE_KEY_MAX], buf[1024];
+    lf_id(id, 'c', 9);
+    Midnode__CredentialRecord *r = NULL;
+    assert_int_equal(mn_ledger_get_record(f->l, id, &r), MN_OK);
+    r->status = MIDNODE__CREDENTIAL_STATUS__REVOKED;
+    size_t bl = midnode__credential_record__pack(r, buf);
+    midnode__credential_record__free_unpacked(r, NULL);
+    mn_kvmap *kv = mn_kv_new();
+    assert_non_null(kv);
+    assert_int_equal(mn_kv_put(kv, key, mn_store_key_record(key, id), buf, bl), MN_OK);
+    mn_ledger_root(f->l, root);
+    assert_int_equal(mn_store_commit(f->store, mn_ledger_height(f->l) + 1, (const uint8_t *)"x", 1, NULL, 0, kv, root),
+                     MN_OK);
+    mn_kv_free(kv);
+    lf_close_store(f);
+    assert_int_equal(lf_open_store(f), MN_ECORRUPT);
+    assert_null(f->l);
+}
+
+/* Two ledgers over one store: each one's tree follows the other's commits
+ * (rebuilt when the store's root moved under it). */
+static void a_ledger_follows_commits_made_by_another(void **state) {
+    lf_fixture *f = *state;
+    mn_ledger *a = f->l, *b = NULL;
+    assert_int_equal(mn_ledger_open(&b, f->store, f->g), MN_OK);
+    for (uint32_t i = 1; i <= 30; i++) assert_int_equal(issue(f, "mois", i, LF_RESIDENT, i, i, "skt"), TXC(OK));
+    proves(b, 17, true);
+    f->l = b;
+    for (uint32_t i = 31; i <= 40; i++) assert_int_equal(issue(f, "mois", i, LF_RESIDENT, i, i, "skt"), TXC(OK));
+    proves(b, 35, true);
+    f->l = a;
+    proves(a, 35, true);
+    proves(a, 41, false);
+    assert_int_equal(issue(f, "mois", 41, LF_RESIDENT, 41, 41, "skt"), TXC(OK));
+    proves(a, 41, true);
+    proves(b, 41, true);
+    mn_ledger_free(b);
 }
 
 /* Executes one block with a real header carrying the state root, and a certificate. */
@@ -792,7 +877,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(refusal_in_a_block_keeps_the_overlay, setup, teardown),
         cmocka_unit_test_setup_teardown(expired_is_derived_from_header_time, setup, teardown),
         cmocka_unit_test_setup_teardown(proofs_verify_against_the_root, setup, teardown),
-        cmocka_unit_test_setup_teardown(record_leaves_are_derived_not_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_tree_node_is_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_tree_built_from_the_store_is_the_committed_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(records_that_miss_the_stored_root_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_ledger_follows_commits_made_by_another, setup, teardown),
         cmocka_unit_test_setup_teardown(status_changes_are_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(status_proof_carries_header_and_certificate, setup, teardown),
         cmocka_unit_test(same_blocks_give_identical_state),
