@@ -16,7 +16,8 @@
 #include "smt.h"
 
 struct mn_store {
-    leveldb_t *db;
+    leveldb_t *db;    /* state, indexes, metadata, vote log, evidence */
+    leveldb_t *chain; /* blocks, certificates, status-change logs (is_chain_family) */
     leveldb_options_t *opts;
     leveldb_cache_t *cache;
     leveldb_filterpolicy_t *filter;
@@ -30,6 +31,15 @@ struct mn_store {
      * of its creation, so every write drops it (drop_iter). */
     leveldb_iterator_t *rit;
 };
+
+/* Families keyed by height, written once per block and never rewritten:
+ * kept in a LevelDB of their own (DATA_DIR/chain) so that their tables,
+ * each covering a run of heights, move down its levels without being
+ * merged again, where mixed with the state's randomly keyed entries every
+ * compaction rewrote them. */
+static bool is_chain_family(uint8_t fam) { return fam == 'B' || fam == 'C' || fam == 'W'; }
+
+static leveldb_t *db_of(const mn_store *s, uint8_t fam) { return is_chain_family(fam) ? s->chain : s->db; }
 
 static void drop_iter(mn_store *s) {
     if (s->rit) leveldb_iter_destroy(s->rit);
@@ -117,10 +127,11 @@ static void rec_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *id, const u
 static const char K_HEIGHT[] = "Mheight";
 static const char K_ROOT[] = "Mroot";
 /* Layout version: 2 since records are keyed by key_hash and their tree
- * leaves are implicit, 3 since no tree node is stored. A store of another
- * version is refused, not misread. */
+ * leaves are implicit, 3 since no tree node is stored, 4 since blocks,
+ * certificates and status-change logs are in DATA_DIR/chain. A store of
+ * another version is refused, not misread. */
 static const char K_FORMAT[] = "Mformat";
-#define STORE_FORMAT 3
+#define STORE_FORMAT 4
 
 static void put_u64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) {
@@ -206,7 +217,7 @@ static int iter_close(leveldb_iterator_t *it) {
 /* The stored value of a stored key (leveldb_free it). MN_OK, MN_ENOTFOUND, MN_EIO. */
 static int raw_get(mn_store *s, const uint8_t *key, size_t kl, char **v, size_t *vl) {
     char *err = NULL;
-    *v = leveldb_get(s->db, s->ropts, (const char *)key, kl, vl, &err);
+    *v = kl ? leveldb_get(db_of(s, key[0]), s->ropts, (const char *)key, kl, vl, &err) : NULL;
     if (err) {
         LOG_ERROR("store_get_failed", "err=%s", err);
         leveldb_free(err);
@@ -351,6 +362,37 @@ static uint64_t last_seq(mn_store *s, char fam, size_t key_len) {
 
 static int put_synced(mn_store *s, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, const char *event);
 
+static int write_batch(mn_store *s, leveldb_t *db, leveldb_writebatch_t *b);
+
+/* Deletes chain entries above the committed height: a block whose chain
+ * entries were written when the state's write did not happen (mn_store_commit). */
+static int drop_chain_above(mn_store *s) {
+    static const char fams[] = {'B', 'C', 'W'};
+    leveldb_writebatch_t *b = leveldb_writebatch_create();
+    size_t dropped = 0;
+    int rc = MN_OK;
+    for (size_t f = 0; f < sizeof fams && rc == MN_OK; f++) {
+        uint8_t start[16];
+        size_t sl = key_height(start, fams[f], s->height + 1);
+        leveldb_iterator_t *it = leveldb_create_iterator(s->chain, s->ropts);
+        for (leveldb_iter_seek(it, (const char *)start, sl); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+            size_t kl = 0;
+            const char *k = leveldb_iter_key(it, &kl);
+            if (kl == 0 || k[0] != fams[f]) break;
+            leveldb_writebatch_delete(b, k, kl);
+            dropped++;
+        }
+        rc = iter_close(it);
+    }
+    if (rc == MN_OK && dropped > 0) {
+        LOG_WARN("store_uncommitted_block_dropped", "height=%llu entries=%zu", (unsigned long long)s->height + 1,
+                 dropped);
+        rc = write_batch(s, s->chain, b);
+    }
+    leveldb_writebatch_destroy(b);
+    return rc;
+}
+
 int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
     *out = NULL;
     if (mkdir(dir, 0700) != 0) {
@@ -419,6 +461,25 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
         mn_store_close(s);
         return MN_EIO;
     }
+    char chain_dir[4096];
+    if (snprintf(chain_dir, sizeof chain_dir, "%s/chain", dir) >= (int)sizeof chain_dir) {
+        snprintf(err, err_len, "store: data directory path too long");
+        mn_store_close(s);
+        return MN_EINVAL;
+    }
+    s->chain = leveldb_open(s->opts, chain_dir, &lerr);
+    if (lerr || !s->chain) {
+        snprintf(err, err_len, "store: cannot open %s: %s", chain_dir, lerr ? lerr : "unknown error");
+        leveldb_free(lerr);
+        mn_store_close(s);
+        return MN_EIO;
+    }
+    if ((rc = drop_chain_above(s)) != MN_OK) {
+        snprintf(err, err_len, "store: %s: cannot clear entries above height %llu (%s)", chain_dir,
+                 (unsigned long long)s->height, mn_strerror(rc));
+        mn_store_close(s);
+        return rc;
+    }
     s->vote_seq = last_seq(s, 'V', 17);
     s->ev_seq = last_seq(s, 'E', 9);
     *out = s;
@@ -428,6 +489,7 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
 void mn_store_close(mn_store *s) {
     if (!s) return;
     drop_iter(s);
+    if (s->chain) leveldb_close(s->chain);
     if (s->db) leveldb_close(s->db);
     if (s->opts) leveldb_options_destroy(s->opts);
     if (s->cache) leveldb_cache_destroy(s->cache);
@@ -443,10 +505,10 @@ void mn_store_root(const mn_store *s, uint8_t out[static MN_HASH_LEN]) {
     memcpy(out, s->root, MN_HASH_LEN);
 }
 
-static int write_batch(mn_store *s, leveldb_writebatch_t *b) {
+static int write_batch(mn_store *s, leveldb_t *db, leveldb_writebatch_t *b) {
     char *err = NULL;
     drop_iter(s);
-    leveldb_write(s->db, s->wsync, b, &err);
+    leveldb_write(db, s->wsync, b, &err);
     if (err) {
         LOG_ERROR("store_write_failed", "err=%s", err);
         leveldb_free(err);
@@ -798,35 +860,38 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
                     const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
                     const uint8_t state_root[static MN_HASH_LEN]) {
     if (height != s->height + 1) return MN_ESTATE;
-    leveldb_writebatch_t *b = leveldb_writebatch_create();
+    leveldb_writebatch_t *cb = leveldb_writebatch_create(), *b = leveldb_writebatch_create();
     uint8_t k[16];
     size_t kl = key_height(k, 'B', height);
-    leveldb_writebatch_put(b, (const char *)k, kl, (const char *)block, block_len);
+    leveldb_writebatch_put(cb, (const char *)k, kl, (const char *)block, block_len);
     if (cert && cert_len) {
         kl = key_height(k, 'C', height);
-        leveldb_writebatch_put(b, (const char *)k, kl, (const char *)cert, cert_len);
+        leveldb_writebatch_put(cb, (const char *)k, kl, (const char *)cert, cert_len);
     }
     bool *skip = NULL;
-    wlog_put(b, height, block, block_len, changes, &skip);
+    wlog_put(cb, height, block, block_len, changes, &skip);
     size_t n = mn_kv_count(changes);
-    for (size_t i = 0; i < n; i++) {
+    int rc = MN_OK;
+    for (size_t i = 0; i < n && rc == MN_OK; i++) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
         if (skip && skip[i]) continue;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
         assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
         if (key[0] == MN_SMT_PREFIX) continue; /* the tree lives in the ledger's memory */
-        if (batch_put(b, key, key_len, val, val_len) != MN_OK) {
-            leveldb_writebatch_destroy(b);
-            free(skip);
-            return MN_ENOMEM;
-        }
+        rc = batch_put(is_chain_family(key[0]) ? cb : b, key, key_len, val, val_len);
     }
     uint8_t hb[8];
     put_u64(hb, height);
     leveldb_writebatch_put(b, K_HEIGHT, strlen(K_HEIGHT), (const char *)hb, 8);
     leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
-    int rc = write_batch(s, b);
+    /* The block's chain entries first: the state's height, written second,
+     * is what says the block committed. Chain entries above that height
+     * (a crash between the two writes) are never read and are replaced by
+     * the block that commits there (see mn_store_open). */
+    if (rc == MN_OK) rc = write_batch(s, s->chain, cb);
+    if (rc == MN_OK) rc = write_batch(s, s->db, b);
+    leveldb_writebatch_destroy(cb);
     leveldb_writebatch_destroy(b);
     free(skip);
     if (rc != MN_OK) return rc;
@@ -844,7 +909,7 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
-        if (key_len == 0 || key[0] == 'M' || key[0] == 'B' || key[0] == 'C') {
+        if (key_len == 0 || key[0] == 'M' || is_chain_family(key[0])) {
             rc = MN_EINVAL;
             break;
         }
@@ -873,18 +938,20 @@ int mn_store_install(mn_store *s, uint64_t height, const uint8_t *block, size_t 
                      size_t cert_len, const uint8_t state_root[static MN_HASH_LEN]) {
     if (s->height != 0) return MN_ESTATE;
     if (height == 0) return MN_EINVAL;
-    leveldb_writebatch_t *b = leveldb_writebatch_create();
+    leveldb_writebatch_t *cb = leveldb_writebatch_create(), *b = leveldb_writebatch_create();
     uint8_t k[16], hb[8];
     size_t kl = key_height(k, 'B', height);
-    leveldb_writebatch_put(b, (const char *)k, kl, (const char *)block, block_len);
+    leveldb_writebatch_put(cb, (const char *)k, kl, (const char *)block, block_len);
     if (cert && cert_len) {
         kl = key_height(k, 'C', height);
-        leveldb_writebatch_put(b, (const char *)k, kl, (const char *)cert, cert_len);
+        leveldb_writebatch_put(cb, (const char *)k, kl, (const char *)cert, cert_len);
     }
     put_u64(hb, height);
     leveldb_writebatch_put(b, K_HEIGHT, strlen(K_HEIGHT), (const char *)hb, 8);
     leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
-    int rc = write_batch(s, b);
+    int rc = write_batch(s, s->chain, cb); /* as in mn_store_commit: chain first */
+    if (rc == MN_OK) rc = write_batch(s, s->db, b);
+    leveldb_writebatch_destroy(cb);
     leveldb_writebatch_destroy(b);
     if (rc != MN_OK) return rc;
     s->height = height;
@@ -898,7 +965,7 @@ int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert, size_t 
     size_t kl = key_height(k, 'C', height);
     char *err = NULL;
     drop_iter(s);
-    leveldb_put(s->db, s->wsync, (const char *)k, kl, (const char *)cert, cert_len, &err);
+    leveldb_put(s->chain, s->wsync, (const char *)k, kl, (const char *)cert, cert_len, &err);
     if (err) {
         LOG_ERROR("store_write_failed", "err=%s", err);
         leveldb_free(err);
@@ -908,12 +975,14 @@ int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert, size_t 
 }
 
 int mn_store_get_block(mn_store *s, uint64_t height, uint8_t **out, size_t *len) {
+    if (height > s->height) return MN_ENOTFOUND; /* see mn_store_commit */
     uint8_t k[16];
     size_t kl = key_height(k, 'B', height);
     return mn_store_get(s, k, kl, out, len);
 }
 
 int mn_store_get_cert(mn_store *s, uint64_t height, uint8_t **out, size_t *len) {
+    if (height > s->height) return MN_ENOTFOUND;
     uint8_t k[16];
     size_t kl = key_height(k, 'C', height);
     return mn_store_get(s, k, kl, out, len);
@@ -974,7 +1043,7 @@ typedef int (*iter_cb)(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v,
 
 static int iterate(mn_store *s, const uint8_t *start, size_t start_len, char fam, size_t max,
                    iter_cb cb, void *ctx) {
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(db_of(s, (uint8_t)fam), s->ropts);
     size_t count = 0;
     for (leveldb_iter_seek(it, (const char *)start, start_len); leveldb_iter_valid(it) && count < max;
          leveldb_iter_next(it)) {
@@ -1081,11 +1150,11 @@ int mn_store_status_changes(mn_store *s, uint64_t from_height, size_t max, mn_st
     change_ctx c = {cb, ctx, 0, max};
     int rc = MN_OK;
     bool stop = max == 0;
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->chain, s->ropts);
     for (leveldb_iter_seek(it, (const char *)start, sl); !stop && leveldb_iter_valid(it); leveldb_iter_next(it)) {
         size_t kl = 0, vl = 0;
         const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &kl);
-        if (kl == 0 || k[0] != 'W') break;
+        if (kl < 9 || k[0] != 'W' || get_u64(k + 1) > s->height) break;
         const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vl);
         if (kl == 13) { /* a change stored on its own */
             c.height = get_u64(k + 1);
@@ -1162,7 +1231,7 @@ int mn_store_votelog_prune(mn_store *s, uint64_t height) {
     uint8_t k[1] = {'V'};
     prune_ctx p = {leveldb_writebatch_create(), height, 0};
     int rc = iterate(s, k, 1, 'V', SIZE_MAX, prune_adapter, &p);
-    if (rc == MN_OK && p.n > 0) rc = write_batch(s, p.b);
+    if (rc == MN_OK && p.n > 0) rc = write_batch(s, s->db, p.b);
     leveldb_writebatch_destroy(p.b);
     return rc;
 }
@@ -1186,38 +1255,51 @@ uint64_t mn_store_approx_bytes(mn_store *s) {
     const char *start = "\x00";
     const char *limit = "\xff\xff";
     size_t sl = 1, ll = 2;
-    uint64_t size = 0;
+    uint64_t size = 0, chain = 0;
     leveldb_compact_range(s->db, NULL, 0, NULL, 0);
     leveldb_approximate_sizes(s->db, 1, &start, &sl, &limit, &ll, &size);
-    return size;
+    leveldb_compact_range(s->chain, NULL, 0, NULL, 0);
+    leveldb_approximate_sizes(s->chain, 1, &start, &sl, &limit, &ll, &chain);
+    return size + chain;
 }
 
-int mn_store_stats(mn_store *s, mn_store_fam_stat out[static 256]) {
-    memset(out, 0, 256 * sizeof *out);
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+static int db_stats(mn_store *s, leveldb_t *db, mn_store_fam_stat out[static 256]) {
+    leveldb_iterator_t *it = leveldb_create_iterator(db, s->ropts);
+    bool seen[256] = {false};
     for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
         size_t kl = 0, vl = 0;
         const char *k = leveldb_iter_key(it, &kl);
         (void)leveldb_iter_value(it, &vl);
-        mn_store_fam_stat *f = &out[kl ? (uint8_t)k[0] : 0];
+        uint8_t fam = kl ? (uint8_t)k[0] : 0;
+        mn_store_fam_stat *f = &out[fam];
+        seen[fam] = true;
         f->entries++;
         f->key_bytes += kl;
         f->value_bytes += vl;
     }
     if (iter_close(it) != MN_OK) return MN_EIO;
     for (int b = 0; b < 256; b++) {
-        if (!out[b].entries) continue;
+        if (!seen[b]) continue;
         char lo[1] = {(char)b}, hi[2] = {(char)b, (char)0xff};
         const char *start = lo, *limit = hi;
         size_t sl = 1, ll = 2;
+        uint64_t bytes = 0;
         /* [b, b 0xff) misses keys starting b 0xff; they are rare enough for an estimate */
-        leveldb_approximate_sizes(s->db, 1, &start, &sl, &limit, &ll, &out[b].table_bytes);
+        leveldb_approximate_sizes(db, 1, &start, &sl, &limit, &ll, &bytes);
+        out[b].table_bytes += bytes;
     }
     return MN_OK;
+}
+
+int mn_store_stats(mn_store *s, mn_store_fam_stat out[static 256]) {
+    memset(out, 0, 256 * sizeof *out);
+    int rc = db_stats(s, s->db, out);
+    return rc == MN_OK ? db_stats(s, s->chain, out) : rc;
 }
 
 int mn_store_compact(mn_store *s) {
     drop_iter(s); /* it would keep the tables compaction replaces */
     leveldb_compact_range(s->db, NULL, 0, NULL, 0);
+    leveldb_compact_range(s->chain, NULL, 0, NULL, 0);
     return MN_OK;
 }

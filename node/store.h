@@ -26,9 +26,15 @@
  * nonces, kept in the ledger's memory (tree_build.h), so a block writes a
  * handful of entries per transaction instead of a path of nodes each.
  *
- * A block commits in one synced WriteBatch (mn_store_commit): block,
- * certificate, every state change and the new height, so after a crash the
- * store holds the whole block or none of it; mn_store_height tells which.
+ * B, C and W (keyed by height, written once) live in a second LevelDB,
+ * DATA_DIR/chain, where their tables are not merged again with the state's
+ * randomly keyed entries; the rest in DATA_DIR itself.
+ *
+ * A block commits in two synced WriteBatches (mn_store_commit): first its
+ * block, certificate and status changes into the chain database, then every
+ * state change with the new height, so after a crash the store holds the
+ * whole block or none of it; mn_store_height tells which, and chain entries
+ * above it are never read and are deleted at open.
  *
  * Ownership: mn_store_open returns a store the caller closes with
  * mn_store_close. Getters returning `uint8_t **out` hand over a malloc'd

@@ -60,6 +60,74 @@ static void commit_simple(mn_store *s, uint64_t h) {
     mn_kv_free(m);
 }
 
+static void height_key(char k[9], char fam, uint64_t h) {
+    k[0] = fam;
+    for (int i = 0; i < 8; i++) k[1 + i] = (char)(h >> (56 - 8 * i));
+}
+
+/* A crash between a commit's two writes leaves the block's chain entries
+ * (DATA_DIR/chain) above the state's height: they are never read, are
+ * deleted at open, and the block that then commits at that height is the
+ * one read back. */
+static void chain_entries_above_the_height_are_dropped(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    for (uint64_t h = 1; h <= 2; h++) commit_simple(s, h);
+    mn_store_close(s);
+    char chain[200], k[9], *err = NULL;
+    snprintf(chain, sizeof chain, "%s/chain", t.data);
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+    leveldb_readoptions_t *ro = leveldb_readoptions_create();
+    leveldb_t *db = leveldb_open(o, chain, &err);
+    assert_null(err);
+    const char fams[] = {'B', 'C', 'W'};
+    for (int i = 0; i < 3; i++) {
+        height_key(k, fams[i], 3);
+        leveldb_put(db, wo, k, 9, "stale", 5, &err);
+        assert_null(err);
+    }
+    leveldb_close(db);
+    s = open_or_fail(t.data);
+    assert_int_equal(mn_store_height(s), 2);
+    uint8_t *b = NULL;
+    size_t bl = 0;
+    assert_int_equal(mn_store_get_block(s, 3, &b, &bl), MN_ENOTFOUND);
+    assert_int_equal(mn_store_get_block(s, 2, &b, &bl), MN_OK);
+    assert_int_equal(bl, 7);
+    assert_memory_equal(b, "block 2", 7);
+    free(b);
+    mn_store_close(s);
+    db = leveldb_open(o, chain, &err);
+    assert_null(err);
+    for (int i = 0; i < 3; i++) {
+        size_t vl = 0;
+        height_key(k, fams[i], 3);
+        char *v = leveldb_get(db, ro, k, 9, &vl, &err);
+        assert_null(err);
+        assert_null(v);
+    }
+    height_key(k, 'B', 2);
+    size_t vl = 0;
+    char *v = leveldb_get(db, ro, k, 9, &vl, &err);
+    assert_non_null(v);
+    leveldb_free(v);
+    leveldb_close(db);
+    s = open_or_fail(t.data);
+    commit_simple(s, 3);
+    assert_int_equal(mn_store_get_block(s, 3, &b, &bl), MN_OK);
+    assert_int_equal(bl, 7);
+    assert_memory_equal(b, "block 3", 7);
+    free(b);
+    mn_store_close(s);
+    leveldb_options_destroy(o);
+    leveldb_writeoptions_destroy(wo);
+    leveldb_readoptions_destroy(ro);
+    lf_rmrf(t.dir);
+}
+
 static void heights_and_getters_survive_reopen(void **state) {
     (void)state;
     tmpdir t;
@@ -498,6 +566,7 @@ static void other_store_formats_are_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(heights_and_getters_survive_reopen),
+        cmocka_unit_test(chain_entries_above_the_height_are_dropped),
         cmocka_unit_test(votelog_and_evidence_persist_and_prune),
         cmocka_unit_test(crash_mid_commit_keeps_whole_blocks),
         cmocka_unit_test(status_changes_from_height),
