@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "idfilter.h"
 #include "kvmap.h"
+#include "nodemap.h"
 #include "smt.h"
 #include "tree_build.h"
 
@@ -25,12 +26,12 @@ struct mn_ledger {
     mn_store *store;
     const mn_genesis *g;
     mn_smt_src src;
-    /* The committed state tree, every node of it (the store keeps none):
-     * position key -> node, or a deletion for "no node there". Built from
+    /* The committed state tree, every node of it (the store keeps none).
+     * Built from
      * the store's records when the ledger opens (tree_build.h), then
      * followed by every commit; tree_root is the root it stands for. An
      * implicit leaf is never in it: the store derives those. */
-    mn_kvmap *tree;
+    mn_nodemap *tree;
     uint8_t tree_root[MN_HASH_LEN];
     struct rec_cache *rc; /* read path: see mn_ledger_get_record_cached; NULL until first use */
     size_t rec_slots;     /* its size when it is made */
@@ -259,12 +260,7 @@ static unsigned pos_depth(const uint8_t *pos, size_t len) {
  * the tree checks against its parent). */
 static int ledger_smt_get(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
     mn_ledger *l = ctx;
-    const uint8_t *v;
-    size_t vl;
-    if (mn_kv_get(l->tree, pos, len, &v, &vl) == MN_KV_VALUE && vl == MN_SMT_NODE_LEN) {
-        memcpy(node, v, MN_SMT_NODE_LEN);
-        return MN_SMT_TRUSTED;
-    }
+    if (mn_nodemap_get(l->tree, pos, len, node)) return MN_SMT_TRUSTED;
     return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
@@ -295,9 +291,10 @@ static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[stat
         size_t kl, vl;
         mn_kv_entry(ov, i, &k, &kl, &v, &vl);
         if (k[0] != MN_SMT_PREFIX) continue;
-        int rc = v ? mn_kv_put(l->tree, k, kl, v, vl) : mn_kv_del(l->tree, k, kl);
+        int rc = !v ? mn_nodemap_del(l->tree, k, kl)
+                    : vl == MN_SMT_NODE_LEN ? mn_nodemap_put(l->tree, k, kl, v) : MN_EINVAL;
         if (rc != MN_OK) {
-            mn_kv_clear(l->tree);
+            mn_nodemap_clear(l->tree);
             memset(l->tree_root, 0xFF, MN_HASH_LEN); /* no state has this root */
             return;
         }
@@ -313,12 +310,12 @@ static int tree_sync(mn_ledger *l) {
     uint8_t root[MN_HASH_LEN];
     mn_store_root(l->store, root);
     if (memcmp(root, l->tree_root, MN_HASH_LEN) == 0) return MN_OK;
-    mn_kv_clear(l->tree);
+    mn_nodemap_clear(l->tree);
     uint8_t built[MN_HASH_LEN];
     int rc = mn_tree_build(l->store, l->tree, built, NULL);
     if (rc == MN_OK && memcmp(built, root, MN_HASH_LEN) != 0) rc = MN_ECORRUPT;
     if (rc != MN_OK) {
-        mn_kv_clear(l->tree);
+        mn_nodemap_clear(l->tree);
         memset(l->tree_root, 0xFF, MN_HASH_LEN);
         return rc;
     }
@@ -330,7 +327,7 @@ int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) 
     *out = NULL;
     mn_ledger *l = calloc(1, sizeof *l);
     if (!l) return MN_ENOMEM;
-    l->tree = mn_kv_new();
+    l->tree = mn_nodemap_new();
     if (!l->tree) {
         free(l);
         return MN_ENOMEM;
@@ -355,7 +352,7 @@ static void rec_cache_free(struct rec_cache *rc);
 
 void mn_ledger_free(mn_ledger *l) {
     if (!l) return;
-    mn_kv_free(l->tree);
+    mn_nodemap_free(l->tree);
     rec_cache_free(l->rc);
     free(l);
 }
@@ -732,17 +729,19 @@ static int ex_read(mn_exec *e, const uint8_t *key, size_t kl, uint8_t **out, siz
     return mn_store_get(e->l->store, key, kl, out, len);
 }
 
+static int committed_rec(mn_ledger *l, const uint8_t id[static MN_ID_LEN], rec *r);
+
 /* Reads a record; MN_OK, MN_ENOTFOUND, or an error. */
 static int ex_get_rec(mn_exec *e, const uint8_t *id, rec *r) {
     uint8_t k[MN_STORE_KEY_MAX];
     size_t kl = mn_store_key_record(k, id);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = ex_read(e, k, kl, &buf, &len);
-    if (rc != MN_OK) return rc;
-    rc = rec_unpack(r, buf, len);
-    free(buf);
-    return rc;
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    int st = mn_kv_get(e->txw, k, kl, &v, &vl);
+    if (st == MN_KV_ABSENT) st = mn_kv_get(e->ov, k, kl, &v, &vl);
+    if (st == MN_KV_DELETED) return MN_ENOTFOUND;
+    if (st == MN_KV_VALUE) return rec_unpack(r, v, vl);
+    return committed_rec(e->l, id, r);
 }
 
 static int ex_put_rec(mn_exec *e, const rec *r) {
@@ -1479,6 +1478,26 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
     }
     memcpy(rc->root, new_root, MN_HASH_LEN);
     proofs_stale(rc);
+}
+
+/* The committed record of id for execution: from the read cache when it
+ * holds the id, or knows it was never issued (every new issuance's
+ * existence check), else from the store. Nothing is filled or counted:
+ * the cache stays the status path's. MN_OK, MN_ENOTFOUND, or an error. */
+static int committed_rec(mn_ledger *l, const uint8_t id[static MN_ID_LEN], rec *r) {
+    struct rec_cache *rc = rec_cache_sync(l);
+    if (rc) {
+        const struct rec_entry *e = rec_find(rc, id);
+        if (e) return e->found ? rec_unpack(r, e->bytes, e->len) : MN_ENOTFOUND;
+        if (rc->ids_complete && !mn_idfilter_may_hold(rc->ids, id)) return MN_ENOTFOUND;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int st = mn_store_get_record(l->store, id, &buf, &len);
+    if (st != MN_OK) return st;
+    st = rec_unpack(r, buf, len);
+    free(buf);
+    return st;
 }
 
 int mn_ledger_set_read_cache_bytes(mn_ledger *l, uint64_t bytes) {

@@ -327,7 +327,8 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     Midnode__Block *b = NULL;
     Midnode__BlockHeader *hd = NULL;
     Midnode__CommitCertificate *cc = NULL;
-    mn_kvmap *kv = mn_kv_new(), *tree = NULL;
+    mn_kvmap *kv = mn_kv_new();
+    mn_nodemap *tree = NULL;
     val = malloc(MN_SNAPSHOT_VALUE_MAX);
     char magic[MAGIC_LEN];
     uint8_t hash[MN_HASH_LEN], root[MN_HASH_LEN] = {0};
@@ -411,8 +412,8 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     kv = NULL;
     /* The tree is only needed for its root here: the node builds its own
      * when it opens the store. */
-    if (rc == MN_OK) rc = (tree = mn_kv_new()) ? mn_tree_build(s, tree, root, NULL) : MN_ENOMEM;
-    mn_kv_free(tree);
+    if (rc == MN_OK) rc = (tree = mn_nodemap_new()) ? mn_tree_build(s, tree, root, NULL) : MN_ENOMEM;
+    mn_nodemap_free(tree);
     if (rc != MN_OK) {
         fail(err, err_len, rc, "writing the state: %s", mn_strerror(rc));
         goto out;

@@ -17,7 +17,8 @@
 
 typedef struct builder {
     mn_store *s;
-    mn_kvmap *tree;
+    mn_nodemap *tree;
+    mn_kvmap *writes; /* one update's nodes, then moved into tree */
     mn_smt_src src;
     mn_smt_item *items;
     size_t n;
@@ -26,16 +27,27 @@ typedef struct builder {
     int rc;
 } builder;
 
-/* Nodes the update does not find in the map: only implicit leaves, which
- * the store derives from its records. */
+/* Nodes of earlier updates from the map (computed here: trusted), and
+ * implicit leaves, which the store derives from its records. */
 static int src_get(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
-    return mn_store_smt_leaf(ctx, pos, len, node);
+    builder *b = ctx;
+    if (mn_nodemap_get(b->tree, pos, len, node)) return MN_SMT_TRUSTED;
+    return mn_store_smt_leaf(b->s, pos, len, node);
 }
 
 static int flush(builder *b) {
     if (b->n == 0) return MN_OK;
     uint8_t next[MN_HASH_LEN];
-    int rc = mn_smt_update(&b->src, b->tree, b->root, b->items, b->n, next);
+    int rc = mn_smt_update(&b->src, b->writes, b->root, b->items, b->n, next);
+    size_t n = mn_kv_count(b->writes);
+    for (size_t i = 0; i < n && rc == MN_OK; i++) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        mn_kv_entry(b->writes, i, &k, &kl, &v, &vl);
+        if (v && vl != MN_SMT_NODE_LEN) rc = MN_ECORRUPT;
+        else rc = v ? mn_nodemap_put(b->tree, k, kl, v) : mn_nodemap_del(b->tree, k, kl);
+    }
+    mn_kv_clear(b->writes);
     if (rc != MN_OK) return rc;
     memcpy(b->root, next, MN_HASH_LEN);
     b->n = 0;
@@ -81,10 +93,16 @@ static int add_nonce(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, s
     return 0;
 }
 
-int mn_tree_build(mn_store *s, mn_kvmap *tree, uint8_t root[static MN_HASH_LEN], mn_tree_build_stats *stats) {
-    builder b = {.s = s, .tree = tree, .src = {src_get, s, NULL}, .rc = MN_OK};
+int mn_tree_build(mn_store *s, mn_nodemap *tree, uint8_t root[static MN_HASH_LEN], mn_tree_build_stats *stats) {
+    builder b = {.s = s, .tree = tree, .rc = MN_OK};
+    b.src = (mn_smt_src){src_get, &b, NULL};
     b.items = malloc(2 * BUILD_CHUNK * sizeof *b.items);
-    if (!b.items) return MN_ENOMEM;
+    b.writes = mn_kv_new();
+    if (!b.items || !b.writes) {
+        free(b.items);
+        mn_kv_free(b.writes);
+        return MN_ENOMEM;
+    }
     int rc = mn_store_scan(s, 'r', add_record, &b);
     if (rc == MN_OK) rc = b.rc;
     /* Nonces after every record: see tree_build.h. */
@@ -93,9 +111,10 @@ int mn_tree_build(mn_store *s, mn_kvmap *tree, uint8_t root[static MN_HASH_LEN],
     if (rc == MN_OK) rc = b.rc;
     if (rc == MN_OK) rc = flush(&b);
     free(b.items);
+    mn_kv_free(b.writes);
     if (rc != MN_OK) return rc;
     memcpy(root, b.root, MN_HASH_LEN);
-    b.st.nodes = mn_kv_count(tree);
+    b.st.nodes = mn_nodemap_count(tree);
     if (stats) *stats = b.st;
     return MN_OK;
 }

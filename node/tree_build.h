@@ -10,15 +10,14 @@
  * those already inserted, which is what the store derives (smt.h).
  *
  * Ownership: the store is borrowed; tree is the caller's map, which
- * receives every node (position key -> 65-byte node) on top of what it
- * holds (pass an empty map). */
+ * receives every node on top of what it holds (pass an empty map). */
 #ifndef MN_TREE_BUILD_H
 #define MN_TREE_BUILD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kvmap.h"
+#include "nodemap.h"
 #include "mn.h"
 #include "store.h"
 
@@ -31,7 +30,7 @@ typedef struct mn_tree_build_stats {
  * into root (32 zero bytes for an empty state). stats may be NULL.
  * Returns MN_OK, MN_ENOMEM, MN_EIO, MN_ECORRUPT (a record or nonce of the
  * wrong shape). The root is not compared with the store's: callers do. */
-int mn_tree_build(mn_store *s, mn_kvmap *tree, uint8_t root[static MN_HASH_LEN],
+int mn_tree_build(mn_store *s, mn_nodemap *tree, uint8_t root[static MN_HASH_LEN],
                   mn_tree_build_stats *stats) MN_WARN_UNUSED;
 
 #endif

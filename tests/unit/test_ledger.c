@@ -70,6 +70,15 @@ static int status(lf_fixture *f, uint32_t n) {
     return lf_status(f, id);
 }
 
+/* A tree source over a built node map, implicit leaves from the store. */
+typedef struct { mn_nodemap *tree; mn_store *store; } built_tree;
+
+static int built_tree_get(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
+    built_tree *b = ctx;
+    if (mn_nodemap_get(b->tree, pos, len, node)) return MN_SMT_TRUSTED;
+    return mn_store_smt_leaf(b->store, pos, len, node);
+}
+
 static void issue_creates_active_record_with_history(void **state) {
     lf_fixture *f = *state;
     uint8_t id[32], h[32], d[32], *tx;
@@ -533,17 +542,17 @@ static void proofs_verify_against_the_root(void **state) {
     /* The nonce leaf is in the same tree. */
     uint8_t nk[32], v[8] = {0, 0, 0, 0, 0, 0, 0, 20};
     mn_smt_key_nonce(nk, "mois");
-    mn_kvmap *tree = mn_kv_new();
-    assert_non_null(tree);
+    built_tree bt = {mn_nodemap_new(), f->store};
+    assert_non_null(bt.tree);
     uint8_t built[32];
-    assert_int_equal(mn_tree_build(f->store, tree, built, NULL), MN_OK);
+    assert_int_equal(mn_tree_build(f->store, bt.tree, built, NULL), MN_OK);
     assert_memory_equal(built, root, 32);
-    mn_smt_src src = {mn_store_smt_leaf, f->store, NULL};
+    mn_smt_src src = {built_tree_get, &bt, NULL};
     Midnode__MerkleProof p = MIDNODE__MERKLE_PROOF__INIT;
-    assert_int_equal(mn_smt_prove(&src, tree, root, nk, &p), MN_OK);
+    assert_int_equal(mn_smt_prove(&src, NULL, root, nk, &p), MN_OK);
     assert_int_equal(mn_smt_verify(root, nk, v, 8, &p, NULL), MN_OK);
     mn_smt_proof_clear(&p);
-    mn_kv_free(tree);
+    mn_nodemap_free(bt.tree);
 }
 
 typedef struct { size_t nodes, records, bad_ids; mn_store *s; } scan_count;
@@ -623,7 +632,7 @@ static void proves(mn_ledger *l, uint32_t n, bool present) {
  * the commits computed, whatever the order things were written in. */
 static void the_tree_built_from_the_store_is_the_committed_one(void **state) {
     lf_fixture *f = *state;
-    mn_kvmap *tree = mn_kv_new();
+    mn_nodemap *tree = mn_nodemap_new();
     assert_non_null(tree);
     uint8_t root[32], built[32], zero[32] = {0};
     mn_tree_build_stats st;
@@ -640,8 +649,12 @@ static void the_tree_built_from_the_store_is_the_committed_one(void **state) {
     assert_memory_equal(built, root, 32);
     assert_int_equal(st.records, 300);
     assert_int_equal(st.nonces, 3); /* mois, knpa, skt */
+    /* built again on top of an emptied map: the same tree */
+    mn_nodemap_clear(tree);
+    assert_int_equal(mn_tree_build(f->store, tree, built, &st), MN_OK);
+    assert_memory_equal(built, root, 32);
     assert_true(st.nodes >= 300); /* internal nodes and the nonces' leaves */
-    mn_kv_free(tree);
+    mn_nodemap_free(tree);
 }
 
 /* Records that do not hash to the stored root (written behind the ledger)

@@ -1,0 +1,47 @@
+/* nodemap.h: the in-memory table of a sparse Merkle tree's nodes.
+ *
+ * Maps a position key (smt.h, at most MN_SMT_POS_KEY_MAX bytes) to its
+ * 65-byte node. It holds the whole committed state tree (ledger.c), a
+ * node per credential and more, so it is built for size and for lookups
+ * that miss the CPU caches: entries sit inline (key and node, 104 bytes) in
+ * chunks that never move, and the open-addressed slot array keeps 32 bits
+ * of each key's hash beside the entry number, so a lookup reads the slot
+ * and, on a tag match, the one entry (where a general map reads an entry
+ * and its separately allocated key per probe).
+ *
+ * Ownership: the map owns its memory and copies what is put. Not thread-safe. */
+#ifndef MN_NODEMAP_H
+#define MN_NODEMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mn.h"
+#include "smt.h"
+
+typedef struct mn_nodemap mn_nodemap;
+
+/* Returns a new empty map, or NULL when out of memory. */
+mn_nodemap *mn_nodemap_new(void);
+void mn_nodemap_free(mn_nodemap *m); /* NULL-safe */
+/* Empties the map, keeping its memory for reuse. */
+void mn_nodemap_clear(mn_nodemap *m);
+
+/* Sets pos's node (a copy of MN_SMT_NODE_LEN bytes). Returns MN_OK,
+ * MN_EINVAL (pos empty or longer than MN_SMT_POS_KEY_MAX, or a node whose
+ * first byte is 0), MN_ENOMEM (the map is unchanged). */
+int mn_nodemap_put(mn_nodemap *m, const uint8_t *pos, size_t len,
+                   const uint8_t node[static MN_SMT_NODE_LEN]) MN_WARN_UNUSED;
+/* Removes pos's node (its entry is kept for a later put). Returns MN_OK,
+ * or MN_EINVAL for a key put could not hold. */
+int mn_nodemap_del(mn_nodemap *m, const uint8_t *pos, size_t len) MN_WARN_UNUSED;
+/* Copies pos's node into node and returns true, or returns false. */
+bool mn_nodemap_get(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]);
+
+/* Positions holding a node. */
+size_t mn_nodemap_count(const mn_nodemap *m);
+/* Bytes of memory the map holds. */
+size_t mn_nodemap_bytes(const mn_nodemap *m);
+
+#endif
