@@ -393,6 +393,20 @@ static int drop_chain_above(mn_store *s) {
     return rc;
 }
 
+/* Opens (creating) the LevelDB at path with the store's options; NULL with
+ * err filled when it cannot. */
+static leveldb_t *open_db(mn_store *s, const char *path, char *err, size_t err_len) {
+    char *lerr = NULL;
+    leveldb_t *db = leveldb_open(s->opts, path, &lerr);
+    if (lerr || !db) {
+        snprintf(err, err_len, "store: cannot open %s: %s", path, lerr ? lerr : "unknown error");
+        leveldb_free(lerr);
+        if (db) leveldb_close(db);
+        return NULL;
+    }
+    return db;
+}
+
 int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
     *out = NULL;
     if (mkdir(dir, 0700) != 0) {
@@ -418,11 +432,8 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
     s->ropts = leveldb_readoptions_create();
     s->wsync = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(s->wsync, 1);
-    char *lerr = NULL;
-    s->db = leveldb_open(s->opts, dir, &lerr);
-    if (lerr || !s->db) {
-        snprintf(err, err_len, "store: cannot open %s: %s", dir, lerr ? lerr : "unknown error");
-        leveldb_free(lerr);
+    s->db = open_db(s, dir, err, err_len);
+    if (!s->db) {
         mn_store_close(s);
         return MN_EIO;
     }
@@ -467,10 +478,8 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
         mn_store_close(s);
         return MN_EINVAL;
     }
-    s->chain = leveldb_open(s->opts, chain_dir, &lerr);
-    if (lerr || !s->chain) {
-        snprintf(err, err_len, "store: cannot open %s: %s", chain_dir, lerr ? lerr : "unknown error");
-        leveldb_free(lerr);
+    s->chain = open_db(s, chain_dir, err, err_len);
+    if (!s->chain) {
         mn_store_close(s);
         return MN_EIO;
     }

@@ -32,11 +32,6 @@ EXTRA_DEPS="redis-server redis-tools etcd-server etcd-client" bash tools/deps.sh
 [ -x "$BIN/midbench" ] && [ -x "$BIN/midnode" ] || die "build first (make)"
 
 . "$(dirname "$0")/lib.sh"
-cpu_ticks() { # sum of utime+stime of the given pids
-  local t=0 p
-  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-  echo $t
-}
 wait_rpc() { # $1 addr
   local deadline=$((SECONDS + 60))
   until "$BIN/midctl" --node "$1" info >/dev/null 2>&1; do
@@ -83,15 +78,12 @@ preload_s=$((SECONDS - t0))
 # measure the preload's aftermath. Wait (up to BENCH_SETTLE_MAX seconds) until
 # the validators together use under a tenth of a core over two seconds, as an
 # operator's node would be some minutes after a migration.
-t0=$SECONDS
 settle_max=${BENCH_SETTLE_MAX:-900}
-while :; do
-  s0=$(cpu_ticks "${NODE_PIDS[@]}"); sleep 2; s1=$(cpu_ticks "${NODE_PIDS[@]}")
-  [ $(( (s1 - s0) * 100 )) -lt $((TCK * 2 * 10)) ] && break
-  [ $((SECONDS - t0)) -ge "$settle_max" ] && { say "validators still busy after ${settle_max}s: measuring anyway"; break; }
-done
-settle_s=$((SECONDS - t0))
-say "validators settled after ${settle_s}s"
+if settle_s=$(settle "$settle_max" "${NODE_PIDS[@]}"); then
+  say "validators settled after ${settle_s}s"
+else
+  say "validators still busy after ${settle_s}s: measuring anyway"
+fi
 data_bytes=$(du -sb "${HOMES[0]}/data" | awk '{print $1}')
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/${NODE_PIDS[0]}/status")
 

@@ -21,6 +21,8 @@
 #                     step) and measure at the size reached (default 0: none)
 #   SCALE_READ_CACHE_MB  the nodes' limits.read_cache_mb (default 4096: about
 #                     eight million credentials kept in memory)
+#   SCALE_SETTLE_MAX  seconds to wait for the validator's compactions before
+#                     each measurement (default 600)
 #   SCALE_JOIN=0      skip the snapshot join
 #   SCALE_DIR         work directory (default a new /tmp/midscale.*)
 #   SCALE_KEEP=1      keep the work directory (the built chain)
@@ -38,6 +40,7 @@ CONN=${SCALE_CONN:-8}
 SECS=${SCALE_SECONDS:-10}
 BUDGET=${SCALE_BUDGET_S:-0}
 JOIN=${SCALE_JOIN:-1}
+SETTLE_MAX=${SCALE_SETTLE_MAX:-600}
 READ_CACHE_MB=${SCALE_READ_CACHE_MB:-4096}
 export SCALE_READ_CACHE_MB_USED=$READ_CACHE_MB
 [ "$MID" -gt "$CREDS" ] && MID=$CREDS
@@ -94,11 +97,16 @@ wait_rpc "${RPCS[0]}"
 say "$VALS validator(s) up; building $CREDS credentials in steps of $CHUNK (ISSUE_BATCH of $BATCH)"
 
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$NODE0/status"; }
-disk_bytes() { du -sb "${HOMES[0]}/data" | cut -f1; }
+disk_bytes() { du -sb "${HOMES[0]}/data" 2>/dev/null | cut -f1; } # LevelDB may delete a table while du reads
 
 # The status set is the first step's credentials (seed 100), queried at
 # every size, so both measurements ask for the same keys in a larger tree.
+# Measured once the validator has finished the compactions the build left
+# (at most SCALE_SETTLE_MAX s), as tests/bench/run.sh does after its preload.
 measure() { # $1 label
+  local waited
+  if waited=$(settle "$SETTLE_MAX" "$NODE0"); then say "at $1: settled after ${waited}s"
+  else say "at $1: still busy after ${waited}s: measuring anyway"; fi
   "$BIN/midbench" status --node "${RPCS[0]}" --seed 100 --count "$CHUNK" --connections 50 --depth 1 \
     --duration "$SECS" --json >"$OUT/scale_status_$1.json" || die "status at $1 failed"
   "$BIN/midbench" status-proof --node "${RPCS[0]}" --seed 100 --count "$CHUNK" --connections 50 --depth 1 \
