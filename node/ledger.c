@@ -26,11 +26,10 @@ struct mn_ledger {
     mn_store *store;
     const mn_genesis *g;
     mn_smt_src src;
-    /* The committed state tree, every node of it (the store keeps none).
-     * Built from
-     * the store's records when the ledger opens (tree_build.h), then
-     * followed by every commit; tree_root is the root it stands for. An
-     * implicit leaf is never in it: the store derives those. */
+    /* The committed state tree, every node of it (the store keeps none),
+     * built from the store's records when the ledger opens (tree_build.h)
+     * and followed by every commit; tree_root is the root it stands for.
+     * An implicit leaf is never in it: the store derives those. */
     mn_nodemap *tree;
     uint8_t tree_root[MN_HASH_LEN];
     struct rec_cache *rc; /* read path: see mn_ledger_get_record_cached; NULL until first use */
