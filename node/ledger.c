@@ -281,6 +281,13 @@ static int ledger_smt_leaf(void *ctx, const uint8_t *pos, size_t len, uint8_t no
     return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
+/* Empties the in-memory tree and stamps it with a root no state has, so
+ * that the next use rebuilds it from the store (tree_sync). */
+static void tree_forget(mn_ledger *l) {
+    mn_nodemap_clear(l->tree);
+    memset(l->tree_root, 0xFF, MN_HASH_LEN);
+}
+
 /* After a commit: the in-memory tree follows the committed one. A map that
  * cannot take the nodes is rebuilt from the store at next use. */
 static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[static MN_HASH_LEN]) {
@@ -293,8 +300,7 @@ static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[stat
         int rc = !v ? mn_nodemap_del(l->tree, k, kl)
                     : vl == MN_SMT_NODE_LEN ? mn_nodemap_put(l->tree, k, kl, v) : MN_EINVAL;
         if (rc != MN_OK) {
-            mn_nodemap_clear(l->tree);
-            memset(l->tree_root, 0xFF, MN_HASH_LEN); /* no state has this root */
+            tree_forget(l);
             return;
         }
     }
@@ -314,8 +320,7 @@ static int tree_sync(mn_ledger *l) {
     int rc = mn_tree_build(l->store, l->tree, built, NULL);
     if (rc == MN_OK && memcmp(built, root, MN_HASH_LEN) != 0) rc = MN_ECORRUPT;
     if (rc != MN_OK) {
-        mn_nodemap_clear(l->tree);
-        memset(l->tree_root, 0xFF, MN_HASH_LEN);
+        tree_forget(l);
         return rc;
     }
     memcpy(l->tree_root, root, MN_HASH_LEN);
@@ -331,7 +336,7 @@ int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) 
         free(l);
         return MN_ENOMEM;
     }
-    memset(l->tree_root, 0xFF, MN_HASH_LEN);
+    tree_forget(l);
     l->store = store;
     l->g = genesis;
     l->rec_slots = MN_LEDGER_REC_CACHE_SLOTS;
@@ -712,11 +717,17 @@ const mn_status_change *mn_exec_changes(const mn_exec *e, size_t *n) {
 
 /* Reads key through the transaction, the block, then the store.
  * Returns MN_OK with *out (malloc'd), MN_ENOTFOUND, MN_EIO, MN_ENOMEM. */
+/* What this execution wrote to key so far: the transaction's own writes,
+ * then the block's. MN_KV_ABSENT means the committed state decides. */
+static int ex_written(const mn_exec *e, const uint8_t *key, size_t kl, const uint8_t **v, size_t *vl) {
+    int st = mn_kv_get(e->txw, key, kl, v, vl);
+    return st == MN_KV_ABSENT ? mn_kv_get(e->ov, key, kl, v, vl) : st;
+}
+
 static int ex_read(mn_exec *e, const uint8_t *key, size_t kl, uint8_t **out, size_t *len) {
     const uint8_t *v = NULL;
     size_t vl = 0;
-    int st = mn_kv_get(e->txw, key, kl, &v, &vl);
-    if (st == MN_KV_ABSENT) st = mn_kv_get(e->ov, key, kl, &v, &vl);
+    int st = ex_written(e, key, kl, &v, &vl);
     if (st == MN_KV_DELETED) return MN_ENOTFOUND;
     if (st == MN_KV_VALUE) {
         *out = malloc(vl ? vl : 1);
@@ -736,8 +747,7 @@ static int ex_get_rec(mn_exec *e, const uint8_t *id, rec *r) {
     size_t kl = mn_store_key_record(k, id);
     const uint8_t *v = NULL;
     size_t vl = 0;
-    int st = mn_kv_get(e->txw, k, kl, &v, &vl);
-    if (st == MN_KV_ABSENT) st = mn_kv_get(e->ov, k, kl, &v, &vl);
+    int st = ex_written(e, k, kl, &v, &vl);
     if (st == MN_KV_DELETED) return MN_ENOTFOUND;
     if (st == MN_KV_VALUE) return rec_unpack(r, v, vl);
     return committed_rec(e->l, id, r);

@@ -125,18 +125,17 @@ static bool key_ok(const uint8_t *pos, size_t len) { return pos && len > 0 && le
 int mn_nodemap_put(mn_nodemap *m, const uint8_t *pos, size_t len, const uint8_t node[static MN_SMT_NODE_LEN]) {
     if (!key_ok(pos, len) || node[0] == 0) return MN_EINVAL;
     uint64_t h = key_hash(pos, len);
-    if (m->slot_cap) {
-        nm_slot *s = find(m, pos, len, h);
-        if (s->ref != 0) {
-            nm_entry *e = entry_at(m, s->ref);
-            if (e->node[0] == 0) m->live++;
-            memcpy(e->node, node, MN_SMT_NODE_LEN);
-            return MN_OK;
-        }
+    size_t cap = m->slot_cap;
+    nm_slot *s = cap ? find(m, pos, len, h) : NULL;
+    if (s && s->ref != 0) {
+        nm_entry *e = entry_at(m, s->ref);
+        if (e->node[0] == 0) m->live++;
+        memcpy(e->node, node, MN_SMT_NODE_LEN);
+        return MN_OK;
     }
     int rc = reserve(m);
     if (rc != MN_OK) return rc;
-    nm_slot *s = find(m, pos, len, h); /* the slots may have moved */
+    if (m->slot_cap != cap) s = find(m, pos, len, h); /* the slots moved */
     assert(s->ref == 0);
     size_t i = m->entries++;
     nm_entry *e = &m->chunks[i >> CHUNK_LOG2][i & (CHUNK_ENTRIES - 1)];

@@ -865,11 +865,9 @@ static void wlog_put(leveldb_writebatch_t *b, uint64_t height, const uint8_t *bl
     free(sk);
 }
 
-int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
-                    const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
-                    const uint8_t state_root[static MN_HASH_LEN]) {
-    if (height != s->height + 1) return MN_ESTATE;
-    leveldb_writebatch_t *cb = leveldb_writebatch_create(), *b = leveldb_writebatch_create();
+/* A block and its certificate (cert may be NULL) into a chain batch. */
+static void chain_put_block(leveldb_writebatch_t *cb, uint64_t height, const uint8_t *block, size_t block_len,
+                            const uint8_t *cert, size_t cert_len) {
     uint8_t k[16];
     size_t kl = key_height(k, 'B', height);
     leveldb_writebatch_put(cb, (const char *)k, kl, (const char *)block, block_len);
@@ -877,6 +875,35 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         kl = key_height(k, 'C', height);
         leveldb_writebatch_put(cb, (const char *)k, kl, (const char *)cert, cert_len);
     }
+}
+
+/* Writes a block's chain batch, then its state batch with the new height
+ * and root, both synced, and destroys both batches. The state's height,
+ * written second, is what says the block committed: chain entries above it
+ * (a crash between the two writes) are never read and are deleted at open
+ * (drop_chain_above). */
+static int write_block(mn_store *s, leveldb_writebatch_t *cb, leveldb_writebatch_t *b, uint64_t height,
+                       const uint8_t state_root[static MN_HASH_LEN]) {
+    uint8_t hb[8];
+    put_u64(hb, height);
+    leveldb_writebatch_put(b, K_HEIGHT, strlen(K_HEIGHT), (const char *)hb, 8);
+    leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
+    int rc = write_batch(s, s->chain, cb);
+    if (rc == MN_OK) rc = write_batch(s, s->db, b);
+    leveldb_writebatch_destroy(cb);
+    leveldb_writebatch_destroy(b);
+    if (rc != MN_OK) return rc;
+    s->height = height;
+    memcpy(s->root, state_root, MN_HASH_LEN);
+    return MN_OK;
+}
+
+int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
+                    const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
+                    const uint8_t state_root[static MN_HASH_LEN]) {
+    if (height != s->height + 1) return MN_ESTATE;
+    leveldb_writebatch_t *cb = leveldb_writebatch_create(), *b = leveldb_writebatch_create();
+    chain_put_block(cb, height, block, block_len, cert, cert_len);
     bool *skip = NULL;
     wlog_put(cb, height, block, block_len, changes, &skip);
     size_t n = mn_kv_count(changes);
@@ -890,23 +917,13 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         if (key[0] == MN_SMT_PREFIX) continue; /* the tree lives in the ledger's memory */
         rc = batch_put(is_chain_family(key[0]) ? cb : b, key, key_len, val, val_len);
     }
-    uint8_t hb[8];
-    put_u64(hb, height);
-    leveldb_writebatch_put(b, K_HEIGHT, strlen(K_HEIGHT), (const char *)hb, 8);
-    leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
-    /* The block's chain entries first: the state's height, written second,
-     * is what says the block committed. Chain entries above that height
-     * (a crash between the two writes) are never read and are replaced by
-     * the block that commits there (see mn_store_open). */
-    if (rc == MN_OK) rc = write_batch(s, s->chain, cb);
-    if (rc == MN_OK) rc = write_batch(s, s->db, b);
-    leveldb_writebatch_destroy(cb);
-    leveldb_writebatch_destroy(b);
     free(skip);
-    if (rc != MN_OK) return rc;
-    s->height = height;
-    memcpy(s->root, state_root, MN_HASH_LEN);
-    return MN_OK;
+    if (rc != MN_OK) {
+        leveldb_writebatch_destroy(cb);
+        leveldb_writebatch_destroy(b);
+        return rc;
+    }
+    return write_block(s, cb, b, height, state_root);
 }
 
 int mn_store_write(mn_store *s, const mn_kvmap *changes) {
@@ -948,24 +965,8 @@ int mn_store_install(mn_store *s, uint64_t height, const uint8_t *block, size_t 
     if (s->height != 0) return MN_ESTATE;
     if (height == 0) return MN_EINVAL;
     leveldb_writebatch_t *cb = leveldb_writebatch_create(), *b = leveldb_writebatch_create();
-    uint8_t k[16], hb[8];
-    size_t kl = key_height(k, 'B', height);
-    leveldb_writebatch_put(cb, (const char *)k, kl, (const char *)block, block_len);
-    if (cert && cert_len) {
-        kl = key_height(k, 'C', height);
-        leveldb_writebatch_put(cb, (const char *)k, kl, (const char *)cert, cert_len);
-    }
-    put_u64(hb, height);
-    leveldb_writebatch_put(b, K_HEIGHT, strlen(K_HEIGHT), (const char *)hb, 8);
-    leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
-    int rc = write_batch(s, s->chain, cb); /* as in mn_store_commit: chain first */
-    if (rc == MN_OK) rc = write_batch(s, s->db, b);
-    leveldb_writebatch_destroy(cb);
-    leveldb_writebatch_destroy(b);
-    if (rc != MN_OK) return rc;
-    s->height = height;
-    memcpy(s->root, state_root, MN_HASH_LEN);
-    return MN_OK;
+    chain_put_block(cb, height, block, block_len, cert, cert_len);
+    return write_block(s, cb, b, height, state_root);
 }
 
 int mn_store_put_cert(mn_store *s, uint64_t height, const uint8_t *cert, size_t cert_len) {
