@@ -259,6 +259,23 @@ static int find_item(const mn_smt_item *it, size_t n, const uint8_t *key) {
     return 0;
 }
 
+/* Type of a child an update does not descend into: its hash (from the
+ * parent) and whether it is an implicit leaf are all the parent's new hash
+ * needs, so it is not read. Never written, never returned by upd. */
+#define UNREAD 'U'
+
+static int untouched(const uint8_t *want, bool implicit, smt_node *out) {
+    if (memcmp(want, zero32, MN_HASH_LEN) == 0) {
+        make_empty(out);
+        return MN_OK;
+    }
+    out->type = UNREAD;
+    out->implicit = implicit;
+    out->hint = 0;
+    memcpy(out->h, want, MN_HASH_LEN);
+    return MN_OK;
+}
+
 static int upd(smt_ctx *c, unsigned d, const uint8_t *path, const smt_node *old,
                const mn_smt_item *it, size_t n, smt_node *out) {
     if (n == 0) {
@@ -278,10 +295,21 @@ static int upd(smt_ctx *c, unsigned d, const uint8_t *path, const smt_node *old,
     set_bit(rp, d, 1);
     size_t s = split_at(it, n, d);
     smt_node lo, ro, ln, rn;
-    int rc = load(c, d + 1, lp, old->a, old->hint & 1, &lo);
-    if (rc == MN_OK) rc = load(c, d + 1, rp, old->b, old->hint & 2, &ro);
+    /* A side no item goes to keeps its hash and stays unread, unless the
+     * other side empties and whether it can move up depends on its type. */
+    int rc = s > 0 ? load(c, d + 1, lp, old->a, old->hint & 1, &lo) : untouched(old->a, old->hint & 1, &lo);
+    if (rc == MN_OK)
+        rc = n - s > 0 ? load(c, d + 1, rp, old->b, old->hint & 2, &ro) : untouched(old->b, old->hint & 2, &ro);
     if (rc == MN_OK) rc = upd(c, d + 1, lp, &lo, it, s, &ln);
     if (rc == MN_OK) rc = upd(c, d + 1, rp, &ro, it + s, n - s, &rn);
+    if (rc == MN_OK && ln.type == 0 && rn.type == UNREAD) {
+        rc = load(c, d + 1, rp, old->b, old->hint & 2, &ro);
+        rn = ro;
+    }
+    if (rc == MN_OK && rn.type == 0 && ln.type == UNREAD) {
+        rc = load(c, d + 1, lp, old->a, old->hint & 1, &lo);
+        ln = lo;
+    }
     if (rc != MN_OK) return rc;
     bool collapse = (ln.type == 0 && rn.type != 'I') || (rn.type == 0 && ln.type != 'I');
     if (collapse) {
