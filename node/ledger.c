@@ -724,6 +724,8 @@ static int ex_written(const mn_exec *e, const uint8_t *key, size_t kl, const uin
     return st == MN_KV_ABSENT ? mn_kv_get(e->ov, key, kl, v, vl) : st;
 }
 
+static bool index_surely_absent(mn_ledger *l, const uint8_t *key, size_t kl);
+
 static int ex_read(mn_exec *e, const uint8_t *key, size_t kl, uint8_t **out, size_t *len) {
     const uint8_t *v = NULL;
     size_t vl = 0;
@@ -736,6 +738,7 @@ static int ex_read(mn_exec *e, const uint8_t *key, size_t kl, uint8_t **out, siz
         *len = vl;
         return MN_OK;
     }
+    if (index_surely_absent(e->l, key, kl)) return MN_ENOTFOUND;
     return mn_store_get(e->l->store, key, kl, out, len);
 }
 
@@ -1266,10 +1269,19 @@ struct rec_cache {
      * already in the store are added by the warm-up scan (mn_ledger_warm),
      * which any other change of the root starts over. NULL: no filter. */
     mn_idfilter *ids;
+    /* The same for the holder and device index entries ('h', 'd'): each
+     * names a record with that holder or device, so the holders and
+     * devices of every record (the warm-up scan), and the entries this
+     * ledger's commits wrote, are all there can be. An issuance to a new
+     * holder on a new phone then reads neither index from the store.
+     * NULL: no filter (out of memory, or a record the scan could not
+     * decode). */
+    mn_idfilter *holders, *devices;
     bool ids_complete;
     mn_store_cursor warm; /* where the warm-up scan resumes */
     uint64_t warmed;      /* records the scan has read */
     uint64_t absent_known; /* reads the filter answered */
+    uint64_t index_absent_known; /* index reads of execution the filters answered */
 };
 
 _Static_assert((MN_LEDGER_REC_CACHE_SLOTS & (MN_LEDGER_REC_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
@@ -1286,6 +1298,8 @@ static void rec_cache_free(struct rec_cache *rc) {
     free(rc->big);
     free(rc->pbig);
     mn_idfilter_free(rc->ids);
+    mn_idfilter_free(rc->holders);
+    mn_idfilter_free(rc->devices);
     free(rc);
 }
 
@@ -1325,7 +1339,12 @@ static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN], s
      * filter at ten times that. Without the filter (out of memory) the
      * cache still works: absences go to the store. */
     unsigned lines = log2_of(rc->buckets);
-    rc->ids = mn_idfilter_new(lines < 10 ? 10 : lines > 26 ? 26 : lines);
+    lines = lines < 10 ? 10 : lines > 26 ? 26 : lines;
+    rc->ids = mn_idfilter_new(lines);
+    if (rc->ids) {
+        rc->holders = mn_idfilter_new(lines);
+        rc->devices = mn_idfilter_new(lines);
+    }
     static const uint8_t empty_root[MN_HASH_LEN];
     rc->ids_complete = rc->ids && memcmp(root, empty_root, MN_HASH_LEN) == 0; /* an empty state */
     return rc;
@@ -1436,6 +1455,12 @@ static void proofs_stale(struct rec_cache *rc) {
     }
 }
 
+/* Adds a holder or device index key (store.h) to its filter. */
+static void index_filters_add(struct rec_cache *rc, const uint8_t *k, size_t kl) {
+    if (kl == 2 + MN_ID_LEN && k[0] == 'h' && rc->holders) mn_idfilter_add(rc->holders, k + 1);
+    if (kl == 1 + MN_ID_LEN && k[0] == 'd' && rc->devices) mn_idfilter_add(rc->devices, k + 1);
+}
+
 /* The cache, created on first use and re-stamped when the root moved.
  * NULL when out of memory. */
 static struct rec_cache *rec_cache_sync(mn_ledger *l) {
@@ -1476,6 +1501,7 @@ static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old
         const uint8_t *k, *v;
         size_t kl, vl;
         mn_kv_entry(ov, i, &k, &kl, &v, &vl);
+        if (v) index_filters_add(rc, k, kl);
         if (kl != 1 + MN_ID_LEN || k[0] != 'r') continue;
         const uint8_t *id = k + 1;
         if (v && rc->ids) mn_idfilter_add(rc->ids, id);
@@ -1507,6 +1533,18 @@ static int committed_rec(mn_ledger *l, const uint8_t id[static MN_ID_LEN], rec *
     st = rec_unpack(r, buf, len);
     free(buf);
     return st;
+}
+
+/* Whether the committed state surely has no holder or device index entry
+ * under key (see holders, devices): then execution need not read it. */
+static bool index_surely_absent(mn_ledger *l, const uint8_t *key, size_t kl) {
+    struct rec_cache *rc = rec_cache_sync(l);
+    if (!rc || !rc->ids_complete) return false;
+    bool absent = false;
+    if (kl == 2 + MN_ID_LEN && key[0] == 'h' && rc->holders) absent = !mn_idfilter_may_hold(rc->holders, key + 1);
+    if (kl == 1 + MN_ID_LEN && key[0] == 'd' && rc->devices) absent = !mn_idfilter_may_hold(rc->devices, key + 1);
+    if (absent) rc->index_absent_known++;
+    return absent;
 }
 
 int mn_ledger_set_read_cache_bytes(mn_ledger *l, uint64_t bytes) {
@@ -1548,6 +1586,17 @@ static int warm_one(void *ctx, const uint8_t *key, size_t key_len, const uint8_t
     const uint8_t *id = key + 1;
     rc->warmed++;
     if (rc->ids) mn_idfilter_add(rc->ids, id);
+    if (rc->holders || rc->devices) {
+        rec r;
+        if (rec_unpack(&r, v, vl) == MN_OK) {
+            if (rc->holders) mn_idfilter_add(rc->holders, r.holder);
+            if (rc->devices) mn_idfilter_add(rc->devices, r.device);
+        } else { /* its index entries are unknown: the filters cannot say "absent" */
+            mn_idfilter_free(rc->holders);
+            mn_idfilter_free(rc->devices);
+            rc->holders = rc->devices = NULL;
+        }
+    }
     rec_where at = rec_locate(rc, id);
     if (!rec_fits(id, v, vl) || rec_way(rc, &at, id) >= 0) return 0; /* already there: exact */
     int w = rec_place(rc, &at, id, false);
@@ -1571,6 +1620,7 @@ void mn_ledger_read_cache_stats(const mn_ledger *l, mn_read_cache_stats *out) {
     if (!l->rc) return;
     out->store_reads = l->rc->misses;
     out->absent_known = l->rc->absent_known;
+    out->index_absent_known = l->rc->index_absent_known;
     out->warmed = l->rc->warmed;
     out->ids_complete = l->rc->ids_complete;
     out->warm_pending = l->rc->ids && !l->rc->ids_complete;

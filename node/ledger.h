@@ -140,6 +140,8 @@ int mn_ledger_warm(mn_ledger *l, size_t max) MN_WARN_UNUSED;
 typedef struct mn_read_cache_stats {
     uint64_t store_reads;  /* reads of mn_ledger_get_record_cached that went to the store */
     uint64_t absent_known; /* reads answered absent by the id filter */
+    uint64_t index_absent_known; /* holder and device index reads of execution
+                                    answered absent by their filters */
     uint64_t warmed;       /* records read by the warm-up scan */
     bool ids_complete;     /* the filter holds every record's id */
     bool warm_pending;     /* mn_ledger_warm has records left to read */

@@ -374,6 +374,67 @@ static void warm_up_reads_a_store_built_elsewhere(void **state) {
     mn_ledger_free(l2);
 }
 
+/* Issues credential n onto holder h and device d, executed by ledger l. */
+static int issue_on(lf_fixture *f, mn_ledger *l, uint32_t n, uint32_t h, uint32_t d) {
+    uint8_t id[32], hb[32], db[32], *tx;
+    size_t len;
+    lf_id(id, 'c', n);
+    lf_id(hb, 'h', h);
+    lf_id(db, 'd', d);
+    lf_issue(f, "mois", id, LF_RESIDENT, hb, db, "skt", 0, &tx, &len);
+    mn_ledger *keep = f->l;
+    f->l = l;
+    int code = lf_one(f, tx, len);
+    f->l = keep;
+    return code;
+}
+
+/* After the warm-up scan of a store built elsewhere, an issuance to a new
+ * holder on a new phone reads neither index from the store; one to a
+ * holder and a phone the scan met finds both (the older credential is
+ * superseded, and a loss report of the phone reaches the new one). */
+static void index_reads_of_new_holders_skip_the_store(void **state) {
+    lf_fixture *f = *state;
+    enum { N = 120 };
+    issue_block(f, 0, N);
+    mn_ledger *l2 = NULL;
+    assert_int_equal(mn_ledger_open(&l2, f->store, f->g), MN_OK);
+    assert_int_equal(issue_on(f, l2, 9000, 9000, 9000), TXC(OK)); /* before the scan: read */
+    assert_int_equal(stats_of(l2).index_absent_known, 0);
+    (void)warm_fully(l2, 16);
+    assert_true(stats_of(l2).ids_complete);
+
+    assert_int_equal(issue_on(f, l2, 9001, 9001, 9001), TXC(OK));
+    assert_int_equal(stats_of(l2).index_absent_known, 2); /* holder and device */
+
+    /* holder 'h' 7 and device 'd' 8 are known only from the scan */
+    uint64_t before = stats_of(l2).index_absent_known;
+    assert_int_equal(issue_on(f, l2, 9002, 7, 8), TXC(OK));
+    assert_int_equal(stats_of(l2).index_absent_known, before);
+    uint8_t id[32], dev[32], *tx;
+    size_t len;
+    lf_id(id, 'c', 7);
+    assert_int_equal(lf_status(f, id), ST(SUPERSEDED));
+    lf_id(dev, 'd', 8);
+    lf_device_op(f, "skt", 1, dev, &tx, &len);
+    mn_ledger *keep = f->l;
+    f->l = l2;
+    assert_int_equal(lf_one(f, tx, len), TXC(OK));
+    f->l = keep;
+    lf_id(id, 'c', 9002);
+    assert_int_equal(lf_status(f, id), ST(SUSPENDED));
+    lf_id(id, 'c', 8);
+    assert_int_equal(lf_status(f, id), ST(SUSPENDED));
+
+    /* The entries its own commits wrote are known without a scan. */
+    before = stats_of(l2).index_absent_known;
+    assert_int_equal(issue_on(f, l2, 9003, 9001, 9001), TXC(OK));
+    assert_int_equal(stats_of(l2).index_absent_known, before);
+    lf_id(id, 'c', 9001);
+    assert_int_equal(lf_status(f, id), ST(SUPERSEDED));
+    mn_ledger_free(l2);
+}
+
 /* Blocks committed while the scan is half way are in the filter too, on
  * either side of the scan's position. */
 static void a_scan_survives_commits(void **state) {
@@ -527,6 +588,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(a_full_bucket_stays_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(never_issued_ids_skip_the_store, setup, teardown),
         cmocka_unit_test_setup_teardown(warm_up_reads_a_store_built_elsewhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(index_reads_of_new_holders_skip_the_store, setup, teardown),
         cmocka_unit_test_setup_teardown(a_scan_survives_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(record_scan_resumes_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(prefetch_changes_nothing, setup, teardown),
