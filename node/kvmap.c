@@ -1,6 +1,9 @@
 /* kvmap.c: insertion-ordered hash map of byte strings, the write set of an
  * execution overlay (see kvmap.h). Open addressing over an index table that
- * points into an entry array, so iteration follows first-insertion order. */
+ * points into an entry array, so iteration follows first-insertion order.
+ * Keys and values are carved from chunks the map owns and frees together: a
+ * block's write set has tens of thousands of small entries, and a malloc
+ * and a free for each took a tenth of a validator's execution time. */
 #include "kvmap.h"
 
 #include <assert.h>
@@ -9,18 +12,73 @@
 
 typedef struct kv_entry {
     uint8_t *key;
-    uint8_t *val; /* NULL: deletion */
+    uint8_t *val; /* NULL: deletion; else room */
+    uint8_t *room; /* val_room bytes a later value of the key may reuse */
     uint32_t key_len;
     uint32_t val_len;
+    uint32_t val_room;
     uint64_t hash;
 } kv_entry;
+
+/* Bytes of a chunk; a value over a quarter of it gets a chunk of its own. */
+#define KV_CHUNK_BYTES (64u * 1024)
+
+typedef struct kv_chunk {
+    struct kv_chunk *next;
+    size_t used, cap;
+    max_align_t data[]; /* cap bytes */
+} kv_chunk;
 
 struct mn_kvmap {
     kv_entry *entries;
     size_t count, cap;
     uint32_t *index; /* 0 empty, else entry number + 1 */
     size_t index_cap; /* power of two */
+    kv_chunk *chunks; /* the first is the one being carved */
 };
+
+/* n bytes from the map's chunks (8-byte aligned), or NULL. */
+static uint8_t *kv_alloc(mn_kvmap *m, size_t n) {
+    n = (n + 7) & ~(size_t)7;
+    kv_chunk *c = m->chunks;
+    if (c && c->cap - c->used >= n) {
+        uint8_t *p = (uint8_t *)c->data + c->used;
+        c->used += n;
+        return p;
+    }
+    bool own = n > KV_CHUNK_BYTES / 4;
+    size_t cap = own ? n : KV_CHUNK_BYTES;
+    kv_chunk *nc = malloc(sizeof *nc + cap);
+    if (!nc) return NULL;
+    nc->cap = cap;
+    nc->used = n;
+    if (own && c) { /* behind the current chunk, whose room stays in use */
+        nc->next = c->next;
+        c->next = nc;
+    } else {
+        nc->next = c;
+        m->chunks = nc;
+    }
+    return (uint8_t *)nc->data;
+}
+
+/* Frees every chunk but the current one when it is a regular chunk, which
+ * is kept, emptied, for the next entries (a write set is cleared per tx). */
+static void kv_release(mn_kvmap *m, bool keep_one) {
+    kv_chunk *c = m->chunks, *keep = NULL;
+    if (keep_one && c && c->cap == KV_CHUNK_BYTES) {
+        keep = c;
+        c = c->next;
+        keep->next = NULL;
+        keep->used = 0;
+    }
+    while (c) {
+        kv_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    m->chunks = keep;
+}
 
 static uint64_t kv_hash(const uint8_t *p, size_t n) {
     uint64_t h = 1469598103934665603ULL;
@@ -39,17 +97,14 @@ mn_kvmap *mn_kv_new(void) { return calloc(1, sizeof(mn_kvmap)); }
 
 void mn_kv_clear(mn_kvmap *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->count; i++) {
-        free(m->entries[i].key);
-        free(m->entries[i].val);
-    }
+    kv_release(m, true);
     m->count = 0;
     if (m->index) memset(m->index, 0, m->index_cap * sizeof(uint32_t));
 }
 
 void mn_kv_free(mn_kvmap *m) {
     if (!m) return;
-    mn_kv_clear(m);
+    kv_release(m, false);
     free(m->entries);
     free(m->index);
     free(m);
@@ -101,39 +156,43 @@ static int kv_grow(mn_kvmap *m) {
 static int kv_set(mn_kvmap *m, const void *key, size_t key_len, const void *val, size_t val_len,
                   bool is_del) {
     if (key_len == 0 || key_len > MN_KV_KEY_MAX || val_len > MN_KV_VALUE_MAX) return MN_ETOOBIG;
-    uint8_t *nv = NULL;
-    if (!is_del) {
-        nv = malloc(val_len ? val_len : 1);
-        if (!nv) return MN_ENOMEM;
-        if (val_len) memcpy(nv, val, val_len);
-    }
     uint64_t h = kv_hash(key, key_len);
     long at = kv_find(m, key, key_len, h, NULL);
     if (at >= 0) {
         kv_entry *e = &m->entries[at];
-        free(e->val);
-        e->val = nv;
-        e->val_len = (uint32_t)val_len;
+        if (is_del) {
+            e->val = NULL; /* its room stays for a later value */
+        } else {
+            if (val_len > e->val_room) {
+                uint8_t *nv = kv_alloc(m, val_len);
+                if (!nv) return MN_ENOMEM;
+                e->room = nv;
+                e->val_room = (uint32_t)val_len;
+            }
+            if (val_len) memmove(e->room, val, val_len);
+            e->val = e->room;
+        }
+        e->val_len = is_del ? 0 : (uint32_t)val_len;
         return MN_OK;
     }
-    if (kv_grow(m) != MN_OK) {
-        free(nv);
-        return MN_ENOMEM;
-    }
-    uint8_t *nk = malloc(key_len);
-    if (!nk) {
-        free(nv);
-        return MN_ENOMEM;
-    }
+    if (kv_grow(m) != MN_OK) return MN_ENOMEM;
+    /* key and value together, the value 8-byte aligned after the key */
+    size_t key_room = (key_len + 7) & ~(size_t)7;
+    uint8_t *nk = kv_alloc(m, key_room + val_len);
+    if (!nk) return MN_ENOMEM;
     memcpy(nk, key, key_len);
+    uint8_t *room = nk + key_room;
+    if (val_len) memcpy(room, val, val_len);
     size_t slot = 0;
     at = kv_find(m, key, key_len, h, &slot);
     assert(at < 0);
     kv_entry *e = &m->entries[m->count];
     e->key = nk;
     e->key_len = (uint32_t)key_len;
-    e->val = nv;
+    e->val = is_del ? NULL : room;
+    e->room = room;
     e->val_len = (uint32_t)val_len;
+    e->val_room = (uint32_t)val_len;
     e->hash = h;
     m->count++;
     m->index[slot] = (uint32_t)m->count;
