@@ -195,7 +195,11 @@ bool mn_path_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-uint64_t mn_dir_file_bytes(const char *dir) {
+/* Directories below dir are counted to this depth (a data directory has
+ * one level: the chain database). */
+#define DIR_BYTES_DEPTH 4
+
+static uint64_t dir_bytes(const char *dir, int depth) {
     uint64_t total = 0;
     DIR *d = opendir(dir);
     if (!d) return 0;
@@ -205,8 +209,14 @@ uint64_t mn_dir_file_bytes(const char *dir) {
         if (de->d_name[0] == '.') continue;
         if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p) continue;
         struct stat st;
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+        if (lstat(p, &st) != 0) continue;
+        if (S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+        else if (S_ISDIR(st.st_mode) && depth > 0)
+            total += dir_bytes(p, depth - 1);
     }
     closedir(d);
     return total;
 }
+
+uint64_t mn_dir_file_bytes(const char *dir) { return dir_bytes(dir, DIR_BYTES_DEPTH); }

@@ -34,9 +34,10 @@ int mn_mkdir_p(const char *path, mode_t mode, char *err, size_t err_len) MN_WARN
  * Returns MN_OK or MN_EIO. */
 int mn_fsync_dir(const char *dir, char *err, size_t err_len) MN_WARN_UNUSED;
 
-/* Bytes of the regular files directly in dir (a LevelDB directory's
- * footprint, as `du -b` counts it for a flat directory); 0 when dir cannot
- * be read. */
+/* Bytes of the regular files in dir and its subdirectories (a node's data
+ * directory holds the chain database in one: its footprint as `du -b`
+ * counts file sizes), symbolic links not followed; 0 when dir cannot be
+ * read. */
 uint64_t mn_dir_file_bytes(const char *dir);
 
 /* True when path exists (any type). */

@@ -227,7 +227,7 @@ static void files_are_written_whole_and_read_bounded(void **state) {
     assert_int_equal(mn_mkdir_p(p, 0700, err, sizeof err), MN_OK);
     snprintf(p, sizeof p, "%s/nodir/x", home);
     assert_int_equal(mn_file_write_atomic(p, "x", 1, 0600, err, sizeof err), MN_EIO);
-    /* A directory's footprint counts its regular files only. */
+    /* A directory's footprint counts its regular files, in subdirectories too. */
     snprintf(p, sizeof p, "%s/sized", home);
     assert_int_equal(mn_mkdir_p(p, 0700, err, sizeof err), MN_OK);
     assert_int_equal(mn_dir_file_bytes(p), 0);
@@ -239,6 +239,9 @@ static void files_are_written_whole_and_read_bounded(void **state) {
     snprintf(f, sizeof f, "%s/sub", p);
     assert_int_equal(mn_mkdir_p(f, 0700, err, sizeof err), MN_OK);
     assert_int_equal(mn_dir_file_bytes(p), 8);
+    snprintf(f, sizeof f, "%s/sub/three", p);
+    assert_int_equal(mn_file_write_atomic(f, "1234567", 7, 0600, err, sizeof err), MN_OK);
+    assert_int_equal(mn_dir_file_bytes(p), 15);
     snprintf(f, sizeof f, "%s/missing", home);
     assert_int_equal(mn_dir_file_bytes(f), 0);
 }
