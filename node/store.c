@@ -74,15 +74,91 @@ static const uint8_t *phys_key(const uint8_t *key, size_t *kl, uint8_t buf[stati
     return buf;
 }
 
+/* A record never changed since its issuance repeats its issued_height
+ * and issued_tx (fields 13, 14) as updated_height and updated_tx (15, 16):
+ * 37 of its ~190 bytes. Such a value is stored as REC_AS_ISSUED followed
+ * by the record without its first field and without fields 15 and 16,
+ * which a read puts back byte for byte after field 14. 0x01 is no protobuf
+ * tag (field 0), as REC_WHOLE is not. */
+#define REC_AS_ISSUED 0x01
+#define TAG_ISSUED_HEIGHT 0x68 /* field 13, varint */
+#define TAG_ISSUED_TX 0x72     /* field 14, bytes */
+#define TAG_UPDATED_HEIGHT 0x78 /* field 15, varint */
+static const uint8_t TAG_UPDATED_TX[2] = {0x82, 0x01}; /* field 16, bytes */
+
+/* Where fields 13 and 14 lie in the protobuf fields b[0..n): the varint of
+ * 13 at *h (*hl bytes), the 32 bytes of 14 at *tx, field 14 ending at *end.
+ * False when they are not there as rec_pack writes them, or b does not
+ * parse as fields of varint and length-delimited types. */
+static bool find_issued(const uint8_t *b, size_t n, size_t *h, size_t *hl, size_t *tx, size_t *end) {
+    bool have_h = false;
+    size_t i = 0;
+    while (i < n) {
+        uint64_t tag = 0;
+        unsigned shift = 0;
+        size_t t0 = i;
+        do {
+            if (i >= n || shift > 28) return false;
+            tag |= (uint64_t)(b[i] & 0x7f) << shift;
+            shift += 7;
+        } while (b[i++] & 0x80);
+        size_t v0 = i;
+        uint64_t len = 0;
+        shift = 0;
+        do {
+            if (i >= n || shift > 63) return false;
+            len |= (uint64_t)(b[i] & 0x7f) << shift;
+            shift += 7;
+        } while (b[i++] & 0x80);
+        if ((tag & 7) == 0) {
+            if (i - t0 == 1 + (i - v0) && b[t0] == TAG_ISSUED_HEIGHT) {
+                *h = v0;
+                *hl = i - v0;
+                have_h = true;
+            }
+        } else if ((tag & 7) == 2) {
+            if (len > n - i) return false;
+            if (b[t0] == TAG_ISSUED_TX && v0 == t0 + 1 && len == MN_HASH_LEN) {
+                *tx = i;
+                *end = i + MN_HASH_LEN;
+                return have_h;
+            }
+            i += (size_t)len;
+        } else {
+            return false;
+        }
+    }
+    return false;
+}
+
+/* Bytes of fields 15 and 16 as they repeat 13 and 14. */
+static size_t as_issued_len(size_t hl) { return 1 + hl + sizeof TAG_UPDATED_TX + 1 + MN_HASH_LEN; }
+
 /* The stored value of record bytes v of id: a tail of v, or *tmp
  * (malloc'd, the caller frees). Returns MN_OK or MN_ENOMEM. */
 static int rec_put_value(const uint8_t *id, const uint8_t *v, size_t vl, const uint8_t **out, size_t *ol,
                          uint8_t **tmp) {
     *tmp = NULL;
     if (vl >= 2 + MN_ID_LEN && v[0] == 0x0a && v[1] == MN_ID_LEN && memcmp(v + 2, id, MN_ID_LEN) == 0 &&
-        (vl == 2 + MN_ID_LEN || v[2 + MN_ID_LEN] != REC_WHOLE)) {
-        *out = v + 2 + MN_ID_LEN;
-        *ol = vl - 2 - MN_ID_LEN;
+        (vl == 2 + MN_ID_LEN || (v[2 + MN_ID_LEN] != REC_WHOLE && v[2 + MN_ID_LEN] != REC_AS_ISSUED))) {
+        const uint8_t *b = v + 2 + MN_ID_LEN;
+        size_t n = vl - 2 - MN_ID_LEN, h, hl, tx, end;
+        if (find_issued(b, n, &h, &hl, &tx, &end) && n - end >= as_issued_len(hl) && b[end] == TAG_UPDATED_HEIGHT &&
+            memcmp(b + end + 1, b + h, hl) == 0 &&
+            memcmp(b + end + 1 + hl, TAG_UPDATED_TX, sizeof TAG_UPDATED_TX) == 0 &&
+            b[end + 1 + hl + sizeof TAG_UPDATED_TX] == MN_HASH_LEN &&
+            memcmp(b + end + 1 + hl + sizeof TAG_UPDATED_TX + 1, b + tx, MN_HASH_LEN) == 0) {
+            size_t skip = as_issued_len(hl);
+            if (!(*tmp = malloc(1 + n - skip))) return MN_ENOMEM;
+            (*tmp)[0] = REC_AS_ISSUED;
+            memcpy(*tmp + 1, b, end);
+            memcpy(*tmp + 1 + end, b + end + skip, n - end - skip);
+            *out = *tmp;
+            *ol = 1 + n - skip;
+            return MN_OK;
+        }
+        *out = b;
+        *ol = n;
         return MN_OK;
     }
     if (!(*tmp = malloc(vl + 1))) return MN_ENOMEM;
@@ -94,44 +170,74 @@ static int rec_put_value(const uint8_t *id, const uint8_t *v, size_t vl, const u
 }
 
 /* Record bytes back from a stored value sv of id: their length, and when
- * out is not NULL the bytes (out holds that length). */
+ * out is not NULL the bytes (out holds that length). A REC_AS_ISSUED
+ * value that does not parse comes back without fields 15 and 16, which
+ * the tree's hash of it then refuses. */
 static size_t rec_get_value(const uint8_t *id, const uint8_t *sv, size_t svl, uint8_t *out) {
     if (svl > 0 && sv[0] == REC_WHOLE) {
         if (out) memcpy(out, sv + 1, svl - 1);
         return svl - 1;
     }
+    size_t h = 0, hl = 0, tx = 0, end = 0;
+    bool as_issued = svl > 0 && sv[0] == REC_AS_ISSUED;
+    if (as_issued) {
+        sv++;
+        svl--;
+        as_issued = find_issued(sv, svl, &h, &hl, &tx, &end);
+    }
+    size_t extra = as_issued ? as_issued_len(hl) : 0;
     if (out) {
         out[0] = 0x0a;
         out[1] = MN_ID_LEN;
         memcpy(out + 2, id, MN_ID_LEN);
-        if (svl) memcpy(out + 2 + MN_ID_LEN, sv, svl);
+        uint8_t *o = out + 2 + MN_ID_LEN;
+        if (!as_issued) {
+            if (svl) memcpy(o, sv, svl);
+        } else {
+            memcpy(o, sv, end);
+            o += end;
+            *o++ = TAG_UPDATED_HEIGHT;
+            memcpy(o, sv + h, hl);
+            o += hl;
+            memcpy(o, TAG_UPDATED_TX, sizeof TAG_UPDATED_TX);
+            o += sizeof TAG_UPDATED_TX;
+            *o++ = MN_HASH_LEN;
+            memcpy(o, sv + tx, MN_HASH_LEN);
+            o += MN_HASH_LEN;
+            memcpy(o, sv + end, svl - end);
+        }
     }
-    return 2 + MN_ID_LEN + svl;
+    return 2 + MN_ID_LEN + svl + extra;
 }
 
 /* SHA-256 of the record bytes of a stored value. */
 static void rec_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *id, const uint8_t *sv, size_t svl) {
-    mn_sha256_ctx c;
-    mn_sha256_init(&c);
-    if (svl > 0 && sv[0] == REC_WHOLE) {
-        mn_sha256_update(&c, sv + 1, svl - 1);
-    } else {
-        uint8_t head[2] = {0x0a, MN_ID_LEN};
-        mn_sha256_update(&c, head, 2);
-        mn_sha256_update(&c, id, MN_ID_LEN);
-        mn_sha256_update(&c, sv, svl);
+    uint8_t small[1024];
+    size_t n = rec_get_value(id, sv, svl, NULL);
+    uint8_t *buf = n <= sizeof small ? small : malloc(n);
+    if (!buf) { /* a hash no parent holds: the tree refuses the leaf */
+        memset(out, 0, MN_HASH_LEN);
+        return;
     }
+    rec_get_value(id, sv, svl, buf);
+    mn_sha256_ctx c; /* the incremental interface: no digest lookup per call */
+    mn_sha256_init(&c);
+    mn_sha256_update(&c, buf, n);
     mn_sha256_final(&c, out);
+    if (buf != small) free(buf);
 }
 
 static const char K_HEIGHT[] = "Mheight";
 static const char K_ROOT[] = "Mroot";
 /* Layout version: 2 since records are keyed by key_hash and their tree
  * leaves are implicit, 3 since no tree node is stored, 4 since blocks,
- * certificates and status-change logs are in DATA_DIR/chain. A store of
- * another version is refused, not misread. */
+ * certificates and status-change logs are in DATA_DIR/chain, 5 since
+ * records never changed leave out their repeated fields (REC_AS_ISSUED).
+ * A store of another version is refused, not misread, except that a store
+ * of version 4 is relabelled 5: every value it holds reads the same. */
 static const char K_FORMAT[] = "Mformat";
-#define STORE_FORMAT 4
+#define STORE_FORMAT 5
+#define STORE_FORMAT_UPGRADABLE 4
 
 static void put_u64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) {
@@ -463,6 +569,11 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
     rc = mn_store_get_buf(s, K_FORMAT, strlen(K_FORMAT), fb, sizeof fb, &n);
     if (rc == MN_OK && n == 1 && fb[0] == STORE_FORMAT) {
         rc = MN_OK;
+    } else if (rc == MN_OK && n == 1 && fb[0] == STORE_FORMAT_UPGRADABLE) {
+        fb[0] = STORE_FORMAT;
+        rc = put_synced(s, (const uint8_t *)K_FORMAT, strlen(K_FORMAT), fb, 1, "store_write_failed");
+        if (rc == MN_OK)
+            LOG_INFO("store_format_upgraded", "dir=%s from=%d to=%d", dir, STORE_FORMAT_UPGRADABLE, STORE_FORMAT);
     } else if (rc == MN_ENOTFOUND && s->height == 0) {
         fb[0] = STORE_FORMAT;
         rc = put_synced(s, (const uint8_t *)K_FORMAT, strlen(K_FORMAT), fb, 1, "store_write_failed");

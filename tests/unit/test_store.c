@@ -19,6 +19,7 @@
 
 #include "kvmap.h"
 #include "ledger_fixture.h"
+#include "smt.h"
 #include "store.h"
 
 typedef struct { char dir[128]; char data[160]; } tmpdir;
@@ -512,6 +513,116 @@ static void record_values_read_back_exactly(void **state) {
     lf_rmrf(t.dir);
 }
 
+/* Length of the raw value under one key of a closed store, -1 when
+ * absent; its first byte into *first (may be NULL). */
+static long raw_len(const char *path, const uint8_t *key, size_t kl, uint8_t *first) {
+    char *lerr = NULL;
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_t *db = leveldb_open(o, path, &lerr);
+    assert_null(lerr);
+    leveldb_readoptions_t *r = leveldb_readoptions_create();
+    size_t vl = 0;
+    char *v = leveldb_get(db, r, (const char *)key, kl, &vl, &lerr);
+    assert_null(lerr);
+    long out = v ? (long)vl : -1;
+    if (first && v && vl) *first = (uint8_t)v[0];
+    leveldb_free(v);
+    leveldb_readoptions_destroy(r);
+    leveldb_close(db);
+    leveldb_options_destroy(o);
+    return out;
+}
+
+/* Packs a record of id issued at height 77 by tx 0x5a..; updated (height,
+ * tx byte) as given. */
+static size_t pack_record(uint8_t *out, const uint8_t id[32], uint64_t updated_height, uint8_t updated_byte) {
+    uint8_t holder[32], device[32], issued[32], updated[32];
+    memset(holder, 0x21, 32);
+    memset(device, 0x22, 32);
+    memset(issued, 0x5a, 32);
+    memset(updated, updated_byte, 32);
+    Midnode__CredentialRecord m = MIDNODE__CREDENTIAL_RECORD__INIT;
+    m.credential_id = (ProtobufCBinaryData){32, (uint8_t *)id};
+    m.type = MIDNODE__CREDENTIAL_TYPE__RESIDENT;
+    m.holder_ref = (ProtobufCBinaryData){32, holder};
+    m.device_ref = (ProtobufCBinaryData){32, device};
+    m.carrier = (char *)"skt";
+    m.issuer = (char *)"mois";
+    m.expires_at = 1900000000000;
+    m.status = MIDNODE__CREDENTIAL_STATUS__ACTIVE;
+    m.issued_height = 77;
+    m.issued_tx = (ProtobufCBinaryData){32, issued};
+    m.updated_height = updated_height;
+    m.updated_tx = (ProtobufCBinaryData){32, updated};
+    return midnode__credential_record__pack(&m, out);
+}
+
+/* A record never changed since its issuance is stored without its
+ * repeated fields; every record reads back byte for byte (get, scan, and
+ * the tree's implicit leaf, whose value hash is of the whole bytes). */
+static void records_as_issued_are_stored_shorter(void **state) {
+    (void)state;
+    enum { N = 4 };
+    uint8_t ids[N][32], vals[N][256];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) lf_id(ids[i], 'z', (uint32_t)i);
+    lens[0] = pack_record(vals[0], ids[0], 77, 0x5a);     /* as issued */
+    lens[1] = pack_record(vals[1], ids[1], 78, 0x5b);     /* changed since */
+    lens[2] = pack_record(vals[2], ids[2], 77, 0x5b);     /* same height, another tx */
+    memcpy(vals[3], vals[0], lens[0]);                    /* as issued, then one more field */
+    lens[3] = lens[0];
+    vals[3][lens[3]++] = 0x8a; /* field 17, superseded_by */
+    vals[3][lens[3]++] = 0x01;
+    vals[3][lens[3]++] = 32;
+    memset(vals[3] + lens[3], 0x33, 32);
+    lens[3] += 32;
+    memcpy(vals[3] + 2, ids[3], 32);
+    long stored[N];
+    for (int i = 0; i < N; i++) {
+        tmpdir t;
+        tmp_make(&t);
+        mn_store *s = open_or_fail(t.data);
+        mn_kvmap *m = mn_kv_new();
+        uint8_t k[MN_STORE_KEY_MAX];
+        size_t kl = mn_store_key_record(k, ids[i]);
+        assert_int_equal(mn_kv_put(m, k, kl, vals[i], lens[i]), MN_OK);
+        uint8_t zero[32] = {0};
+        assert_int_equal(mn_store_commit(s, 1, (uint8_t *)"b", 1, NULL, 0, m, zero), MN_OK);
+        mn_kv_free(m);
+        uint8_t *v = NULL;
+        size_t vl = 0;
+        assert_int_equal(mn_store_get_record(s, ids[i], &v, &vl), MN_OK);
+        assert_int_equal(vl, lens[i]);
+        assert_memory_equal(v, vals[i], vl);
+        free(v);
+        rec_seen seen = {0};
+        if (lens[i] <= 64) {
+            assert_int_equal(mn_store_scan(s, 'r', see_record, &seen), MN_OK);
+            assert_int_equal(seen.n, 1);
+        }
+        /* the one record is the implicit leaf at the root position */
+        uint8_t pos[MN_SMT_POS_KEY_MAX], kh[32], node[MN_SMT_NODE_LEN], vh[32];
+        mn_smt_key_credential(kh, ids[i]);
+        size_t pl = mn_smt_pos_key(pos, 0, kh);
+        assert_int_equal(mn_store_smt_leaf(s, pos, pl, node), MN_OK);
+        assert_memory_equal(node + 1, kh, 32);
+        mn_sha256(vh, vals[i], lens[i]);
+        assert_memory_equal(node + 33, vh, 32);
+        mn_store_close(s);
+        uint8_t pk[1 + 8 + 32];
+        pk[0] = 'r';
+        memcpy(pk + 1, kh, 8);
+        memcpy(pk + 9, ids[i], 32);
+        stored[i] = raw_len(t.data, pk, sizeof pk, NULL);
+        lf_rmrf(t.dir);
+    }
+    /* id field left out everywhere; fields 15 and 16 too where they repeat 13 and 14 */
+    assert_int_equal(stored[0], (long)lens[0] - 34 - 37 + 1);
+    assert_int_equal(stored[1], (long)lens[1] - 34);
+    assert_int_equal(stored[2], (long)lens[2] - 34);
+    assert_int_equal(stored[3], (long)lens[3] - 34 - 37 + 1);
+}
+
 /* Rewrites (or deletes, when value is NULL) one raw key of a closed store,
  * as an older or newer midnode would have left it. */
 static void raw_put(const char *path, const char *key, const char *value, size_t vlen) {
@@ -545,6 +656,17 @@ static void other_store_formats_are_refused(void **state) {
     assert_int_equal(mn_store_open(&s, t.data, err, sizeof err), MN_ECORRUPT);
     assert_null(s);
     assert_non_null(strstr(err, "another version of midnode"));
+    /* The layout before records as issued reads the same: relabelled. */
+    raw_put(t.data, "Mformat", "\x04", 1);
+    s = open_or_fail(t.data);
+    assert_int_equal(mn_store_height(s), 1);
+    mn_store_close(s);
+    uint8_t label = 0;
+    assert_int_equal(raw_len(t.data, (const uint8_t *)"Mformat", 7, &label), 1);
+    assert_int_equal(label, 5);
+    raw_put(t.data, "Mformat", "\x03", 1);
+    s = NULL;
+    assert_int_equal(mn_store_open(&s, t.data, err, sizeof err), MN_ECORRUPT);
     /* No marker at all on a store that holds blocks: the layout before markers. */
     raw_put(t.data, "Mformat", NULL, 0);
     err[0] = 0;
@@ -572,6 +694,7 @@ int main(void) {
         cmocka_unit_test(status_changes_from_height),
         cmocka_unit_test(status_changes_stored_per_block),
         cmocka_unit_test(record_values_read_back_exactly),
+        cmocka_unit_test(records_as_issued_are_stored_shorter),
         cmocka_unit_test(other_store_formats_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
