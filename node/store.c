@@ -670,14 +670,21 @@ static int batch_put(leveldb_writebatch_t *b, const uint8_t *key, size_t kl, con
  * transaction by its index in the block when its hash is the hash of that
  * transaction of the stored block (the hash is then recomputed on read).
  * Encoding (varints unless said):
- *   u8 1 (version), time_ms, n_tx, n_tx x (u8 0 + 32-byte hash | u8 1 + index
- *   in the block), n_str, n_str x (len, bytes), n, n x (tx, 32-byte
- *   credential_id, status, previous, signer str, kind str)
+ *   u8 version, time_ms, n_tx, n_tx x (u8 0 + 32-byte hash | u8 1 + index
+ *   in the block), n_str, n_str x (len, bytes), n, n x (tx, id, status,
+ *   previous, signer str, kind str)
+ * where id is, in version 1, the 32-byte credential_id; in version 2 a
+ * varint r, followed by the 32-byte id when r is 0, and else naming the 32
+ * bytes at offset r-1 of that transaction's bytes in the stored block
+ * (an issuance carries the ids it issues: a batch's change log then costs
+ * a few bytes per credential instead of 37). Version 1 entries, written
+ * before, still read.
  * A block whose changes do not fit this (or would not read back as the
  * same bytes, checked when writing) keeps the per-change entries. Reads
  * return the serialised StatusChange either way. */
 
-#define WLOG_VERSION 1
+#define WLOG_VERSION_IDS 1
+#define WLOG_VERSION 2
 
 typedef struct wbuf { uint8_t *p; size_t n, cap; bool oom; } wbuf;
 
@@ -730,49 +737,62 @@ static bool rd_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **out,
     return true;
 }
 
-/* Hashes of a block's transactions (malloc'd; *n 0 and NULL when the bytes
- * are not a Block or it has none). */
-static uint8_t (*block_tx_hashes(const uint8_t *block, size_t len, size_t *n))[MN_HASH_LEN] {
-    *n = 0;
-    Midnode__Block *b = block ? midnode__block__unpack(NULL, len, block) : NULL;
-    if (!b) return NULL;
-    uint8_t(*h)[MN_HASH_LEN] = b->n_txs ? malloc(b->n_txs * MN_HASH_LEN) : NULL;
-    if (h) {
-        for (size_t i = 0; i < b->n_txs; i++) mn_sha256(h[i], b->txs[i].data, b->txs[i].len);
-        *n = b->n_txs;
-    }
-    midnode__block__free_unpacked(b, NULL);
-    return h;
+/* A block's transactions: their bytes (pointing into the unpacked block)
+ * and hashes. n is 0 when the bytes are not a Block or it has none. */
+typedef struct block_txs {
+    Midnode__Block *block;
+    size_t n;
+    uint8_t (*hash)[MN_HASH_LEN];
+} block_txs;
+
+/* Returns MN_OK (also for bytes that are no Block) or MN_ENOMEM. */
+static int block_txs_load(block_txs *t, const uint8_t *block, size_t len) {
+    memset(t, 0, sizeof *t);
+    t->block = block ? midnode__block__unpack(NULL, len, block) : NULL;
+    if (!t->block || t->block->n_txs == 0) return MN_OK;
+    t->hash = malloc(t->block->n_txs * MN_HASH_LEN);
+    if (!t->hash) return MN_ENOMEM;
+    for (size_t i = 0; i < t->block->n_txs; i++) mn_sha256(t->hash[i], t->block->txs[i].data, t->block->txs[i].len);
+    t->n = t->block->n_txs;
+    return MN_OK;
+}
+
+static void block_txs_free(block_txs *t) {
+    if (t->block) midnode__block__free_unpacked(t->block, NULL);
+    free(t->hash);
+    memset(t, 0, sizeof *t);
 }
 
 typedef int (*wlog_cb)(void *ctx, const uint8_t *change, size_t len);
 
-/* Calls cb with each change of a block entry, serialised. txh: the block's
- * transaction hashes (ntx of them), needed when the entry refers to them.
- * Returns MN_OK (also when cb stopped it), MN_ECORRUPT, MN_ENOMEM, or what
- * cb returned when negative. *stopped tells whether cb returned non-zero. */
-static int wlog_decode(uint64_t height, const uint8_t *v, size_t vl, const uint8_t (*txh)[MN_HASH_LEN], size_t ntx,
-                       size_t skip, wlog_cb cb, void *ctx, bool *stopped, size_t *calls) {
+/* Calls cb with each change of a block entry, serialised. bt: the block's
+ * transactions, needed when the entry refers to them. Returns MN_OK (also
+ * when cb stopped it), MN_ECORRUPT, MN_ENOMEM, or what cb returned when
+ * negative. *stopped tells whether cb returned non-zero. */
+static int wlog_decode(uint64_t height, const uint8_t *v, size_t vl, const block_txs *bt, size_t skip, wlog_cb cb,
+                       void *ctx, bool *stopped, size_t *calls) {
     const uint8_t *p = v, *end = v + vl;
     uint64_t ver, time_ms, n_tx, n_str, n;
     *stopped = false;
-    if (!rd_varint(&p, end, &ver) || ver != WLOG_VERSION || !rd_varint(&p, end, &time_ms) ||
-        !rd_varint(&p, end, &n_tx) || n_tx > vl)
+    if (!rd_varint(&p, end, &ver) || (ver != WLOG_VERSION && ver != WLOG_VERSION_IDS) ||
+        !rd_varint(&p, end, &time_ms) || !rd_varint(&p, end, &n_tx) || n_tx > vl)
         return MN_ECORRUPT;
     const uint8_t **tx = calloc(n_tx ? n_tx : 1, sizeof *tx);
-    if (!tx) return MN_ENOMEM;
-    int rc = MN_OK;
+    const ProtobufCBinaryData **tx_bytes = calloc(n_tx ? n_tx : 1, sizeof *tx_bytes);
+    int rc = tx && tx_bytes ? MN_OK : MN_ENOMEM;
     for (uint64_t i = 0; i < n_tx && rc == MN_OK; i++) {
         const uint8_t *kind;
         uint64_t idx;
-        if (!rd_bytes(&p, end, &kind, 1))
+        if (!rd_bytes(&p, end, &kind, 1)) {
             rc = MN_ECORRUPT;
-        else if (kind[0] == 0)
+        } else if (kind[0] == 0) {
             rc = rd_bytes(&p, end, &tx[i], MN_HASH_LEN) ? MN_OK : MN_ECORRUPT;
-        else if (kind[0] == 1 && rd_varint(&p, end, &idx) && idx < ntx)
-            tx[i] = txh[idx];
-        else
+        } else if (kind[0] == 1 && rd_varint(&p, end, &idx) && idx < bt->n) {
+            tx[i] = bt->hash[idx];
+            tx_bytes[i] = &bt->block->txs[idx];
+        } else {
             rc = MN_ECORRUPT;
+        }
     }
     char **str = NULL;
     if (rc == MN_OK && (!rd_varint(&p, end, &n_str) || n_str > vl)) rc = MN_ECORRUPT;
@@ -791,11 +811,19 @@ static int wlog_decode(uint64_t height, const uint8_t *v, size_t vl, const uint8
     }
     if (rc == MN_OK && !rd_varint(&p, end, &n)) rc = MN_ECORRUPT;
     for (uint64_t i = 0; rc == MN_OK && i < n && !*stopped; i++) {
-        uint64_t t, st, prev, sg, kd;
-        const uint8_t *id;
-        if (!rd_varint(&p, end, &t) || t >= n_tx || !rd_bytes(&p, end, &id, MN_ID_LEN) || !rd_varint(&p, end, &st) ||
-            !rd_varint(&p, end, &prev) || !rd_varint(&p, end, &sg) || sg >= n_str || !rd_varint(&p, end, &kd) ||
-            kd >= n_str) {
+        uint64_t t, ref = 0, st, prev, sg, kd;
+        const uint8_t *id = NULL;
+        bool ok = rd_varint(&p, end, &t) && t < n_tx;
+        if (ok && ver == WLOG_VERSION) ok = rd_varint(&p, end, &ref);
+        if (ok && ref == 0) {
+            ok = rd_bytes(&p, end, &id, MN_ID_LEN);
+        } else if (ok) { /* the id inside the transaction's own bytes */
+            const ProtobufCBinaryData *b = tx_bytes[t];
+            ok = b && ref - 1 <= b->len && b->len - (ref - 1) >= MN_ID_LEN;
+            if (ok) id = b->data + (ref - 1);
+        }
+        if (!ok || !rd_varint(&p, end, &st) || !rd_varint(&p, end, &prev) || !rd_varint(&p, end, &sg) ||
+            sg >= n_str || !rd_varint(&p, end, &kd) || kd >= n_str) {
             rc = MN_ECORRUPT;
             break;
         }
@@ -825,6 +853,7 @@ static int wlog_decode(uint64_t height, const uint8_t *v, size_t vl, const uint8
         for (uint64_t i = 0; i < n_str; i++) free(str[i]);
     free(str);
     free(tx);
+    free(tx_bytes);
     return rc;
 }
 
@@ -847,6 +876,23 @@ static size_t str_index(const char **tab, size_t *n, const char *s) {
     return (*n)++;
 }
 
+/* Offset of the 32 bytes id in d[0..len), looked for from `from` on and
+ * then from the start; SIZE_MAX when absent. */
+static size_t find_id(const uint8_t *d, size_t len, size_t from, const uint8_t *id) {
+    if (len < MN_ID_LEN) return SIZE_MAX;
+    size_t last = len - MN_ID_LEN;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = pass ? 0 : from; i <= last; i++) {
+            const uint8_t *q = memchr(d + i, id[0], last - i + 1);
+            if (!q) break;
+            i = (size_t)(q - d);
+            if (memcmp(q, id, MN_ID_LEN) == 0) return i;
+        }
+        if (from == 0) break;
+    }
+    return SIZE_MAX;
+}
+
 /* Encodes the changes of one block (vals[i] is change i) into out (malloc'd).
  * Returns MN_OK, MN_EINVAL (not representable: keep them as they are), MN_ENOMEM. */
 static int wlog_encode(uint64_t height, const uint8_t *block, size_t block_len, const uint8_t **vals, const size_t *lens,
@@ -854,10 +900,12 @@ static int wlog_encode(uint64_t height, const uint8_t *block, size_t block_len, 
     Midnode__StatusChange **sc = calloc(n, sizeof *sc);
     const char **strs = calloc(2 * n, sizeof *strs);
     size_t *txi = calloc(n, sizeof *txi);
-    size_t ntxh = 0, nstr = 0, ntab = 0;
-    uint8_t(*txh)[MN_HASH_LEN] = block_tx_hashes(block, block_len, &ntxh);
+    size_t *tab_block = calloc(n, sizeof *tab_block); /* table entry -> index in the block, SIZE_MAX: by hash */
+    size_t nstr = 0, ntab = 0;
+    block_txs bt;
+    int rc = block_txs_load(&bt, block, block_len);
     wbuf tab = {0}, body = {0}, w = {0};
-    int rc = sc && strs && txi ? MN_OK : MN_ENOMEM;
+    if (rc == MN_OK && !(sc && strs && txi && tab_block)) rc = MN_ENOMEM;
     for (size_t i = 0; rc == MN_OK && i < n; i++) {
         sc[i] = midnode__status_change__unpack(NULL, lens[i], vals[i]);
         if (!sc[i] || sc[i]->height != height || sc[i]->tx_hash.len != MN_HASH_LEN ||
@@ -874,22 +922,37 @@ static int wlog_encode(uint64_t height, const uint8_t *block, size_t block_len, 
             continue;
         }
         size_t k = cursor;
-        while (k < ntxh && memcmp(txh[k], h, MN_HASH_LEN) != 0) k++;
-        if (k < ntxh) {
+        while (k < bt.n && memcmp(bt.hash[k], h, MN_HASH_LEN) != 0) k++;
+        if (k < bt.n) {
             uint8_t one = 1;
             wb_put(&tab, &one, 1);
             wb_varint(&tab, k);
             cursor = k;
+            tab_block[ntab] = k;
         } else {
             uint8_t zero = 0;
             wb_put(&tab, &zero, 1);
             wb_put(&tab, h, MN_HASH_LEN);
+            tab_block[ntab] = SIZE_MAX;
         }
         txi[i] = ntab++;
     }
+    /* Ids in a transaction's bytes follow in the order of its changes: each
+     * search starts after the previous find in the same transaction. */
+    size_t id_from = 0;
     for (size_t i = 0; rc == MN_OK && i < n; i++) {
+        const uint8_t *id = sc[i]->credential_id.data;
+        size_t k = tab_block[txi[i]];
+        if (i > 0 && txi[i] != txi[i - 1]) id_from = 0;
+        size_t at = k == SIZE_MAX ? SIZE_MAX : find_id(bt.block->txs[k].data, bt.block->txs[k].len, id_from, id);
         wb_varint(&body, txi[i]);
-        wb_put(&body, sc[i]->credential_id.data, MN_ID_LEN);
+        if (at == SIZE_MAX) {
+            wb_varint(&body, 0);
+            wb_put(&body, id, MN_ID_LEN);
+        } else {
+            wb_varint(&body, (uint64_t)at + 1);
+            id_from = at + MN_ID_LEN;
+        }
         wb_varint(&body, (uint64_t)sc[i]->status);
         wb_varint(&body, (uint64_t)sc[i]->previous);
         wb_varint(&body, str_index(strs, &nstr, sc[i]->signer));
@@ -914,8 +977,7 @@ static int wlog_encode(uint64_t height, const uint8_t *block, size_t block_len, 
     if (rc == MN_OK) { /* what a reader will get back must be these exact bytes */
         wlog_check c = {vals, lens, 0, true};
         bool stopped = false;
-        int d = wlog_decode(height, w.p, w.n, (const uint8_t(*)[MN_HASH_LEN])txh, ntxh, 0, wlog_compare, &c, &stopped,
-                            NULL);
+        int d = wlog_decode(height, w.p, w.n, &bt, 0, wlog_compare, &c, &stopped, NULL);
         if (d == MN_ENOMEM) rc = d;
         else if (d != MN_OK || !c.same || c.i != n) rc = MN_EINVAL;
     }
@@ -924,7 +986,8 @@ static int wlog_encode(uint64_t height, const uint8_t *block, size_t block_len, 
     free(sc);
     free(strs);
     free(txi);
-    free(txh);
+    free(tab_block);
+    block_txs_free(&bt);
     free(tab.p);
     free(body.p);
     if (rc != MN_OK) {
@@ -1288,13 +1351,14 @@ int mn_store_status_changes(mn_store *s, uint64_t from_height, size_t max, mn_st
         } else if (kl == 9) { /* a block's changes (see above) */
             c.height = get_u64(k + 1);
             uint8_t *blk = NULL;
-            size_t blk_len = 0, ntx = 0;
+            size_t blk_len = 0;
             rc = mn_store_get_block(s, c.height, &blk, &blk_len);
             if (rc == MN_ENOTFOUND) rc = MN_OK; /* then the entry names no transaction by index */
-            uint8_t(*txh)[MN_HASH_LEN] = rc == MN_OK ? block_tx_hashes(blk, blk_len, &ntx) : NULL;
+            block_txs bt = {0};
+            if (rc == MN_OK) rc = block_txs_load(&bt, blk, blk_len);
+            if (rc == MN_OK) rc = wlog_decode(c.height, v, vl, &bt, 0, change_one, &c, &stop, NULL);
+            block_txs_free(&bt);
             free(blk);
-            if (rc == MN_OK) rc = wlog_decode(c.height, v, vl, (const uint8_t(*)[MN_HASH_LEN])txh, ntx, 0, change_one, &c, &stop, NULL);
-            free(txh);
             if (rc != MN_OK) break;
         }
     }

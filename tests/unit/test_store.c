@@ -376,6 +376,28 @@ static int count_w(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, siz
     return 0;
 }
 
+static bool holds_bytes(const uint8_t *v, size_t vl, const uint8_t *b, size_t bl) {
+    for (size_t i = 0; i + bl <= vl; i++)
+        if (memcmp(v + i, b, bl) == 0) return true;
+    return false;
+}
+
+/* The stored per-block entries: how many, and whether each change's id is
+ * in them (ids[i]: change i of every block, by its number h * 10 + i). */
+typedef struct { size_t n; bool id_stored[4][4]; } w_entries;
+
+static int inspect_w(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    w_entries *w = ctx;
+    if (kl != 9 || k[8] < 1 || k[8] > 3) return 1;
+    w->n++;
+    for (uint32_t i = 0; i < 4; i++) {
+        uint8_t id[32];
+        lf_id(id, 'c', (uint32_t)(k[8] * 10 + i));
+        w->id_stored[k[8]][i] = holds_bytes(v, vl, id, 32);
+    }
+    return 0;
+}
+
 static void status_changes_stored_per_block(void **state) {
     (void)state;
     tmpdir t;
@@ -385,21 +407,25 @@ static void status_changes_stored_per_block(void **state) {
     change_list want = {0};
     for (uint64_t h = 1; h <= 3; h++) {
         /* Block h: three transactions; changes from the first (two of them,
-         * one batch), the third, and one naming a transaction not in the block. */
-        uint8_t txb[3][40];
+         * one batch), the third, and one naming a transaction not in the block.
+         * The first carries the ids of its two changes, the third not its own. */
+        uint8_t txb[3][80];
         ProtobufCBinaryData txs[3];
         uint8_t txh[4][32];
         for (int i = 0; i < 3; i++) {
             memset(txb[i], (int)(h * 16 + (uint64_t)i), sizeof txb[i]);
             txs[i] = (ProtobufCBinaryData){sizeof txb[i], txb[i]};
-            mn_sha256(txh[i], txb[i], sizeof txb[i]);
         }
+        lf_id(txb[0] + 7, 'c', (uint32_t)(h * 10 + 0));
+        lf_id(txb[0] + 7 + 32, 'c', (uint32_t)(h * 10 + 1));
+        for (int i = 0; i < 3; i++) mn_sha256(txh[i], txb[i], sizeof txb[i]);
         memset(txh[3], 0xEE, 32);
         Midnode__Block b = MIDNODE__BLOCK__INIT;
         b.header = (ProtobufCBinaryData){1, (uint8_t *)"h"};
         b.n_txs = 3;
         b.txs = txs;
         uint8_t bb[512];
+        assert_true(midnode__block__get_packed_size(&b) <= sizeof bb);
         size_t bl = midnode__block__pack(&b, bb);
         static const int which[4] = {0, 0, 2, 3};
         static const char *kinds[4] = {"issue", "supersede", "revoke", "report_loss"};
@@ -430,6 +456,16 @@ static void status_changes_stored_per_block(void **state) {
     assert_int_equal(mn_store_scan(s, 'W', count_w, entries), MN_OK);
     assert_int_equal(entries[0], 3); /* one per block */
     assert_int_equal(entries[1], 0);
+    /* ids found in their transaction are named by offset, the others stored */
+    w_entries w = {0};
+    assert_int_equal(mn_store_scan(s, 'W', inspect_w, &w), MN_OK);
+    assert_int_equal(w.n, 3);
+    for (int h = 1; h <= 3; h++) {
+        assert_false(w.id_stored[h][0]);
+        assert_false(w.id_stored[h][1]);
+        assert_true(w.id_stored[h][2]);
+        assert_true(w.id_stored[h][3]);
+    }
     mn_store_close(s);
     s = open_or_fail(t.data);
     for (uint64_t from = 1; from <= 4; from++) {
@@ -445,6 +481,83 @@ static void status_changes_stored_per_block(void **state) {
             }
         }
     }
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
+/* A block's change entry as the previous encoding (version 1: every id
+ * stored whole) wrote it still reads back. */
+static void status_changes_of_the_previous_encoding_read(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    uint8_t zero[32] = {0}, id[32], txh[32];
+    lf_id(id, 'c', 1);
+    memset(txh, 0x7e, 32);
+    Midnode__StatusChange c = MIDNODE__STATUS_CHANGE__INIT;
+    c.height = 1;
+    c.time_ms = 1700000000000ll;
+    c.tx_hash = (ProtobufCBinaryData){32, txh};
+    c.credential_id = (ProtobufCBinaryData){32, id};
+    c.status = MIDNODE__CREDENTIAL_STATUS__SUSPENDED;
+    c.previous = MIDNODE__CREDENTIAL_STATUS__ACTIVE;
+    c.signer = "skt";
+    c.kind = "report_loss";
+    uint8_t want[256];
+    size_t want_len = midnode__status_change__pack(&c, want);
+    mn_kvmap *m = mn_kv_new();
+    uint8_t k[MN_STORE_KEY_MAX];
+    size_t kl = mn_store_key_change(k, 1, 0);
+    assert_int_equal(mn_kv_put(m, k, kl, want, want_len), MN_OK);
+    assert_int_equal(mn_store_commit(s, 1, (uint8_t *)"b", 1, NULL, 0, m, zero), MN_OK);
+    mn_kv_free(m);
+    mn_store_close(s);
+
+    uint8_t v1[128], *p = v1;
+    *p++ = 1;                                                   /* version */
+    const uint8_t t_ms[] = {0x80, 0xd0, 0x95, 0xff, 0xbc, 0x31}; /* 1700000000000 */
+    memcpy(p, t_ms, sizeof t_ms);
+    p += sizeof t_ms;
+    *p++ = 1; /* one transaction, by hash */
+    *p++ = 0;
+    memcpy(p, txh, 32);
+    p += 32;
+    *p++ = 2; /* two strings */
+    *p++ = 3;
+    memcpy(p, "skt", 3);
+    p += 3;
+    *p++ = 11;
+    memcpy(p, "report_loss", 11);
+    p += 11;
+    *p++ = 1; /* one change: tx 0, the id, SUSPENDED, ACTIVE, signer 0, kind 1 */
+    *p++ = 0;
+    memcpy(p, id, 32);
+    p += 32;
+    *p++ = (uint8_t)MIDNODE__CREDENTIAL_STATUS__SUSPENDED;
+    *p++ = (uint8_t)MIDNODE__CREDENTIAL_STATUS__ACTIVE;
+    *p++ = 0;
+    *p++ = 1;
+    char chain[600];
+    snprintf(chain, sizeof chain, "%s/chain", t.data);
+    char *lerr = NULL;
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_t *db = leveldb_open(o, chain, &lerr);
+    assert_null(lerr);
+    leveldb_writeoptions_t *w = leveldb_writeoptions_create();
+    uint8_t wk[9] = {'W', 0, 0, 0, 0, 0, 0, 0, 1};
+    leveldb_put(db, w, (const char *)wk, sizeof wk, (const char *)v1, (size_t)(p - v1), &lerr);
+    assert_null(lerr);
+    leveldb_writeoptions_destroy(w);
+    leveldb_close(db);
+    leveldb_options_destroy(o);
+
+    s = open_or_fail(t.data);
+    change_list got = {0};
+    assert_int_equal(mn_store_status_changes(s, 1, 10, keep_change, &got), MN_OK);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.len[0], want_len);
+    assert_memory_equal(got.buf[0], want, want_len);
     mn_store_close(s);
     lf_rmrf(t.dir);
 }
@@ -693,6 +806,7 @@ int main(void) {
         cmocka_unit_test(crash_mid_commit_keeps_whole_blocks),
         cmocka_unit_test(status_changes_from_height),
         cmocka_unit_test(status_changes_stored_per_block),
+        cmocka_unit_test(status_changes_of_the_previous_encoding_read),
         cmocka_unit_test(record_values_read_back_exactly),
         cmocka_unit_test(records_as_issued_are_stored_shorter),
         cmocka_unit_test(other_store_formats_are_refused),
