@@ -38,6 +38,16 @@ static mn_store *open_or_fail(const char *path) {
     return s;
 }
 
+/* Commits block 1 (bytes "b") holding the one entry key = val. */
+static void commit_one_entry(mn_store *s, const uint8_t *key, size_t kl, const void *val, size_t vl) {
+    mn_kvmap *m = mn_kv_new();
+    assert_non_null(m);
+    assert_int_equal(mn_kv_put(m, key, kl, val, vl), MN_OK);
+    uint8_t zero[32] = {0};
+    assert_int_equal(mn_store_commit(s, 1, (uint8_t *)"b", 1, NULL, 0, m, zero), MN_OK);
+    mn_kv_free(m);
+}
+
 static void commit_simple(mn_store *s, uint64_t h) {
     mn_kvmap *m = mn_kv_new();
     uint8_t k[MN_STORE_KEY_MAX], id[32], root[32];
@@ -492,7 +502,7 @@ static void status_changes_of_the_previous_encoding_read(void **state) {
     tmpdir t;
     tmp_make(&t);
     mn_store *s = open_or_fail(t.data);
-    uint8_t zero[32] = {0}, id[32], txh[32];
+    uint8_t id[32], txh[32];
     lf_id(id, 'c', 1);
     memset(txh, 0x7e, 32);
     Midnode__StatusChange c = MIDNODE__STATUS_CHANGE__INIT;
@@ -506,12 +516,9 @@ static void status_changes_of_the_previous_encoding_read(void **state) {
     c.kind = "report_loss";
     uint8_t want[256];
     size_t want_len = midnode__status_change__pack(&c, want);
-    mn_kvmap *m = mn_kv_new();
     uint8_t k[MN_STORE_KEY_MAX];
     size_t kl = mn_store_key_change(k, 1, 0);
-    assert_int_equal(mn_kv_put(m, k, kl, want, want_len), MN_OK);
-    assert_int_equal(mn_store_commit(s, 1, (uint8_t *)"b", 1, NULL, 0, m, zero), MN_OK);
-    mn_kv_free(m);
+    commit_one_entry(s, k, kl, want, want_len);
     mn_store_close(s);
 
     uint8_t v1[128], *p = v1;
@@ -695,13 +702,9 @@ static void records_as_issued_are_stored_shorter(void **state) {
         tmpdir t;
         tmp_make(&t);
         mn_store *s = open_or_fail(t.data);
-        mn_kvmap *m = mn_kv_new();
         uint8_t k[MN_STORE_KEY_MAX];
         size_t kl = mn_store_key_record(k, ids[i]);
-        assert_int_equal(mn_kv_put(m, k, kl, vals[i], lens[i]), MN_OK);
-        uint8_t zero[32] = {0};
-        assert_int_equal(mn_store_commit(s, 1, (uint8_t *)"b", 1, NULL, 0, m, zero), MN_OK);
-        mn_kv_free(m);
+        commit_one_entry(s, k, kl, vals[i], lens[i]);
         uint8_t *v = NULL;
         size_t vl = 0;
         assert_int_equal(mn_store_get_record(s, ids[i], &v, &vl), MN_OK);
