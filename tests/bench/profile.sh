@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Profiles one validator of a local 4-validator cluster with `perf record`
 # while midbench loads it: first commits (256 in flight), then GetStatus
-# (50 connections). Prints the top entries of each profile. Not part of
-# `make test`.   PROFILE_SECONDS (default 10), PROFILE_CREDS (default 5000).
+# (50 connections). Prints the top entries of each profile, and the shares
+# by library. Not part of `make test`.   PROFILE_SECONDS (default 10),
+# PROFILE_CREDS (default 5000; from 200,000 up preloaded in ISSUE_BATCH
+# transactions of 1,000 and left to settle, as `make bench` does).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$PWD/build/bin
@@ -19,6 +21,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 command -v perf >/dev/null || { echo "profile: perf is not installed (apt-get install linux-perf)"; exit 1; }
 base=$($PY -c 'import random; print(random.randint(20000, 59000))')
 "$BIN/midctl" testnet --dir "$W/tn" --validators 4 --base-port "$base" >/dev/null || exit 1
@@ -29,8 +32,17 @@ for a in "${RPCS[@]}"; do
   until "$BIN/midctl" --node "$a" info >/dev/null 2>&1; do sleep 0.2; done
 done
 MB="$BIN/midbench --testnet $W/tn --node ${RPCS[0]}"
-$MB preload --count "$CREDS" --connections 16 --depth 64 | head -1
-report() { perf report -i "$1" --stdio --no-children --sort symbol 2>/dev/null | grep -E '^ +[0-9]' | head -25; }
+if [ "$CREDS" -ge 200000 ]; then
+  $MB preload --count "$CREDS" --batch 1000 --connections 8 --timeout-ms 120000 | head -1
+  echo "settled after $(settle 900 "${PIDS[@]}")s"
+else
+  $MB preload --count "$CREDS" --connections 16 --depth 64 | head -1
+fi
+report() {
+  perf report -i "$1" --stdio --no-children --sort symbol 2>/dev/null | grep -E '^ +[0-9]' | head -25
+  echo "-- by library"
+  perf report -i "$1" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -10
+}
 
 echo "== commits: validator 0, 256 in flight"
 perf record -q -F 499 -g -o "$OUT/perf-commit.data" -p "${PIDS[0]}" -- sleep "$SECS" 2>/dev/null &
