@@ -263,6 +263,11 @@ static int ledger_smt_get(void *ctx, const uint8_t *pos, size_t len, uint8_t nod
     return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
+static void ledger_smt_prefetch(void *ctx, const uint8_t *pos, size_t len, int stage) {
+    mn_ledger *l = ctx;
+    mn_nodemap_prefetch(l->tree, pos, len, stage);
+}
+
 /* Implicit leaves are never in the tree map (no entry is written for them).
  * The one record under a position whose path the proven record's key hash
  * starts with is that record (the tree checks its hash either way). */
@@ -288,6 +293,8 @@ static void tree_forget(mn_ledger *l) {
     memset(l->tree_root, 0xFF, MN_HASH_LEN);
 }
 
+#define TREE_APPLY_AHEAD 8
+
 /* After a commit: the in-memory tree follows the committed one. A map that
  * cannot take the nodes is rebuilt from the store at next use. */
 static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[static MN_HASH_LEN]) {
@@ -295,6 +302,14 @@ static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[stat
     for (size_t i = 0; i < n; i++) {
         const uint8_t *k, *v;
         size_t kl, vl;
+        /* Each put misses on its slot and then on its entry: ask for the
+         * slot of a later entry and the entry of a nearer one meanwhile. */
+        for (int stage = 0; stage < 2; stage++) {
+            size_t ahead = i + (stage ? TREE_APPLY_AHEAD / 2 : TREE_APPLY_AHEAD);
+            if (ahead >= n) continue;
+            mn_kv_entry(ov, ahead, &k, &kl, &v, &vl);
+            if (k[0] == MN_SMT_PREFIX) mn_nodemap_prefetch(l->tree, k, kl, stage);
+        }
         mn_kv_entry(ov, i, &k, &kl, &v, &vl);
         if (k[0] != MN_SMT_PREFIX) continue;
         int rc = !v ? mn_nodemap_del(l->tree, k, kl)
@@ -342,6 +357,7 @@ int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) 
     l->rec_slots = MN_LEDGER_REC_CACHE_SLOTS;
     l->src.get = ledger_smt_get;
     l->src.leaf = ledger_smt_leaf;
+    l->src.prefetch = ledger_smt_prefetch;
     l->src.ctx = l;
     int rc = tree_sync(l);
     if (rc != MN_OK) {

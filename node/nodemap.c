@@ -170,6 +170,20 @@ bool mn_nodemap_get(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t
     return true;
 }
 
+void mn_nodemap_prefetch(const mn_nodemap *m, const uint8_t *pos, size_t len, int stage) {
+    if (!m->slot_cap || !key_ok(pos, len)) return;
+    uint64_t h = key_hash(pos, len);
+    const nm_slot *s = &m->slots[h & (m->slot_cap - 1)];
+    if (stage == 0) {
+        __builtin_prefetch(s);
+        return;
+    }
+    if (s->ref == 0 || s->tag != (uint32_t)(h >> 32)) return;
+    const char *e = (const char *)entry_at(m, s->ref);
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + sizeof(nm_entry) - 1); /* an entry may straddle two lines */
+}
+
 size_t mn_nodemap_count(const mn_nodemap *m) { return m->live; }
 
 size_t mn_nodemap_bytes(const mn_nodemap *m) {

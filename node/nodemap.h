@@ -39,6 +39,11 @@ int mn_nodemap_del(mn_nodemap *m, const uint8_t *pos, size_t len) MN_WARN_UNUSED
 /* Copies pos's node into node and returns true, or returns false. */
 bool mn_nodemap_get(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]);
 
+/* Hints that pos will be looked up soon: stage 0 fetches its slot into the
+ * CPU caches, stage 1 (once the slot has had time to arrive) the entry the
+ * slot names. Changes nothing; any pos is accepted. */
+void mn_nodemap_prefetch(const mn_nodemap *m, const uint8_t *pos, size_t len, int stage);
+
 /* Positions holding a node. */
 size_t mn_nodemap_count(const mn_nodemap *m);
 /* Bytes of memory the map holds. */

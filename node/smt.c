@@ -276,6 +276,24 @@ static int untouched(const uint8_t *want, bool implicit, smt_node *out) {
     return MN_OK;
 }
 
+/* How many levels ahead of an update's descent a lone key's path is
+ * prefetched: its slots, then (nearer) its entries. */
+#define PREFETCH_SLOT_AHEAD 4
+#define PREFETCH_ENTRY_AHEAD 2
+
+/* Below depth d one key is left: its path is known, so the source can
+ * fetch the nodes further down while this level is read. */
+static void prefetch_path(const smt_ctx *c, unsigned d, const uint8_t *key) {
+    static const unsigned ahead[2] = {PREFETCH_SLOT_AHEAD, PREFETCH_ENTRY_AHEAD};
+    for (int stage = 0; stage < 2; stage++) {
+        unsigned depth = d + ahead[stage];
+        if (depth > MN_SMT_DEPTH_MAX) continue;
+        uint8_t pk[MN_SMT_POS_KEY_MAX];
+        size_t pl = mn_smt_pos_key(pk, depth, key);
+        c->src->prefetch(c->src->ctx, pk, pl, stage);
+    }
+}
+
 static int upd(smt_ctx *c, unsigned d, const uint8_t *path, const smt_node *old,
                const mn_smt_item *it, size_t n, smt_node *out) {
     if (n == 0) {
@@ -288,6 +306,7 @@ static int upd(smt_ctx *c, unsigned d, const uint8_t *path, const smt_node *old,
         return build(c, d, path, it, n, extra, out);
     }
     assert(old->type == 'I' && d < MN_SMT_DEPTH_MAX);
+    if (n == 1 && c->src->prefetch) prefetch_path(c, d, it[0].key_hash);
     uint8_t lp[MN_HASH_LEN], rp[MN_HASH_LEN];
     memcpy(lp, path, MN_HASH_LEN);
     memcpy(rp, path, MN_HASH_LEN);

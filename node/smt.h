@@ -66,6 +66,9 @@ typedef struct mn_smt_src {
      * must be in the source before they are read (committed). */
     int (*leaf)(void *ctx, const uint8_t *pos_key, size_t pos_len,
                 uint8_t node[static MN_SMT_NODE_LEN]);
+    /* Optional (NULL: none): a hint that pos_key will be read soon, in two
+     * stages (0 then 1, some time apart; see mn_nodemap_prefetch). */
+    void (*prefetch)(void *ctx, const uint8_t *pos_key, size_t pos_len, int stage);
 } mn_smt_src;
 
 /* One change of a batch. value_hash is SHA256(value); remove deletes the

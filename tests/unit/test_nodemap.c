@@ -94,6 +94,41 @@ static void many_nodes_survive_growth_and_clear(void **state) {
     mn_nodemap_free(m);
 }
 
+/* Prefetch hints, of present, absent and malformed positions, on an empty
+ * map and a full one, change nothing. */
+static void prefetch_hints_change_nothing(void **state) {
+    (void)state;
+    mn_nodemap *m = mn_nodemap_new();
+    assert_non_null(m);
+    uint8_t pos[MN_SMT_POS_KEY_MAX], node[MN_SMT_NODE_LEN], got[MN_SMT_NODE_LEN];
+    for (int stage = 0; stage < 2; stage++) {
+        mn_nodemap_prefetch(m, pos, pos_of(pos, 1), stage);
+        mn_nodemap_prefetch(m, NULL, 0, stage);
+    }
+    const uint32_t n = 5000;
+    for (uint32_t i = 0; i < n; i++) {
+        node_of(node, i, 3);
+        assert_int_equal(mn_nodemap_put(m, pos, pos_of(pos, i), node), MN_OK);
+    }
+    size_t bytes = mn_nodemap_bytes(m);
+    for (uint32_t i = 0; i < 2 * n; i++)
+        for (int stage = 0; stage < 2; stage++) mn_nodemap_prefetch(m, pos, pos_of(pos, i), stage);
+    memset(pos, 0xEE, sizeof pos);
+    mn_nodemap_prefetch(m, pos, 0, 1);
+    mn_nodemap_prefetch(m, pos, MN_SMT_POS_KEY_MAX + 1, 1);
+    assert_int_equal(mn_nodemap_count(m), n);
+    assert_int_equal(mn_nodemap_bytes(m), bytes);
+    for (uint32_t i = 0; i < 2 * n; i++) {
+        bool have = mn_nodemap_get(m, pos, pos_of(pos, i), got);
+        assert_int_equal(have, i < n);
+        if (have) {
+            node_of(node, i, 3);
+            assert_memory_equal(got, node, MN_SMT_NODE_LEN);
+        }
+    }
+    mn_nodemap_free(m);
+}
+
 static void bad_keys_and_empty_nodes_are_refused(void **state) {
     (void)state;
     mn_nodemap *m = mn_nodemap_new();
@@ -116,6 +151,7 @@ int main(void) {
         cmocka_unit_test(puts_gets_overwrites_and_deletes),
         cmocka_unit_test(many_nodes_survive_growth_and_clear),
         cmocka_unit_test(bad_keys_and_empty_nodes_are_refused),
+        cmocka_unit_test(prefetch_hints_change_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

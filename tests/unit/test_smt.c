@@ -521,6 +521,56 @@ static void an_update_reads_only_its_path(void **state) {
     mn_kv_free(base);
 }
 
+/* A source that records the positions the tree says it will read. */
+typedef struct hinted { mn_kvmap *base; size_t hints[2]; size_t off_path; const uint8_t *key; } hinted;
+
+static int hinted_get(void *ctx, const uint8_t *k, size_t kl, uint8_t node[static MN_SMT_NODE_LEN]) {
+    return base_get(((hinted *)ctx)->base, k, kl, node);
+}
+
+static void hinted_prefetch(void *ctx, const uint8_t *pos, size_t len, int stage) {
+    hinted *h = ctx;
+    assert_true(stage == 0 || stage == 1);
+    h->hints[stage]++;
+    unsigned depth = ((unsigned)pos[1] << 8) | pos[2];
+    uint8_t want[MN_SMT_POS_KEY_MAX];
+    if (depth > MN_SMT_DEPTH_MAX || mn_smt_pos_key(want, depth, h->key) != len || memcmp(want, pos, len) != 0)
+        h->off_path++;
+}
+
+/* Below the level where one key is left, an update tells the source which
+ * positions of that key's path it will read next; the hints change
+ * nothing in the result. */
+static void an_update_hints_a_lone_keys_path(void **state) {
+    (void)state;
+    rng_state = 777;
+    mn_kvmap *base = mn_kv_new();
+    enum { N = 2000 };
+    static uint8_t keys[N][32];
+    uint8_t root[32];
+    build_tree(base, N, keys, root);
+    mn_smt_item it = {0};
+    memcpy(it.key_hash, keys[5], 32);
+    mn_sha256(it.value_hash, "new value", 9);
+    hinted h = {.base = base, .key = keys[5]};
+    mn_smt_src src = {hinted_get, &h, NULL, hinted_prefetch};
+    mn_smt_src plain = {hinted_get, &h, NULL, NULL};
+    mn_kvmap *w1 = mn_kv_new(), *w2 = mn_kv_new();
+    uint8_t r1[32], r2[32];
+    assert_int_equal(mn_smt_update(&src, w1, root, &it, 1, r1), MN_OK);
+    assert_true(h.hints[0] > 0);
+    assert_int_equal(h.hints[0], h.hints[1]);
+    assert_int_equal(h.off_path, 0);
+    size_t hints = h.hints[0];
+    assert_int_equal(mn_smt_update(&plain, w2, root, &it, 1, r2), MN_OK);
+    assert_int_equal(h.hints[0], hints);
+    assert_memory_equal(r1, r2, 32);
+    assert_int_equal(mn_kv_count(w1), mn_kv_count(w2));
+    mn_kv_free(w1);
+    mn_kv_free(w2);
+    mn_kv_free(base);
+}
+
 static void position_keys_mask_unused_bits(void **state) {
     (void)state;
     uint8_t a[32], b[32], ka[MN_SMT_POS_KEY_MAX], kb[MN_SMT_POS_KEY_MAX];
@@ -546,6 +596,7 @@ int main(void) {
         cmocka_unit_test(corrupt_node_is_detected),
         cmocka_unit_test(position_keys_mask_unused_bits),
         cmocka_unit_test(an_update_reads_only_its_path),
+        cmocka_unit_test(an_update_hints_a_lone_keys_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
