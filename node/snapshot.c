@@ -210,10 +210,25 @@ static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     }
 }
 
-/* Index checks after the state is in the store. */
+/* Index checks after the state is in the store, in three sequential
+ * scans and one or two point reads per live record (no read per index
+ * entry). Each live (not final) record must be named by its holder entry
+ * and, unless expired (the ledger drops expired ids from a full device),
+ * be on its device's list: checked record by record. That no index entry
+ * names anything else follows from counting:
+ * - holder entries: live records map to distinct entries (two with the
+ *   same holder and type would both need the one entry to name them), so
+ *   when there are exactly as many entries as live records, every entry
+ *   names a live record of its holder and type;
+ * - device lists: with no id twice in a list, the listed (device, id)
+ *   pairs are distinct, and the live records found on their device's list
+ *   are distinct pairs among them; when they are as many as the listed
+ *   ids, every listed id is a live record of that device. */
 typedef struct idx_check {
     mn_store *s;
     int64_t time_ms;
+    uint64_t holder_entries, device_ids; /* in the index families */
+    uint64_t live, listed_live;          /* live records; those on their device's list */
     int rc;
     char why[160];
 } idx_check;
@@ -224,53 +239,28 @@ static int idx_bad(idx_check *c, int rc, const char *why) {
     return 1;
 }
 
-static int get_rec(mn_store *s, const uint8_t *id, Midnode__CredentialRecord **out) {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = mn_store_get_record(s, id, &buf, &len);
-    if (rc != MN_OK) return rc;
-    *out = midnode__credential_record__unpack(NULL, len, buf);
-    free(buf);
-    return *out ? MN_OK : MN_ECORRUPT;
-}
-
-/* Every id a device lists is a not-final record on that device, once. */
-static int check_device(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+static int count_device(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     idx_check *c = ctx;
+    (void)k;
     (void)kl;
-    for (size_t i = 0; i < vl / MN_ID_LEN; i++) {
+    for (size_t i = 0; i < vl / MN_ID_LEN; i++)
         for (size_t j = 0; j < i; j++)
             if (memcmp(v + i * MN_ID_LEN, v + j * MN_ID_LEN, MN_ID_LEN) == 0)
                 return idx_bad(c, MN_ECORRUPT, "a device lists a credential twice");
-        Midnode__CredentialRecord *r = NULL;
-        int rc = get_rec(c->s, v + i * MN_ID_LEN, &r);
-        if (rc == MN_ENOTFOUND) return idx_bad(c, MN_ECORRUPT, "a device lists an unknown credential");
-        if (rc != MN_OK) return idx_bad(c, rc, "reading a record");
-        bool ok = !is_final(r->status) && r->device_ref.len == MN_ID_LEN &&
-                  memcmp(r->device_ref.data, k + 1, MN_ID_LEN) == 0;
-        midnode__credential_record__free_unpacked(r, NULL);
-        if (!ok) return idx_bad(c, MN_ECORRUPT, "a device lists a final credential or one of another device");
-    }
+    c->device_ids += vl / MN_ID_LEN;
     return 0;
 }
 
-/* Every holder entry names a not-final record of that holder and type. */
-static int check_holder(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+static int count_holder(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     idx_check *c = ctx;
+    (void)k;
     (void)kl;
+    (void)v;
     if (vl != MN_ID_LEN) return idx_bad(c, MN_ECORRUPT, "a holder entry is not one credential id");
-    Midnode__CredentialRecord *r = NULL;
-    int rc = get_rec(c->s, v, &r);
-    if (rc == MN_ENOTFOUND) return idx_bad(c, MN_ECORRUPT, "a holder entry names an unknown credential");
-    if (rc != MN_OK) return idx_bad(c, rc, "reading a record");
-    bool ok = !is_final(r->status) && r->holder_ref.len == MN_ID_LEN &&
-              memcmp(r->holder_ref.data, k + 1, MN_ID_LEN) == 0 && (uint32_t)r->type == k[1 + MN_ID_LEN];
-    midnode__credential_record__free_unpacked(r, NULL);
-    return ok ? 0 : idx_bad(c, MN_ECORRUPT, "a holder entry names a final credential or another holder's");
+    c->holder_entries++;
+    return 0;
 }
 
-/* Every not-final record is its holder's live one and, unless expired (the
- * ledger drops expired ids from a full device), on its device's list. */
 static int check_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     idx_check *c = ctx;
     (void)kl;
@@ -278,25 +268,43 @@ static int check_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
     if (!r) return idx_bad(c, MN_ECORRUPT, "a record does not decode");
     int bad = 0;
     if (!is_final(r->status) && r->holder_ref.len == MN_ID_LEN && r->device_ref.len == MN_ID_LEN) {
+        c->live++;
         uint8_t key[MN_STORE_KEY_MAX], buf[32 * MN_ID_LEN];
         size_t len = 0;
         size_t kl2 = mn_store_key_holder(key, r->holder_ref.data, (uint32_t)r->type);
         int rc = mn_store_get_buf(c->s, key, kl2, buf, sizeof buf, &len);
         if (rc != MN_OK || len != MN_ID_LEN || memcmp(buf, k + 1, MN_ID_LEN) != 0) {
             bad = idx_bad(c, MN_ECORRUPT, "a live credential is missing from the holder index");
-        } else if (r->expires_at == 0 || c->time_ms / 1000 < r->expires_at) {
+        } else {
             kl2 = mn_store_key_device(key, r->device_ref.data);
             rc = mn_store_get_buf(c->s, key, kl2, buf, sizeof buf, &len);
             bool found = false;
             for (size_t i = 0; rc == MN_OK && i < len / MN_ID_LEN && !found; i++)
                 found = memcmp(buf + i * MN_ID_LEN, k + 1, MN_ID_LEN) == 0;
-            if (!found) bad = idx_bad(c, MN_ECORRUPT, "a live credential is missing from its device's list");
+            if (found)
+                c->listed_live++;
+            else if (r->expires_at == 0 || c->time_ms / 1000 < r->expires_at)
+                bad = idx_bad(c, MN_ECORRUPT, "a live credential is missing from its device's list");
         }
     } else if (!is_final(r->status)) {
         bad = idx_bad(c, MN_ECORRUPT, "a record's holder or device is not 32 bytes");
     }
     midnode__credential_record__free_unpacked(r, NULL);
     return bad;
+}
+
+/* The three scans, then the counts. Returns MN_OK, or the scan's error
+ * (c->rc and c->why set for an index that disagrees). */
+static int check_indexes(idx_check *c) {
+    int rc = mn_store_scan(c->s, 'd', count_device, c);
+    if (rc == MN_OK && c->rc == MN_OK) rc = mn_store_scan(c->s, 'h', count_holder, c);
+    if (rc == MN_OK && c->rc == MN_OK) rc = mn_store_scan(c->s, 'r', check_record, c);
+    if (rc != MN_OK || c->rc != MN_OK) return rc;
+    if (c->holder_entries != c->live)
+        idx_bad(c, MN_ECORRUPT, "a holder entry names no live credential of that holder and type");
+    else if (c->device_ids != c->listed_live)
+        idx_bad(c, MN_ECORRUPT, "a device lists a credential that is not a live one of that device");
+    return MN_OK;
 }
 
 static int first_key(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
@@ -423,9 +431,7 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         goto out;
     }
     idx_check c = {.s = s, .time_ms = hd->time_ms, .rc = MN_OK};
-    rc = mn_store_scan(s, 'd', check_device, &c);
-    if (rc == MN_OK && c.rc == MN_OK) rc = mn_store_scan(s, 'h', check_holder, &c);
-    if (rc == MN_OK && c.rc == MN_OK) rc = mn_store_scan(s, 'r', check_record, &c);
+    rc = check_indexes(&c);
     if (rc == MN_OK && c.rc != MN_OK) {
         rc = fail(err, err_len, c.rc, "indexes: %s", c.why);
         goto out;

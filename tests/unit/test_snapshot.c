@@ -1,6 +1,6 @@
 /* test_snapshot.c: a certified state snapshot: export, import into a new
  * store (same root, same records, the next block executes identically),
- * and every refusal: wrong certificate, tampered state, tampered indexes,
+ * and every refusal: wrong certificate, tampered state, tampered or forged indexes,
  * truncation, a store that is not empty. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -326,6 +326,95 @@ static void tampered_index_is_refused(void **state) {
     free(b);
 }
 
+/* The snapshot bytes b (len) with one more entry before the end, the
+ * entry count and checksum fixed: what a forger would write. */
+static uint8_t *with_entry(const uint8_t *b, size_t len, const uint8_t *key, size_t kl, const uint8_t *val,
+                           size_t vl, size_t *out_len) {
+    size_t end = len - 32 - 8 - 1; /* the 0 byte after the entries */
+    size_t el = 1 + 2 + kl + 4 + vl;
+    uint8_t *o = malloc(len + el);
+    assert_non_null(o);
+    memcpy(o, b, end);
+    uint8_t *p = o + end;
+    *p++ = key[0];
+    *p++ = (uint8_t)(kl >> 8);
+    *p++ = (uint8_t)kl;
+    memcpy(p, key, kl);
+    p += kl;
+    for (int i = 3; i >= 0; i--) *p++ = (uint8_t)(vl >> (8 * i));
+    memcpy(p, val, vl);
+    p += vl;
+    *p++ = 0;
+    uint64_t n = be(b + end + 1, 8) + 1;
+    for (int i = 7; i >= 0; i--) *p++ = (uint8_t)(n >> (8 * i));
+    *out_len = (size_t)(p - o) + 32;
+    return o;
+}
+
+/* Imports bytes b into a new empty store; returns the result, err filled. */
+static int import_bytes(ctx *c, uint8_t *b, size_t len, char *err, size_t err_len) {
+    mn_store_close(c->s2);
+    lf_rmrf(c->dir2);
+    assert_int_equal(mkdir(c->dir2, 0700), 0);
+    assert_int_equal(mn_store_open(&c->s2, c->dir2, err, err_len), MN_OK);
+    spit(c->snap, b, len, true);
+    int rc = mn_snapshot_import(c->s2, c->f.g, c->snap, NULL, err, err_len);
+    if (rc != MN_OK) assert_int_equal(mn_store_height(c->s2), 0);
+    return rc;
+}
+
+/* Index entries that name what they must not: a holder entry of a holder
+ * whose live credential is another's, a device listing a revoked
+ * credential or one credential twice, a holder entry naming another id.
+ * Each is refused; the untouched file imports. */
+static void forged_index_entries_are_refused(void **state) {
+    ctx *c = *state;
+    lf_fixture *f = &c->f;
+    char err[256];
+    assert_int_equal(mn_snapshot_export(f->store, c->snap, NULL, err, sizeof err), MN_OK);
+    size_t len, n2;
+    uint8_t *b = slurp(c->snap, &len);
+    uint8_t key[MN_STORE_KEY_MAX], ref[32], ids[2][32];
+    lf_id(ids[0], 'c', 0);
+    lf_id(ids[1], 'c', 5); /* revoked */
+
+    lf_id(ref, 'h', 999);
+    size_t kl = mn_store_key_holder(key, ref, MIDNODE__CREDENTIAL_TYPE__RESIDENT);
+    uint8_t *b2 = with_entry(b, len, key, kl, ids[0], 32, &n2);
+    assert_int_equal(import_bytes(c, b2, n2, err, sizeof err), MN_ECORRUPT);
+    assert_non_null(strstr(err, "holder entry names no live credential"));
+    free(b2);
+
+    lf_id(ref, 'd', 50);
+    kl = mn_store_key_device(key, ref);
+    b2 = with_entry(b, len, key, kl, ids[1], 32, &n2);
+    assert_int_equal(import_bytes(c, b2, n2, err, sizeof err), MN_ECORRUPT);
+    assert_non_null(strstr(err, "not a live one of that device"));
+    free(b2);
+
+    uint8_t twice[64];
+    memcpy(twice, ids[0], 32);
+    memcpy(twice + 32, ids[0], 32);
+    b2 = with_entry(b, len, key, kl, twice, 64, &n2);
+    assert_int_equal(import_bytes(c, b2, n2, err, sizeof err), MN_ECORRUPT);
+    assert_non_null(strstr(err, "twice"));
+    free(b2);
+
+    size_t vl, vp = find_entry(b, len, 'h', NULL, &vl);
+    assert_int_equal(vl, 32);
+    b2 = malloc(len);
+    assert_non_null(b2);
+    memcpy(b2, b, len);
+    b2[vp + 31] ^= 1;
+    assert_int_equal(import_bytes(c, b2, len, err, sizeof err), MN_ECORRUPT);
+    assert_non_null(strstr(err, "indexes"));
+    free(b2);
+
+    assert_int_equal(import_bytes(c, b, len, err, sizeof err), MN_OK);
+    assert_true(mn_store_height(c->s2) > 0);
+    free(b);
+}
+
 static void truncated_or_empty_state_is_refused(void **state) {
     ctx *c = *state;
     lf_fixture *f = &c->f;
@@ -349,6 +438,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(other_genesis_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(tampered_record_fails_the_root, setup, teardown),
         cmocka_unit_test_setup_teardown(tampered_index_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(forged_index_entries_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(truncated_or_empty_state_is_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
