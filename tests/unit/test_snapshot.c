@@ -282,13 +282,31 @@ static void other_genesis_is_refused(void **state) {
     free(g2);
 }
 
+/* The fixture's state exported to c->snap, as bytes (malloc'd). */
+static uint8_t *exported_bytes(ctx *c, size_t *len) {
+    char err[256];
+    assert_int_equal(mn_snapshot_export(c->f.store, c->snap, NULL, err, sizeof err), MN_OK);
+    return slurp(c->snap, len);
+}
+
+/* Imports bytes b into a new empty store; returns the result, err filled. */
+static int import_bytes(ctx *c, uint8_t *b, size_t len, char *err, size_t err_len) {
+    mn_store_close(c->s2);
+    lf_rmrf(c->dir2);
+    assert_int_equal(mkdir(c->dir2, 0700), 0);
+    assert_int_equal(mn_store_open(&c->s2, c->dir2, err, err_len), MN_OK);
+    spit(c->snap, b, len, true);
+    int rc = mn_snapshot_import(c->s2, c->f.g, c->snap, NULL, err, err_len);
+    if (rc != MN_OK) assert_int_equal(mn_store_height(c->s2), 0);
+    return rc;
+}
+
 static void tampered_record_fails_the_root(void **state) {
     ctx *c = *state;
     lf_fixture *f = &c->f;
     char err[256];
-    assert_int_equal(mn_snapshot_export(f->store, c->snap, NULL, err, sizeof err), MN_OK);
     size_t len, vl;
-    uint8_t *b = slurp(c->snap, &len);
+    uint8_t *b = exported_bytes(c, &len);
     size_t vp = find_entry(b, len, 'r', "lgu", &vl);
     for (size_t i = 0; i + 3 <= vl; i++)
         if (memcmp(b + vp + i, "lgu", 3) == 0) memcpy(b + vp + i, "skt", 3);
@@ -296,12 +314,7 @@ static void tampered_record_fails_the_root(void **state) {
     /* Without a fresh checksum: a damaged file. */
     assert_int_equal(mn_snapshot_import(c->s2, f->g, c->snap, NULL, err, sizeof err), MN_ECORRUPT);
     /* With one (a forger's file): the root gives it away. */
-    mn_store_close(c->s2);
-    lf_rmrf(c->dir2);
-    assert_int_equal(mkdir(c->dir2, 0700), 0);
-    assert_int_equal(mn_store_open(&c->s2, c->dir2, err, sizeof err), MN_OK);
-    spit(c->snap, b, len, true);
-    assert_int_equal(mn_snapshot_import(c->s2, f->g, c->snap, NULL, err, sizeof err), MN_ECRYPTO);
+    assert_int_equal(import_bytes(c, b, len, err, sizeof err), MN_ECRYPTO);
     assert_non_null(strstr(err, "state root"));
     assert_int_equal(mn_store_height(c->s2), 0);
     free(b);
@@ -309,18 +322,15 @@ static void tampered_record_fails_the_root(void **state) {
 
 static void tampered_index_is_refused(void **state) {
     ctx *c = *state;
-    lf_fixture *f = &c->f;
     char err[256];
-    assert_int_equal(mn_snapshot_export(f->store, c->snap, NULL, err, sizeof err), MN_OK);
     size_t len, vl;
-    uint8_t *b = slurp(c->snap, &len);
+    uint8_t *b = exported_bytes(c, &len);
     /* A device list that forgets its credential: a later loss report
      * would miss it. The root does not cover indexes; the import checks. */
     size_t vp = find_entry(b, len, 'd', NULL, &vl);
     assert_true(vl >= 32);
     b[vp] ^= 1;
-    spit(c->snap, b, len, true);
-    assert_int_equal(mn_snapshot_import(c->s2, f->g, c->snap, NULL, err, sizeof err), MN_ECORRUPT);
+    assert_int_equal(import_bytes(c, b, len, err, sizeof err), MN_ECORRUPT);
     assert_non_null(strstr(err, "indexes"));
     assert_int_equal(mn_store_height(c->s2), 0);
     free(b);
@@ -351,29 +361,15 @@ static uint8_t *with_entry(const uint8_t *b, size_t len, const uint8_t *key, siz
     return o;
 }
 
-/* Imports bytes b into a new empty store; returns the result, err filled. */
-static int import_bytes(ctx *c, uint8_t *b, size_t len, char *err, size_t err_len) {
-    mn_store_close(c->s2);
-    lf_rmrf(c->dir2);
-    assert_int_equal(mkdir(c->dir2, 0700), 0);
-    assert_int_equal(mn_store_open(&c->s2, c->dir2, err, err_len), MN_OK);
-    spit(c->snap, b, len, true);
-    int rc = mn_snapshot_import(c->s2, c->f.g, c->snap, NULL, err, err_len);
-    if (rc != MN_OK) assert_int_equal(mn_store_height(c->s2), 0);
-    return rc;
-}
-
 /* Index entries that name what they must not: a holder entry of a holder
  * whose live credential is another's, a device listing a revoked
  * credential or one credential twice, a holder entry naming another id.
  * Each is refused; the untouched file imports. */
 static void forged_index_entries_are_refused(void **state) {
     ctx *c = *state;
-    lf_fixture *f = &c->f;
     char err[256];
-    assert_int_equal(mn_snapshot_export(f->store, c->snap, NULL, err, sizeof err), MN_OK);
     size_t len, n2;
-    uint8_t *b = slurp(c->snap, &len);
+    uint8_t *b = exported_bytes(c, &len);
     uint8_t key[MN_STORE_KEY_MAX], ref[32], ids[2][32];
     lf_id(ids[0], 'c', 0);
     lf_id(ids[1], 'c', 5); /* revoked */
