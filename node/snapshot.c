@@ -204,7 +204,7 @@ static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     case 'd':
         return kl == 1 + MN_ID_LEN && vl > 0 && vl % MN_ID_LEN == 0 && vl / MN_ID_LEN <= 32;
     case 'h':
-        return kl == 2 + MN_ID_LEN;
+        return kl == 2 + MN_ID_LEN && vl == MN_ID_LEN;
     default:
         return false;
     }
@@ -296,8 +296,19 @@ static int check_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
 /* The three scans, then the counts. Returns MN_OK, or the scan's error
  * (c->rc and c->why set for an index that disagrees). */
 static int check_indexes(idx_check *c) {
+    /* The store reads an id an index entry names by its record, which
+     * must be of the entry's device, or holder and type: MN_ECORRUPT
+     * when there is none. */
     int rc = mn_store_scan(c->s, 'd', count_device, c);
+    if (rc == MN_ECORRUPT && c->rc == MN_OK) {
+        idx_bad(c, rc, "a device lists a credential that is not a live one of that device");
+        return MN_OK;
+    }
     if (rc == MN_OK && c->rc == MN_OK) rc = mn_store_scan(c->s, 'h', count_holder, c);
+    if (rc == MN_ECORRUPT && c->rc == MN_OK) {
+        idx_bad(c, rc, "a holder entry names no live credential of that holder and type");
+        return MN_OK;
+    }
     if (rc == MN_OK && c->rc == MN_OK) rc = mn_store_scan(c->s, 'r', check_record, c);
     if (rc != MN_OK || c->rc != MN_OK) return rc;
     if (c->holder_entries != c->live)

@@ -15,6 +15,8 @@
 #include "midnode.pb-c.h"
 #include "smt.h"
 
+#define TXC_SLOTS 4096
+
 struct mn_store {
     leveldb_t *db;    /* state, indexes, metadata, vote log, evidence */
     leveldb_t *chain; /* blocks, certificates, status-change logs (is_chain_family) */
@@ -30,6 +32,18 @@ struct mn_store {
     /* Reused for implicit tree leaves (one seek each); reads the state as
      * of its creation, so every write drops it (drop_iter). */
     leveldb_iterator_t *rit;
+    /* Bytes of key hash naming an id in index values (see "index values");
+     * 0 in a store of format 5, which keeps whole ids there. */
+    size_t ix_prefix;
+    /* Hashes of batch transactions read from 'X' entries (REC_IN_TX),
+     * direct-mapped by height and index: the records of a batch name the
+     * same few. */
+    struct tx_cached {
+        uint64_t height;
+        uint32_t index;
+        bool valid;
+        uint8_t hash[MN_HASH_LEN];
+    } txc[TXC_SLOTS];
 };
 
 /* Families keyed by height, written once per block and never rewritten:
@@ -44,6 +58,43 @@ static leveldb_t *db_of(const mn_store *s, uint8_t fam) { return is_chain_family
 static void drop_iter(mn_store *s) {
     if (s->rit) leveldb_iter_destroy(s->rit);
     s->rit = NULL;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static bool rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
 /* Records are stored under 'r' kh[0..8) id, kh being the tree's key
@@ -134,13 +185,92 @@ static bool find_issued(const uint8_t *b, size_t n, size_t *h, size_t *hl, size_
 /* Bytes of fields 15 and 16 as they repeat 13 and 14. */
 static size_t as_issued_len(size_t hl) { return 1 + hl + sizeof TAG_UPDATED_TX + 1 + MN_HASH_LEN; }
 
+/* A record issued by a transaction that issued others in the same block
+ * (a batch) names that transaction by its index in the block instead of
+ * by its hash, which an 'X' height index entry then holds once for all of
+ * them (tx_refs below): REC_IN_TX, the varint index, then the record as
+ * REC_AS_ISSUED keeps it but without field 14, which a read puts back
+ * after field 13 (with fields 15 and 16 after it): 33 bytes fewer per
+ * record of a batch. 0x02 is no protobuf tag (field 0). */
+#define REC_IN_TX 0x02
+
+static bool is_rec_form(uint8_t b) { return b == REC_WHOLE || b == REC_AS_ISSUED || b == REC_IN_TX; }
+
+/* The transactions of the block being committed, by hash, with how many
+ * of its records each issued: a record names its transaction by index
+ * when that transaction issued two or more (the 'X' entry is written for
+ * those that are named so). */
+typedef struct tx_ref {
+    uint8_t hash[MN_HASH_LEN];
+    uint32_t index;
+    uint32_t refs;
+    bool named; /* some record names it by index: its 'X' entry is written */
+} tx_ref;
+typedef struct tx_refs {
+    uint64_t height;
+    tx_ref *tx;
+    size_t n;
+} tx_refs;
+
+static int tx_ref_cmp(const void *a, const void *b) { return memcmp(a, b, MN_HASH_LEN); }
+
+static tx_ref *tx_ref_find(const tx_refs *t, const uint8_t hash[static MN_HASH_LEN]) {
+    return t && t->n ? bsearch(hash, t->tx, t->n, sizeof *t->tx, tx_ref_cmp) : NULL;
+}
+
+/* Walks the protobuf fields b[0..n) (varint and length-delimited ones)
+ * to the first with the one-byte tag `tag`: its value at *v, *vl bytes
+ * long (a varint's bytes, or a length-delimited field's contents). False
+ * when it is absent or b does not parse so far. */
+static bool find_tag(const uint8_t *b, size_t n, uint8_t tag, size_t *v, size_t *vl) {
+    const uint8_t *p = b, *end = b + n;
+    while (p < end) {
+        const uint8_t *t0 = p;
+        uint64_t t = 0, x = 0;
+        if (!rd_varint(&p, end, &t)) return false;
+        const uint8_t *v0 = p;
+        if (!rd_varint(&p, end, &x)) return false;
+        if ((t & 7) == 2) {
+            if (x > (uint64_t)(end - p)) return false;
+            if (p - t0 == 1 + (p - v0) && *t0 == tag) {
+                *v = (size_t)(p - b);
+                *vl = (size_t)x;
+                return true;
+            }
+            p += x;
+        } else if ((t & 7) == 0) {
+            if (v0 - t0 == 1 && *t0 == tag) {
+                *v = (size_t)(v0 - b);
+                *vl = (size_t)(p - v0);
+                return true;
+            }
+        } else {
+            return false;
+        }
+    }
+    return false;
+}
+
+/* The issued height and transaction index a REC_IN_TX value names; false
+ * when it does not parse. */
+static bool in_tx_ref(const uint8_t *sv, size_t svl, uint64_t *height, uint64_t *index) {
+    if (svl < 1 || sv[0] != REC_IN_TX) return false;
+    const uint8_t *p = sv + 1, *end = sv + svl;
+    if (!rd_varint(&p, end, index)) return false;
+    size_t h, hl;
+    if (!find_tag(p, (size_t)(end - p), TAG_ISSUED_HEIGHT, &h, &hl)) return false;
+    const uint8_t *q = p + h;
+    return rd_varint(&q, end, height);
+}
+
 /* The stored value of record bytes v of id: a tail of v, or *tmp
- * (malloc'd, the caller frees). Returns MN_OK or MN_ENOMEM. */
-static int rec_put_value(const uint8_t *id, const uint8_t *v, size_t vl, const uint8_t **out, size_t *ol,
-                         uint8_t **tmp) {
+ * (malloc'd, the caller frees). txs (may be NULL) are the transactions of
+ * the block being committed. Returns MN_OK or MN_ENOMEM. */
+static int rec_put_value(const uint8_t *id, const uint8_t *v, size_t vl, tx_refs *txs, const uint8_t **out,
+                         size_t *ol, uint8_t **tmp) {
     *tmp = NULL;
     if (vl >= 2 + MN_ID_LEN && v[0] == 0x0a && v[1] == MN_ID_LEN && memcmp(v + 2, id, MN_ID_LEN) == 0 &&
-        (vl == 2 + MN_ID_LEN || (v[2 + MN_ID_LEN] != REC_WHOLE && v[2 + MN_ID_LEN] != REC_AS_ISSUED))) {
+        (vl == 2 + MN_ID_LEN || !is_rec_form(v[2 + MN_ID_LEN]))) {
         const uint8_t *b = v + 2 + MN_ID_LEN;
         size_t n = vl - 2 - MN_ID_LEN, h, hl, tx, end;
         if (find_issued(b, n, &h, &hl, &tx, &end) && n - end >= as_issued_len(hl) && b[end] == TAG_UPDATED_HEIGHT &&
@@ -149,6 +279,29 @@ static int rec_put_value(const uint8_t *id, const uint8_t *v, size_t vl, const u
             b[end + 1 + hl + sizeof TAG_UPDATED_TX] == MN_HASH_LEN &&
             memcmp(b + end + 1 + hl + sizeof TAG_UPDATED_TX + 1, b + tx, MN_HASH_LEN) == 0) {
             size_t skip = as_issued_len(hl);
+            tx_ref *r = tx_ref_find(txs, b + tx);
+            const uint8_t *hp = b + h;
+            uint64_t issued = 0;
+            if (r && r->refs >= 2 && h + hl == tx - 2 && rd_varint(&hp, b + h + hl, &issued) &&
+                issued == txs->height) {
+                /* fields up to 13, then those after 16 */
+                if (!(*tmp = malloc(1 + 5 + n - skip))) return MN_ENOMEM;
+                uint8_t *o = *tmp;
+                *o++ = REC_IN_TX;
+                uint32_t x = r->index;
+                do {
+                    *o++ = (uint8_t)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
+                    x >>= 7;
+                } while (x);
+                memcpy(o, b, tx - 2);
+                o += tx - 2;
+                memcpy(o, b + end + skip, n - end - skip);
+                o += n - end - skip;
+                r->named = true;
+                *out = *tmp;
+                *ol = (size_t)(o - *tmp);
+                return MN_OK;
+            }
             if (!(*tmp = malloc(1 + n - skip))) return MN_ENOMEM;
             (*tmp)[0] = REC_AS_ISSUED;
             memcpy(*tmp + 1, b, end);
@@ -170,39 +323,58 @@ static int rec_put_value(const uint8_t *id, const uint8_t *v, size_t vl, const u
 }
 
 /* Record bytes back from a stored value sv of id: their length, and when
- * out is not NULL the bytes (out holds that length). A REC_AS_ISSUED
- * value that does not parse comes back without fields 15 and 16, which
- * the tree's hash of it then refuses. */
-static size_t rec_get_value(const uint8_t *id, const uint8_t *sv, size_t svl, uint8_t *out) {
+ * out is not NULL the bytes (out holds that length). tx_hash is the hash
+ * a REC_IN_TX value's transaction has (rec_tx_hash; NULL for the other
+ * forms). A REC_AS_ISSUED or REC_IN_TX value that does not parse comes
+ * back without the fields it left out, which the tree's hash of it then
+ * refuses. */
+static size_t rec_get_value(const uint8_t *id, const uint8_t *sv, size_t svl, const uint8_t *tx_hash,
+                            uint8_t *out) {
     if (svl > 0 && sv[0] == REC_WHOLE) {
         if (out) memcpy(out, sv + 1, svl - 1);
         return svl - 1;
     }
     size_t h = 0, hl = 0, tx = 0, end = 0;
-    bool as_issued = svl > 0 && sv[0] == REC_AS_ISSUED;
+    bool as_issued = svl > 0 && sv[0] == REC_AS_ISSUED, in_tx = false;
     if (as_issued) {
         sv++;
         svl--;
         as_issued = find_issued(sv, svl, &h, &hl, &tx, &end);
+    } else if (svl > 0 && sv[0] == REC_IN_TX) {
+        const uint8_t *p = sv + 1, *e = sv + svl;
+        uint64_t index;
+        if (rd_varint(&p, e, &index)) {
+            svl = (size_t)(e - p);
+            sv = p;
+            in_tx = tx_hash && find_tag(sv, svl, TAG_ISSUED_HEIGHT, &h, &hl);
+            end = h + hl; /* field 14 goes here */
+        }
     }
-    size_t extra = as_issued ? as_issued_len(hl) : 0;
+    size_t extra = as_issued ? as_issued_len(hl) : in_tx ? 2 + MN_HASH_LEN + as_issued_len(hl) : 0;
     if (out) {
         out[0] = 0x0a;
         out[1] = MN_ID_LEN;
         memcpy(out + 2, id, MN_ID_LEN);
         uint8_t *o = out + 2 + MN_ID_LEN;
-        if (!as_issued) {
+        if (!as_issued && !in_tx) {
             if (svl) memcpy(o, sv, svl);
         } else {
+            const uint8_t *txh = in_tx ? tx_hash : sv + tx;
             memcpy(o, sv, end);
             o += end;
+            if (in_tx) {
+                *o++ = TAG_ISSUED_TX;
+                *o++ = MN_HASH_LEN;
+                memcpy(o, txh, MN_HASH_LEN);
+                o += MN_HASH_LEN;
+            }
             *o++ = TAG_UPDATED_HEIGHT;
             memcpy(o, sv + h, hl);
             o += hl;
             memcpy(o, TAG_UPDATED_TX, sizeof TAG_UPDATED_TX);
             o += sizeof TAG_UPDATED_TX;
             *o++ = MN_HASH_LEN;
-            memcpy(o, sv + tx, MN_HASH_LEN);
+            memcpy(o, txh, MN_HASH_LEN);
             o += MN_HASH_LEN;
             memcpy(o, sv + end, svl - end);
         }
@@ -210,58 +382,24 @@ static size_t rec_get_value(const uint8_t *id, const uint8_t *sv, size_t svl, ui
     return 2 + MN_ID_LEN + svl + extra;
 }
 
-/* SHA-256 of the record bytes of a stored value. */
-static void rec_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *id, const uint8_t *sv, size_t svl) {
-    uint8_t small[1024];
-    size_t n = rec_get_value(id, sv, svl, NULL);
-    uint8_t *buf = n <= sizeof small ? small : malloc(n);
-    if (!buf) { /* a hash no parent holds: the tree refuses the leaf */
-        memset(out, 0, MN_HASH_LEN);
-        return;
-    }
-    rec_get_value(id, sv, svl, buf);
-    mn_sha256_ctx c; /* the incremental interface: no digest lookup per call */
-    mn_sha256_init(&c);
-    mn_sha256_update(&c, buf, n);
-    mn_sha256_final(&c, out);
-    if (buf != small) free(buf);
-}
-
 static const char K_HEIGHT[] = "Mheight";
 static const char K_ROOT[] = "Mroot";
 /* Layout version: 2 since records are keyed by key_hash and their tree
  * leaves are implicit, 3 since no tree node is stored, 4 since blocks,
  * certificates and status-change logs are in DATA_DIR/chain, 5 since
- * records never changed leave out their repeated fields (REC_AS_ISSUED).
- * A store of another version is refused, not misread, except that a store
- * of version 4 is relabelled 5: every value it holds reads the same. */
+ * records never changed leave out their repeated fields (REC_AS_ISSUED),
+ * 6 since index values name ids by key-hash prefix (its value is then
+ * 6 and the prefix's length) and records of a batch their transaction by
+ * index (REC_IN_TX). A store of another version is refused, not
+ * misread; a store of version 4 is relabelled 5 (every value it holds
+ * reads the same), and one of version 5 stays 5, keeping whole ids in
+ * its index values and its records' transaction hashes. */
 static const char K_FORMAT[] = "Mformat";
-#define STORE_FORMAT 5
+#define STORE_FORMAT 6
+#define STORE_FORMAT_WHOLE_IDS 5
 #define STORE_FORMAT_UPGRADABLE 4
+#define IX_PREFIX_DEFAULT REC_KH
 
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
 
 size_t mn_store_key_record(uint8_t *out, const uint8_t id[static MN_ID_LEN]) {
     out[0] = 'r';
@@ -332,14 +470,353 @@ static int raw_get(mn_store *s, const uint8_t *key, size_t kl, char **v, size_t 
     return *v ? MN_OK : MN_ENOTFOUND;
 }
 
+/* ---- 'X' height u32 index: the hash of that transaction of that block,
+ * written for the batch transactions records name by index (REC_IN_TX). */
+static size_t key_tx_at(uint8_t *out, uint64_t height, uint32_t index) {
+    out[0] = 'X';
+    put_u64(out + 1, height);
+    put_u32(out + 9, index);
+    return 13;
+}
+
+/* The hash of transaction index of block height. MN_OK, MN_ECORRUPT (no
+ * such entry), MN_EIO. */
+static int tx_hash_at(mn_store *s, uint64_t height, uint64_t index, uint8_t out[static MN_HASH_LEN]) {
+    if (index > UINT32_MAX) return MN_ECORRUPT;
+    struct tx_cached *c = &s->txc[(height * 2654435761u + index) % TXC_SLOTS];
+    if (c->valid && c->height == height && c->index == index) {
+        memcpy(out, c->hash, MN_HASH_LEN);
+        return MN_OK;
+    }
+    uint8_t k[16];
+    size_t kl = key_tx_at(k, height, (uint32_t)index);
+    char *v = NULL;
+    size_t vl = 0;
+    int rc = raw_get(s, k, kl, &v, &vl);
+    if (rc == MN_ENOTFOUND || (rc == MN_OK && vl != MN_HASH_LEN)) {
+        LOG_ERROR("store_tx_hash_missing", "height=%llu index=%llu", (unsigned long long)height,
+                  (unsigned long long)index);
+        rc = MN_ECORRUPT;
+    }
+    if (rc == MN_OK) {
+        memcpy(out, v, MN_HASH_LEN);
+        c->height = height;
+        c->index = (uint32_t)index;
+        memcpy(c->hash, v, MN_HASH_LEN);
+        c->valid = true;
+    }
+    leveldb_free(v);
+    return rc;
+}
+
+/* *txh: NULL, or for a REC_IN_TX value the hash of its transaction (in
+ * buf), for rec_get_value. MN_OK, MN_ECORRUPT, MN_EIO. */
+static int rec_tx_hash(mn_store *s, const uint8_t *sv, size_t svl, uint8_t buf[static MN_HASH_LEN],
+                       const uint8_t **txh) {
+    *txh = NULL;
+    if (svl == 0 || sv[0] != REC_IN_TX) return MN_OK;
+    uint64_t height, index;
+    if (!in_tx_ref(sv, svl, &height, &index)) return MN_ECORRUPT;
+    int rc = tx_hash_at(s, height, index, buf);
+    if (rc == MN_OK) *txh = buf;
+    return rc;
+}
+
+/* SHA-256 of the record bytes of a stored value. MN_OK, MN_ENOMEM,
+ * MN_ECORRUPT, MN_EIO. */
+static int rec_hash(mn_store *s, uint8_t out[static MN_HASH_LEN], const uint8_t *id, const uint8_t *sv, size_t svl) {
+    uint8_t small[1024], txb[MN_HASH_LEN];
+    const uint8_t *txh;
+    int rc = rec_tx_hash(s, sv, svl, txb, &txh);
+    if (rc != MN_OK) return rc;
+    size_t n = rec_get_value(id, sv, svl, txh, NULL);
+    uint8_t *buf = n <= sizeof small ? small : malloc(n);
+    if (!buf) return MN_ENOMEM;
+    rec_get_value(id, sv, svl, txh, buf);
+    mn_sha256_ctx c; /* the incremental interface: no digest lookup per call */
+    mn_sha256_init(&c);
+    mn_sha256_update(&c, buf, n);
+    mn_sha256_final(&c, out);
+    if (buf != small) free(buf);
+    return MN_OK;
+}
+
+/* ---------------------------------------------------------------- index values
+ *
+ * A holder entry ('h' holder type) names one credential id and a device
+ * entry ('d' device) a list of them. In a store of format 6 an id in
+ * these values is written as the first ix_prefix bytes (8 unless a test
+ * set fewer) of its key hash, the prefix its record is stored under, and
+ * read back as the one record under that prefix whose holder and type
+ * (for 'h') or device (for 'd') are the entry's: 24 bytes instead of 32
+ * per id. That record is unique because an id is shortened only when no
+ * other record (stored, or in the same write) shares its prefix: a record
+ * written later under the same prefix either has another holder, type or
+ * device, which a read tells apart, or is an issuance onto the same
+ * holder and type or device, which rewrites that entry (and checks the
+ * ids again). Holder, type and device of a record never change.
+ * Encoding: 'h' is the prefix, or the 32-byte id when not unique; 'd' is
+ * u8 f, f u8 positions (ascending) of the ids kept whole, then the ids in
+ * order, each a prefix or, at those positions, 32 bytes. A read that
+ * finds no such record, or more than one, is MN_ECORRUPT. A store of
+ * format 5 keeps whole ids (ix_prefix 0). */
+#define IX_LIST_MAX 255
+
+static bool is_holder_key(const uint8_t *k, size_t kl) { return kl == 2 + MN_ID_LEN && k[0] == 'h'; }
+static bool is_device_key(const uint8_t *k, size_t kl) { return kl == 1 + MN_ID_LEN && k[0] == 'd'; }
+
+/* Type, holder and device of a stored record value (NULL when absent;
+ * type 0 when absent, as protobuf leaves it out). False when the value
+ * does not parse. */
+typedef struct rec_ident {
+    uint64_t type;
+    const uint8_t *holder, *device;
+} rec_ident;
+
+static bool rec_ident_of(const uint8_t *sv, size_t svl, rec_ident *o) {
+    memset(o, 0, sizeof *o);
+    size_t i = svl > 0 && (sv[0] == REC_WHOLE || sv[0] == REC_AS_ISSUED) ? 1 : 0;
+    while (i < svl) {
+        uint64_t tag = 0, v = 0;
+        const uint8_t *p = sv + i, *end = sv + svl;
+        if (!rd_varint(&p, end, &tag) || !rd_varint(&p, end, &v)) return false;
+        i = (size_t)(p - sv);
+        uint64_t field = tag >> 3;
+        if ((tag & 7) == 0) {
+            if (field == 2) o->type = v;
+        } else if ((tag & 7) == 2) {
+            if (v > svl - i) return false;
+            if (field == 3 && v == MN_ID_LEN) o->holder = sv + i;
+            if (field == 4 && v == MN_ID_LEN) o->device = sv + i;
+            i += (size_t)v;
+        } else {
+            return false;
+        }
+        if (field > 4) break; /* rec_pack writes fields in order */
+    }
+    return true;
+}
+
+static bool ident_matches(const rec_ident *r, const uint8_t *key, size_t kl) {
+    if (is_holder_key(key, kl))
+        return r->holder && memcmp(r->holder, key + 1, MN_ID_LEN) == 0 && r->type == key[1 + MN_ID_LEN];
+    return r->device && memcmp(r->device, key + 1, MN_ID_LEN) == 0;
+}
+
+/* Seeks s->rit to the first record under 'r' prefix (plen bytes of key
+ * hash); the caller walks on while iter_under says so. */
+static void seek_prefix(mn_store *s, const uint8_t *prefix, size_t plen) {
+    uint8_t start[1 + REC_KH];
+    start[0] = 'r';
+    memcpy(start + 1, prefix, plen);
+    if (!s->rit) s->rit = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iter_seek(s->rit, (const char *)start, 1 + plen);
+}
+
+/* The record key at s->rit when it lies under prefix, else NULL. */
+static const uint8_t *iter_under(mn_store *s, const uint8_t *prefix, size_t plen) {
+    if (!leveldb_iter_valid(s->rit)) return NULL;
+    size_t kl = 0;
+    const uint8_t *k = (const uint8_t *)leveldb_iter_key(s->rit, &kl);
+    if (kl != REC_KEY_LEN || k[0] != 'r' || memcmp(k + 1, prefix, plen) != 0) return NULL;
+    return k;
+}
+
+static int iter_status(mn_store *s) {
+    char *err = NULL;
+    leveldb_iter_get_error(s->rit, &err);
+    if (!err) return MN_OK;
+    LOG_ERROR("store_iter_failed", "err=%s", err);
+    leveldb_free(err);
+    drop_iter(s);
+    return MN_EIO;
+}
+
+/* The id an index entry's prefix names (see above). MN_OK, MN_ECORRUPT, MN_EIO. */
+static int ix_resolve(mn_store *s, const uint8_t *key, size_t kl, const uint8_t *prefix, uint8_t id[static MN_ID_LEN]) {
+    size_t plen = s->ix_prefix, found = 0;
+    const uint8_t *k;
+    for (seek_prefix(s, prefix, plen); (k = iter_under(s, prefix, plen)) != NULL; leveldb_iter_next(s->rit)) {
+        size_t vl = 0;
+        const uint8_t *v = (const uint8_t *)leveldb_iter_value(s->rit, &vl);
+        rec_ident r;
+        if (!rec_ident_of(v, vl, &r) || !ident_matches(&r, key, kl)) continue;
+        if (found++) break;
+        memcpy(id, k + 1 + REC_KH, MN_ID_LEN);
+    }
+    int rc = iter_status(s);
+    if (rc != MN_OK) return rc;
+    if (found != 1) {
+        LOG_ERROR("store_index_unresolved", "family=%c records=%zu", key[0], found);
+        return MN_ECORRUPT;
+    }
+    return MN_OK;
+}
+
+/* The ids of a stored index value, as callers see them (32 bytes each),
+ * into *out (malloc'd, the caller frees). MN_OK, MN_ECORRUPT, MN_ENOMEM, MN_EIO. */
+static int ix_decode(mn_store *s, const uint8_t *key, size_t kl, const uint8_t *sv, size_t svl, uint8_t **out,
+                     size_t *out_len) {
+    size_t plen = s->ix_prefix, n, f = 0;
+    const uint8_t *pos = NULL, *p;
+    if (is_holder_key(key, kl)) {
+        if (svl != MN_ID_LEN && svl != plen) return MN_ECORRUPT;
+        n = 1;
+        p = sv;
+        static const uint8_t first = 0;
+        if (svl == MN_ID_LEN) {
+            pos = &first;
+            f = 1;
+        }
+    } else {
+        if (svl < 1 || (f = sv[0]) > svl - 1) return MN_ECORRUPT;
+        pos = sv + 1;
+        p = sv + 1 + f;
+        size_t rest = svl - 1 - f;
+        if (rest < f * MN_ID_LEN || (rest - f * MN_ID_LEN) % plen != 0) return MN_ECORRUPT;
+        n = f + (rest - f * MN_ID_LEN) / plen;
+        if (n == 0 || n > IX_LIST_MAX) return MN_ECORRUPT;
+        for (size_t i = 0; i < f; i++)
+            if (pos[i] >= n || (i > 0 && pos[i] <= pos[i - 1])) return MN_ECORRUPT;
+    }
+    uint8_t *ids = malloc(n * MN_ID_LEN);
+    if (!ids) return MN_ENOMEM;
+    int rc = MN_OK;
+    for (size_t i = 0, w = 0; i < n && rc == MN_OK; i++) {
+        bool whole = w < f && pos[w] == i;
+        if (whole) {
+            memcpy(ids + i * MN_ID_LEN, p, MN_ID_LEN);
+            p += MN_ID_LEN;
+            w++;
+        } else {
+            rc = ix_resolve(s, key, kl, p, ids + i * MN_ID_LEN);
+            p += plen;
+        }
+    }
+    if (rc != MN_OK) {
+        free(ids);
+        return rc;
+    }
+    *out = ids;
+    *out_len = n * MN_ID_LEN;
+    return MN_OK;
+}
+
+/* The records of one write, by key-hash prefix, for ix_unique. */
+typedef struct ix_rec { uint8_t kh[REC_KH]; uint8_t id[MN_ID_LEN]; } ix_rec;
+typedef struct ix_write {
+    ix_rec *recs;
+    size_t n;
+} ix_write;
+
+static int ix_rec_cmp(const void *a, const void *b) { return memcmp(a, b, sizeof(ix_rec)); }
+
+/* Collects the records among changes (when s shortens ids). MN_OK or MN_ENOMEM. */
+static int ix_write_init(mn_store *s, ix_write *w, const mn_kvmap *changes) {
+    memset(w, 0, sizeof *w);
+    if (!s->ix_prefix) return MN_OK;
+    size_t total = mn_kv_count(changes), n = 0;
+    for (size_t i = 0; i < total; i++) {
+        const uint8_t *key, *val;
+        size_t kl, vl;
+        mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        n += is_rec_key(key, kl);
+    }
+    if (n == 0) return MN_OK;
+    if (!(w->recs = malloc(n * sizeof *w->recs))) return MN_ENOMEM;
+    for (size_t i = 0; i < total; i++) {
+        const uint8_t *key, *val;
+        size_t kl, vl;
+        mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        if (!is_rec_key(key, kl)) continue;
+        uint8_t kh[MN_HASH_LEN];
+        mn_smt_key_credential(kh, key + 1);
+        memcpy(w->recs[w->n].kh, kh, REC_KH);
+        memcpy(w->recs[w->n].id, key + 1, MN_ID_LEN);
+        w->n++;
+    }
+    qsort(w->recs, w->n, sizeof *w->recs, ix_rec_cmp);
+    return MN_OK;
+}
+
+static void ix_write_free(ix_write *w) { free(w->recs); }
+
+/* Whether id may be written as its prefix: no other record shares it,
+ * in the write or in the store. MN_OK or MN_EIO. */
+static int ix_unique(mn_store *s, const ix_write *w, const uint8_t id[static MN_ID_LEN], uint8_t kh[static MN_HASH_LEN],
+                     bool *unique) {
+    size_t plen = s->ix_prefix;
+    mn_smt_key_credential(kh, id);
+    *unique = true;
+    size_t lo = 0, hi = w->n;
+    while (lo < hi) { /* first record of the write at or after the prefix */
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(w->recs[mid].kh, kh, plen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < w->n && memcmp(w->recs[i].kh, kh, plen) == 0 && *unique; i++)
+        *unique = memcmp(w->recs[i].id, id, MN_ID_LEN) == 0;
+    const uint8_t *k;
+    for (seek_prefix(s, kh, plen); *unique && (k = iter_under(s, kh, plen)) != NULL; leveldb_iter_next(s->rit))
+        *unique = memcmp(k + 1 + REC_KH, id, MN_ID_LEN) == 0;
+    return iter_status(s);
+}
+
+/* The stored form of an index value of ids (vl a multiple of 32, at most
+ * IX_LIST_MAX of them; one for 'h'), into *out (malloc'd, the caller
+ * frees). MN_OK, MN_EINVAL (not such a value), MN_ENOMEM, MN_EIO. */
+static int ix_encode(mn_store *s, const ix_write *w, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                     uint8_t **out, size_t *out_len) {
+    size_t n = vl / MN_ID_LEN, plen = s->ix_prefix;
+    bool holder = is_holder_key(key, kl);
+    if (vl % MN_ID_LEN != 0 || n == 0 || n > IX_LIST_MAX || (holder && n != 1)) return MN_EINVAL;
+    uint8_t *o = malloc(1 + n + vl);
+    if (!o) return MN_ENOMEM;
+    uint8_t *ids = o + (holder ? 0 : 1 + n); /* positions go before the ids; moved down below */
+    size_t f = 0, len = 0;
+    uint8_t pos[IX_LIST_MAX];
+    for (size_t i = 0; i < n; i++) {
+        uint8_t kh[MN_HASH_LEN];
+        bool unique;
+        int rc = ix_unique(s, w, val + i * MN_ID_LEN, kh, &unique);
+        if (rc != MN_OK) {
+            free(o);
+            return rc;
+        }
+        if (unique) {
+            memcpy(ids + len, kh, plen);
+            len += plen;
+        } else {
+            memcpy(ids + len, val + i * MN_ID_LEN, MN_ID_LEN);
+            len += MN_ID_LEN;
+            pos[f++] = (uint8_t)i;
+        }
+    }
+    if (!holder) {
+        o[0] = (uint8_t)f;
+        memcpy(o + 1, pos, f);
+        memmove(o + 1 + f, ids, len);
+        len += 1 + f;
+    }
+    *out = o;
+    *out_len = len;
+    return MN_OK;
+}
+
 /* A stored value as callers name and see it: records live under their
- * physical key with the id left out of the value (see is_rec_key). */
+ * physical key with the id left out of the value (see is_rec_key), and
+ * index values may name ids by prefix (see "index values"). */
 typedef struct stored_value {
     uint8_t pk[REC_KEY_LEN];
     bool rec;
     char *v; /* LevelDB's copy, freed with leveldb_free */
     size_t vl;
-    size_t len; /* of the value as callers see it */
+    uint8_t *ids; /* an index value's ids, malloc'd (v is then NULL) */
+    size_t len;   /* of the value as callers see it */
+    uint8_t tx[MN_HASH_LEN];
+    const uint8_t *txh; /* a REC_IN_TX record's transaction hash (in tx), else NULL */
 } stored_value;
 
 static int stored_get(mn_store *s, const void *key, size_t key_len, stored_value *sv) {
@@ -347,20 +824,40 @@ static int stored_get(mn_store *s, const void *key, size_t key_len, stored_value
     const uint8_t *k = phys_key(key, &pkl, sv->pk);
     sv->v = NULL;
     sv->vl = 0;
+    sv->ids = NULL;
     int rc = raw_get(s, k, pkl, &sv->v, &sv->vl);
     if (rc != MN_OK) return rc;
     sv->rec = k == sv->pk;
-    sv->len = sv->rec ? rec_get_value(sv->pk + 1 + REC_KH, (const uint8_t *)sv->v, sv->vl, NULL) : sv->vl;
+    if (s->ix_prefix && (is_holder_key(key, key_len) || is_device_key(key, key_len))) {
+        rc = ix_decode(s, key, key_len, (const uint8_t *)sv->v, sv->vl, &sv->ids, &sv->len);
+        leveldb_free(sv->v);
+        sv->v = NULL;
+        return rc;
+    }
+    sv->txh = NULL;
+    if (sv->rec && (rc = rec_tx_hash(s, (const uint8_t *)sv->v, sv->vl, sv->tx, &sv->txh)) != MN_OK) {
+        leveldb_free(sv->v);
+        sv->v = NULL;
+        return rc;
+    }
+    sv->len = sv->rec ? rec_get_value(sv->pk + 1 + REC_KH, (const uint8_t *)sv->v, sv->vl, sv->txh, NULL) : sv->vl;
     return MN_OK;
 }
 
-/* Writes the caller's view of sv (sv->len bytes) into out and frees sv->v. */
+static void stored_free(stored_value *sv) {
+    leveldb_free(sv->v);
+    free(sv->ids);
+}
+
+/* Writes the caller's view of sv (sv->len bytes) into out and frees sv. */
 static void stored_take(stored_value *sv, uint8_t *out) {
-    if (sv->rec)
-        rec_get_value(sv->pk + 1 + REC_KH, (const uint8_t *)sv->v, sv->vl, out);
+    if (sv->ids)
+        memcpy(out, sv->ids, sv->len);
+    else if (sv->rec)
+        rec_get_value(sv->pk + 1 + REC_KH, (const uint8_t *)sv->v, sv->vl, sv->txh, out);
     else if (sv->vl)
         memcpy(out, sv->v, sv->vl);
-    leveldb_free(sv->v);
+    stored_free(sv);
 }
 
 int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out, size_t *out_len) {
@@ -369,7 +866,7 @@ int mn_store_get(mn_store *s, const void *key, size_t key_len, uint8_t **out, si
     if (rc != MN_OK) return rc;
     uint8_t *copy = malloc(sv.len ? sv.len : 1);
     if (!copy) {
-        leveldb_free(sv.v);
+        stored_free(&sv);
         return MN_ENOMEM;
     }
     stored_take(&sv, copy);
@@ -385,7 +882,7 @@ int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf,
     if (rc != MN_OK) return rc;
     if (out_len) *out_len = sv.len;
     if (sv.len > cap) {
-        leveldb_free(sv.v);
+        stored_free(&sv);
         return MN_ETOOBIG;
     }
     stored_take(&sv, buf);
@@ -427,8 +924,7 @@ static int implicit_leaf(mn_store *s, const uint8_t *pos, size_t pos_len, uint8_
         const uint8_t *v = (const uint8_t *)leveldb_iter_value(s->rit, &vl);
         node[0] = MN_SMT_IMPLICIT;
         memcpy(node + 1, kh, MN_HASH_LEN);
-        rec_hash(node + 1 + MN_HASH_LEN, k + 1 + REC_KH, v, vl);
-        rc = MN_OK;
+        rc = rec_hash(s, node + 1 + MN_HASH_LEN, k + 1 + REC_KH, v, vl);
         break;
     }
     char *err = NULL;
@@ -567,19 +1063,25 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
     }
     uint8_t fb[8];
     rc = mn_store_get_buf(s, K_FORMAT, strlen(K_FORMAT), fb, sizeof fb, &n);
-    if (rc == MN_OK && n == 1 && fb[0] == STORE_FORMAT) {
-        rc = MN_OK;
+    if (rc == MN_OK && n == 2 && fb[0] == STORE_FORMAT && fb[1] >= 1 && fb[1] <= REC_KH) {
+        s->ix_prefix = fb[1];
+    } else if (rc == MN_OK && n == 1 && fb[0] == STORE_FORMAT_WHOLE_IDS) {
+        s->ix_prefix = 0;
     } else if (rc == MN_OK && n == 1 && fb[0] == STORE_FORMAT_UPGRADABLE) {
-        fb[0] = STORE_FORMAT;
+        fb[0] = STORE_FORMAT_WHOLE_IDS;
         rc = put_synced(s, (const uint8_t *)K_FORMAT, strlen(K_FORMAT), fb, 1, "store_write_failed");
         if (rc == MN_OK)
-            LOG_INFO("store_format_upgraded", "dir=%s from=%d to=%d", dir, STORE_FORMAT_UPGRADABLE, STORE_FORMAT);
+            LOG_INFO("store_format_upgraded", "dir=%s from=%d to=%d", dir, STORE_FORMAT_UPGRADABLE,
+                     STORE_FORMAT_WHOLE_IDS);
     } else if (rc == MN_ENOTFOUND && s->height == 0) {
         fb[0] = STORE_FORMAT;
-        rc = put_synced(s, (const uint8_t *)K_FORMAT, strlen(K_FORMAT), fb, 1, "store_write_failed");
+        fb[1] = IX_PREFIX_DEFAULT;
+        rc = put_synced(s, (const uint8_t *)K_FORMAT, strlen(K_FORMAT), fb, 2, "store_write_failed");
+        s->ix_prefix = IX_PREFIX_DEFAULT;
     } else if (rc != MN_EIO) {
-        snprintf(err, err_len, "store: %s was written by another version of midnode (store format %d expected): "
-                 "start from a new data directory (snapshot import or catch-up)", dir, STORE_FORMAT);
+        snprintf(err, err_len, "store: %s was written by another version of midnode (store formats %d to %d "
+                 "are read): start from a new data directory (snapshot import or catch-up)", dir,
+                 STORE_FORMAT_UPGRADABLE, STORE_FORMAT);
         mn_store_close(s);
         return MN_ECORRUPT;
     }
@@ -630,6 +1132,24 @@ void mn_store_root(const mn_store *s, uint8_t out[static MN_HASH_LEN]) {
     memcpy(out, s->root, MN_HASH_LEN);
 }
 
+int mn_store_set_index_prefix(mn_store *s, unsigned bytes) {
+    if (bytes < 1 || bytes > REC_KH) return MN_EINVAL;
+    if (s->height != 0 || s->ix_prefix == 0) return MN_ESTATE;
+    for (const char *fam = "hd"; *fam; fam++) {
+        if (!s->rit) s->rit = leveldb_create_iterator(s->db, s->ropts);
+        leveldb_iter_seek(s->rit, fam, 1);
+        size_t kl = 0;
+        bool any = leveldb_iter_valid(s->rit) && (leveldb_iter_key(s->rit, &kl))[0] == *fam;
+        int rc = iter_status(s);
+        if (rc != MN_OK) return rc;
+        if (any) return MN_ESTATE;
+    }
+    uint8_t fb[2] = {STORE_FORMAT, (uint8_t)bytes};
+    int rc = put_synced(s, (const uint8_t *)K_FORMAT, strlen(K_FORMAT), fb, 2, "store_write_failed");
+    if (rc == MN_OK) s->ix_prefix = bytes;
+    return rc;
+}
+
 static int write_batch(mn_store *s, leveldb_t *db, leveldb_writebatch_t *b) {
     char *err = NULL;
     drop_iter(s);
@@ -642,9 +1162,61 @@ static int write_batch(mn_store *s, leveldb_t *db, leveldb_writebatch_t *b) {
     return MN_OK;
 }
 
+/* The transactions of block `height` from its 'T' entries among changes,
+ * and how many records of changes each issued. MN_OK or MN_ENOMEM. */
+static int tx_refs_init(tx_refs *t, uint64_t height, const mn_kvmap *changes) {
+    memset(t, 0, sizeof *t);
+    t->height = height;
+    size_t total = mn_kv_count(changes), n = 0;
+    for (size_t i = 0; i < total; i++) {
+        const uint8_t *key, *val;
+        size_t kl, vl;
+        mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        n += kl == 1 + MN_HASH_LEN && key[0] == 'T' && val;
+    }
+    if (n == 0) return MN_OK;
+    if (!(t->tx = calloc(n, sizeof *t->tx))) return MN_ENOMEM;
+    for (size_t i = 0; i < total; i++) {
+        const uint8_t *key, *val;
+        size_t kl, vl;
+        mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        if (kl != 1 + MN_HASH_LEN || key[0] != 'T' || !val) continue;
+        const uint8_t *p = val, *end = val + vl;
+        uint64_t h, index;
+        if (!rd_varint(&p, end, &h) || !rd_varint(&p, end, &index) || h != height || index > UINT32_MAX) continue;
+        memcpy(t->tx[t->n].hash, key + 1, MN_HASH_LEN);
+        t->tx[t->n].index = (uint32_t)index;
+        t->n++;
+    }
+    qsort(t->tx, t->n, sizeof *t->tx, tx_ref_cmp);
+    for (size_t i = 0; t->n && i < total; i++) {
+        const uint8_t *key, *val;
+        size_t kl, vl, h, hl, tx, end;
+        mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        if (!is_rec_key(key, kl) || !val || vl < 2 + MN_ID_LEN) continue;
+        tx_ref *r;
+        if (find_issued(val + 2 + MN_ID_LEN, vl - 2 - MN_ID_LEN, &h, &hl, &tx, &end) &&
+            (r = tx_ref_find(t, val + 2 + MN_ID_LEN + tx)) != NULL)
+            r->refs++;
+    }
+    return MN_OK;
+}
+
+/* The 'X' entries of the transactions records name by index. */
+static void tx_refs_put_named(const tx_refs *t, leveldb_writebatch_t *b) {
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->tx[i].named) continue;
+        uint8_t k[16];
+        size_t kl = key_tx_at(k, t->height, t->tx[i].index);
+        leveldb_writebatch_put(b, (const char *)k, kl, (const char *)t->tx[i].hash, MN_HASH_LEN);
+    }
+}
+
 /* Adds a put (val) or a delete (val NULL) of a caller's key to b, in the
- * stored form. Returns MN_OK or MN_ENOMEM. */
-static int batch_put(leveldb_writebatch_t *b, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl) {
+ * stored form (w: the records of the same write). Returns MN_OK,
+ * MN_ENOMEM, MN_EINVAL (an index value that is not ids), MN_EIO. */
+static int batch_put(mn_store *s, const ix_write *w, tx_refs *txs, leveldb_writebatch_t *b, const uint8_t *key,
+                     size_t kl, const uint8_t *val, size_t vl) {
     uint8_t pk[REC_KEY_LEN];
     size_t pkl = kl;
     const uint8_t *k = phys_key(key, &pkl, pk);
@@ -655,7 +1227,12 @@ static int batch_put(leveldb_writebatch_t *b, const uint8_t *key, size_t kl, con
     const uint8_t *sv = val;
     size_t svl = vl;
     uint8_t *tmp = NULL;
-    if (k == pk && rec_put_value(key + 1, val, vl, &sv, &svl, &tmp) != MN_OK) return MN_ENOMEM;
+    if (k == pk && rec_put_value(key + 1, val, vl, txs, &sv, &svl, &tmp) != MN_OK) return MN_ENOMEM;
+    if (s->ix_prefix && (is_holder_key(key, kl) || is_device_key(key, kl))) {
+        int rc = ix_encode(s, w, key, kl, val, vl, &tmp, &svl);
+        if (rc != MN_OK) return rc;
+        sv = tmp;
+    }
     leveldb_writebatch_put(b, (const char *)k, pkl, (const char *)sv, svl);
     free(tmp);
     return MN_OK;
@@ -715,19 +1292,6 @@ static void wb_varint(wbuf *w, uint64_t v) {
         n++;
     } while (v);
     wb_put(w, b, n);
-}
-
-static bool rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return true;
-        }
-    }
-    return false;
 }
 
 static bool rd_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **out, size_t n) {
@@ -1086,7 +1650,12 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
     bool *skip = NULL;
     wlog_put(cb, height, block, block_len, changes, &skip);
     size_t n = mn_kv_count(changes);
-    int rc = MN_OK;
+    ix_write w;
+    tx_refs txs;
+    int rc = ix_write_init(s, &w, changes);
+    /* a store of format 5 keeps the values that format reads */
+    int trc = s->ix_prefix ? tx_refs_init(&txs, height, changes) : (memset(&txs, 0, sizeof txs), MN_OK);
+    if (rc == MN_OK) rc = trc;
     for (size_t i = 0; i < n && rc == MN_OK; i++) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
@@ -1094,9 +1663,12 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
         assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
         if (key[0] == MN_SMT_PREFIX) continue; /* the tree lives in the ledger's memory */
-        rc = batch_put(is_chain_family(key[0]) ? cb : b, key, key_len, val, val_len);
+        rc = batch_put(s, &w, &txs, is_chain_family(key[0]) ? cb : b, key, key_len, val, val_len);
     }
+    if (rc == MN_OK) tx_refs_put_named(&txs, b);
     free(skip);
+    ix_write_free(&w);
+    free(txs.tx);
     if (rc != MN_OK) {
         leveldb_writebatch_destroy(cb);
         leveldb_writebatch_destroy(b);
@@ -1109,7 +1681,8 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
     if (s->height != 0) return MN_ESTATE;
     leveldb_writebatch_t *b = leveldb_writebatch_create();
     size_t n = mn_kv_count(changes);
-    int rc = MN_OK;
+    ix_write w;
+    int rc = ix_write_init(s, &w, changes);
     for (size_t i = 0; i < n && rc == MN_OK; i++) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
@@ -1119,8 +1692,9 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
             break;
         }
         if (key[0] == MN_SMT_PREFIX) continue;
-        rc = batch_put(b, key, key_len, val, val_len);
+        rc = batch_put(s, &w, NULL, b, key, key_len, val, val_len);
     }
+    ix_write_free(&w);
     if (rc == MN_OK) {
         /* Unsynced: mn_store_install's synced write makes it all durable,
          * and a crash before that leaves a store of height 0 to discard. */
@@ -1247,7 +1821,7 @@ static int iterate(mn_store *s, const uint8_t *start, size_t start_len, char fam
     return MN_OK;
 }
 
-typedef struct { mn_store_kv_cb cb; void *ctx; int rc; } rec_scan;
+typedef struct { mn_store *s; mn_store_kv_cb cb; void *ctx; int rc; } rec_scan;
 
 /* Hands records out as the callers name them: 'r' id, whole bytes. */
 static int rec_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
@@ -1260,22 +1834,47 @@ static int rec_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v,
     uint8_t lk[1 + MN_ID_LEN], small[1024];
     lk[0] = 'r';
     memcpy(lk + 1, id, MN_ID_LEN);
-    size_t n = rec_get_value(id, v, vl, NULL);
+    uint8_t txb[MN_HASH_LEN];
+    const uint8_t *txh;
+    if ((r->rc = rec_tx_hash(r->s, v, vl, txb, &txh)) != MN_OK) return 1;
+    size_t n = rec_get_value(id, v, vl, txh, NULL);
     uint8_t *buf = n <= sizeof small ? small : malloc(n);
     if (!buf) {
         r->rc = MN_ENOMEM;
         return 1;
     }
-    rec_get_value(id, v, vl, buf);
+    rec_get_value(id, v, vl, txh, buf);
     int stop = r->cb(r->ctx, lk, sizeof lk, buf, n);
     if (buf != small) free(buf);
     return stop;
 }
 
+typedef struct { mn_store *s; mn_store_kv_cb cb; void *ctx; int rc; } ix_scan;
+
+/* Hands index entries out with their ids whole. */
+static int ix_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    ix_scan *x = ctx;
+    if (!is_holder_key(k, kl) && !is_device_key(k, kl)) {
+        x->rc = MN_ECORRUPT;
+        return 1;
+    }
+    uint8_t *ids = NULL;
+    size_t n = 0;
+    if ((x->rc = ix_decode(x->s, k, kl, v, vl, &ids, &n)) != MN_OK) return 1;
+    int stop = x->cb(x->ctx, k, kl, ids, n);
+    free(ids);
+    return stop;
+}
+
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {
     uint8_t start = (uint8_t)fam;
+    if (s->ix_prefix && (fam == 'h' || fam == 'd')) {
+        ix_scan x = {s, cb, ctx, MN_OK};
+        int rc = iterate(s, &start, 1, fam, (size_t)-1, ix_adapter, &x);
+        return rc != MN_OK ? rc : x.rc;
+    }
     if (fam != 'r') return iterate(s, &start, 1, fam, (size_t)-1, cb, ctx);
-    rec_scan r = {cb, ctx, MN_OK};
+    rec_scan r = {s, cb, ctx, MN_OK};
     int rc = iterate(s, &start, 1, fam, (size_t)-1, rec_adapter, &r);
     return rc != MN_OK ? rc : r.rc;
 }
@@ -1309,7 +1908,7 @@ static int cursor_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t 
 int mn_store_scan_records(mn_store *s, mn_store_cursor *cursor, size_t max, mn_store_kv_cb cb, void *ctx,
                           bool *done) {
     *done = false;
-    cursor_scan c = {.rec = {cb, ctx, MN_OK}, .cursor = cursor, .left = max};
+    cursor_scan c = {.rec = {s, cb, ctx, MN_OK}, .cursor = cursor, .left = max};
     uint8_t first = 'r';
     int rc = cursor->len ? iterate(s, cursor->key, cursor->len, 'r', (size_t)-1, cursor_adapter, &c)
                          : iterate(s, &first, 1, 'r', (size_t)-1, cursor_adapter, &c);

@@ -2,7 +2,8 @@
  *
  * Key layout (first byte is the family; integers big-endian):
  *   'M' name                  metadata: "height" (u64), "root" (32-byte state root),
- *                             "format" (u8 layout version, written on creation)
+ *                             "format" (u8 layout version, written on creation;
+ *                             in version 6 followed by u8 index prefix length)
  *   'B' u64 height            serialised Block
  *   'C' u64 height            serialised CommitCertificate of that block
  *   'T' tx_hash[32]           varint height, varint index in the block (mn_store_tx_location)
@@ -12,9 +13,18 @@
  *                             field in the value (see store.c); the functions
  *                             here take and give 'r' credential_id and whole
  *                             records
+ *                             (a record of a batch names its issuing
+ *                             transaction by index in the block, through
+ *                             'X', instead of by hash)
+ *   'X' u64 height u32 index  hash of that transaction of that block, for
+ *                             the batch transactions records name so
  *   'n' signer id bytes       u64 last committed nonce
  *   'd' device_ref[32]        credential ids (32 bytes each) not final on that device
  *   'h' holder_ref[32] u8 type  credential id of the live credential
+ *                             (in both, an id is stored as its record's 8-byte
+ *                             key-hash prefix when no other record shares it,
+ *                             and read back whole: see store.c, index values;
+ *                             a value that is not such ids is MN_EINVAL)
  *   'W' u64 height u32 seq    serialised StatusChange, as the ledger writes them;
  *                             stored as one 'W' u64 height entry per block
  *                             (see store.c) that reads back as the same bytes
@@ -58,6 +68,13 @@ typedef struct mn_store mn_store;
  * was written with another key layout). */
 int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) MN_WARN_UNUSED;
 void mn_store_close(mn_store *s); /* NULL-safe */
+
+/* For tests: index values name an id by `bytes` (1 to 8) bytes of its key
+ * hash instead of 8, so that records sharing a prefix, and the whole ids
+ * kept for them, are common. Only on a store of height 0 holding no
+ * index entry. Returns MN_OK, MN_EINVAL (bytes out of range), MN_ESTATE
+ * (not such a store, or one of format 5), MN_EIO. */
+int mn_store_set_index_prefix(mn_store *s, unsigned bytes) MN_WARN_UNUSED;
 
 /* Last completely committed height (0 for an empty store). */
 uint64_t mn_store_height(const mn_store *s);

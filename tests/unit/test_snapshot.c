@@ -391,6 +391,8 @@ static void forged_index_entries_are_refused(void **state) {
     uint8_t twice[64];
     memcpy(twice, ids[0], 32);
     memcpy(twice + 32, ids[0], 32);
+    lf_id(ref, 'd', 0); /* the device credential 0 is on */
+    kl = mn_store_key_device(key, ref);
     b2 = with_entry(b, len, key, kl, twice, 64, &n2);
     assert_int_equal(import_bytes(c, b2, n2, err, sizeof err), MN_ECORRUPT);
     assert_non_null(strstr(err, "twice"));

@@ -653,13 +653,23 @@ static long raw_len(const char *path, const uint8_t *key, size_t kl, uint8_t *fi
     return out;
 }
 
+/* Packs a record of id issued at issued_height by tx issued_byte..
+ * (repeated), updated (height, tx byte) as given. */
+static size_t pack_issued(uint8_t *out, const uint8_t id[32], uint64_t issued_height, uint8_t issued_byte,
+                          uint64_t updated_height, uint8_t updated_byte);
+
 /* Packs a record of id issued at height 77 by tx 0x5a..; updated (height,
  * tx byte) as given. */
 static size_t pack_record(uint8_t *out, const uint8_t id[32], uint64_t updated_height, uint8_t updated_byte) {
+    return pack_issued(out, id, 77, 0x5a, updated_height, updated_byte);
+}
+
+static size_t pack_issued(uint8_t *out, const uint8_t id[32], uint64_t issued_height, uint8_t issued_byte,
+                          uint64_t updated_height, uint8_t updated_byte) {
     uint8_t holder[32], device[32], issued[32], updated[32];
     memset(holder, 0x21, 32);
     memset(device, 0x22, 32);
-    memset(issued, 0x5a, 32);
+    memset(issued, issued_byte, 32);
     memset(updated, updated_byte, 32);
     Midnode__CredentialRecord m = MIDNODE__CREDENTIAL_RECORD__INIT;
     m.credential_id = (ProtobufCBinaryData){32, (uint8_t *)id};
@@ -670,7 +680,7 @@ static size_t pack_record(uint8_t *out, const uint8_t id[32], uint64_t updated_h
     m.issuer = (char *)"mois";
     m.expires_at = 1900000000000;
     m.status = MIDNODE__CREDENTIAL_STATUS__ACTIVE;
-    m.issued_height = 77;
+    m.issued_height = issued_height;
     m.issued_tx = (ProtobufCBinaryData){32, issued};
     m.updated_height = updated_height;
     m.updated_tx = (ProtobufCBinaryData){32, updated};
@@ -758,6 +768,129 @@ static void raw_put(const char *path, const char *key, const char *value, size_t
     leveldb_options_destroy(o);
 }
 
+/* Deletes one raw key (of any bytes) of a closed store. */
+static void raw_delete(const char *path, const uint8_t *key, size_t kl) {
+    char *lerr = NULL;
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_t *db = leveldb_open(o, path, &lerr);
+    assert_null(lerr);
+    leveldb_writeoptions_t *w = leveldb_writeoptions_create();
+    leveldb_delete(db, w, (const char *)key, kl, &lerr);
+    assert_null(lerr);
+    leveldb_writeoptions_destroy(w);
+    leveldb_close(db);
+    leveldb_options_destroy(o);
+}
+
+/* Record bytes of id through every reader: get, scan and the implicit
+ * leaf's value hash. */
+static void reads_back(mn_store *s, const uint8_t id[32], const uint8_t *want, size_t want_len) {
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    assert_int_equal(mn_store_get_record(s, id, &v, &vl), MN_OK);
+    assert_int_equal(vl, want_len);
+    assert_memory_equal(v, want, vl);
+    free(v);
+    uint8_t pos[MN_SMT_POS_KEY_MAX], kh[32], node[MN_SMT_NODE_LEN], vh[32];
+    mn_smt_key_credential(kh, id);
+    size_t pl = mn_smt_pos_key(pos, 256, kh);
+    assert_int_equal(mn_store_smt_leaf(s, pos, pl, node), MN_OK);
+    mn_sha256(vh, want, want_len);
+    assert_memory_equal(node + 33, vh, 32);
+}
+
+typedef struct { size_t n, bytes; } rec_total;
+
+static int total_records(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    (void)k;
+    (void)kl;
+    (void)v;
+    rec_total *t = ctx;
+    t->n++;
+    t->bytes += vl;
+    return 0;
+}
+
+/* Records a transaction issued two or more of in the block committed name
+ * it by its index in the block (the 'X' entry holds its hash once):
+ * 33 bytes fewer each; a transaction's only record, or a record issued at
+ * another height, keeps the hash. All read back byte for byte, also in a
+ * reopened store; with the 'X' entry gone, reads are MN_ECORRUPT. */
+static void records_of_a_batch_name_their_transaction(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    enum { N = 4 };
+    uint8_t ids[N][32], vals[N][256], k[MN_STORE_KEY_MAX];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) lf_id(ids[i], 'q', (uint32_t)i);
+    lens[0] = pack_issued(vals[0], ids[0], 1, 0xb0, 1, 0xb0); /* batch b0 */
+    lens[1] = pack_issued(vals[1], ids[1], 1, 0xb0, 1, 0xb0); /* batch b0 */
+    lens[2] = pack_issued(vals[2], ids[2], 1, 0xb1, 1, 0xb1); /* b1 issued only this one */
+    lens[3] = pack_issued(vals[3], ids[3], 9, 0xb0, 9, 0xb0); /* b0's hash, another height */
+    mn_kvmap *m = mn_kv_new();
+    assert_non_null(m);
+    for (int i = 0; i < N; i++) {
+        size_t kl = mn_store_key_record(k, ids[i]);
+        assert_int_equal(mn_kv_put(m, k, kl, vals[i], lens[i]), MN_OK);
+    }
+    uint8_t th[32], loc[MN_STORE_TX_LOC_MAX];
+    for (int i = 0; i < 2; i++) {
+        memset(th, 0xb0 + i, 32);
+        size_t kl = mn_store_key_tx(k, th);
+        size_t ll = mn_store_tx_location(loc, 1, 200 + (uint32_t)i); /* an index of two varint bytes */
+        assert_int_equal(mn_kv_put(m, k, kl, loc, ll), MN_OK);
+    }
+    uint8_t zero[32] = {0};
+    assert_int_equal(mn_store_commit(s, 1, (const uint8_t *)"b", 1, NULL, 0, m, zero), MN_OK);
+    mn_kv_free(m);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) reads_back(s, ids[i], vals[i], lens[i]);
+        rec_total tot = {0};
+        assert_int_equal(mn_store_scan(s, 'r', total_records, &tot), MN_OK);
+        assert_int_equal(tot.n, N);
+        assert_int_equal(tot.bytes, lens[0] + lens[1] + lens[2] + lens[3]);
+        mn_store_close(s);
+        s = open_or_fail(t.data);
+    }
+    mn_store_close(s);
+    long stored[N];
+    uint8_t first[N];
+    for (int i = 0; i < N; i++) {
+        uint8_t kh[32], pk[1 + 8 + 32];
+        mn_smt_key_credential(kh, ids[i]);
+        pk[0] = 'r';
+        memcpy(pk + 1, kh, 8);
+        memcpy(pk + 9, ids[i], 32);
+        stored[i] = raw_len(t.data, pk, sizeof pk, &first[i]);
+    }
+    /* id (34) and fields 15, 16 (37) left out everywhere; field 14 (34) too in a batch, for a 2-byte index */
+    assert_int_equal(first[0], 0x02);
+    assert_int_equal(stored[0], (long)lens[0] - 34 - 37 - 34 + 1 + 2);
+    assert_int_equal(stored[1], (long)lens[1] - 34 - 37 - 34 + 1 + 2);
+    assert_int_equal(first[2], 0x01);
+    assert_int_equal(stored[2], (long)lens[2] - 34 - 37 + 1);
+    assert_int_equal(first[3], 0x01);
+    uint8_t xk[13] = {'X', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 200};
+    assert_int_equal(raw_len(t.data, xk, sizeof xk, NULL), 32);
+    xk[12] = 201; /* b1 named by no record: no entry */
+    assert_int_equal(raw_len(t.data, xk, sizeof xk, NULL), -1);
+
+    xk[12] = 200;
+    raw_delete(t.data, xk, sizeof xk);
+    s = open_or_fail(t.data);
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    assert_int_equal(mn_store_get_record(s, ids[0], &v, &vl), MN_ECORRUPT);
+    assert_int_equal(mn_store_get_record(s, ids[2], &v, &vl), MN_OK);
+    free(v);
+    rec_total tot = {0};
+    assert_int_equal(mn_store_scan(s, 'r', total_records, &tot), MN_ECORRUPT);
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
 static void other_store_formats_are_refused(void **state) {
     (void)state;
     tmpdir t;
@@ -812,6 +945,7 @@ int main(void) {
         cmocka_unit_test(status_changes_of_the_previous_encoding_read),
         cmocka_unit_test(record_values_read_back_exactly),
         cmocka_unit_test(records_as_issued_are_stored_shorter),
+        cmocka_unit_test(records_of_a_batch_name_their_transaction),
         cmocka_unit_test(other_store_formats_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
