@@ -263,6 +263,16 @@ static int ledger_smt_get(void *ctx, const uint8_t *pos, size_t len, uint8_t nod
     return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
+/* For the store's commit (mn_store_set_tree): whether the committed tree
+ * holds a node at pos, when the in-memory tree is the committed one. */
+static int ledger_tree_has(void *ctx, const uint8_t *pos, size_t len) {
+    mn_ledger *l = ctx;
+    uint8_t cur[MN_HASH_LEN], node[MN_SMT_NODE_LEN];
+    mn_store_root(l->store, cur);
+    if (memcmp(cur, l->tree_root, MN_HASH_LEN) != 0) return -1;
+    return mn_nodemap_get(l->tree, pos, len, node) ? 1 : 0;
+}
+
 static void ledger_smt_prefetch(void *ctx, const uint8_t *pos, size_t len, int stage) {
     mn_ledger *l = ctx;
     mn_nodemap_prefetch(l->tree, pos, len, stage);
@@ -364,6 +374,7 @@ int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) 
         mn_ledger_free(l);
         return rc;
     }
+    mn_store_set_tree(store, ledger_tree_has, l);
     *out = l;
     return MN_OK;
 }
@@ -372,6 +383,7 @@ static void rec_cache_free(struct rec_cache *rc);
 
 void mn_ledger_free(mn_ledger *l) {
     if (!l) return;
+    if (l->store) mn_store_set_tree(l->store, NULL, NULL);
     mn_nodemap_free(l->tree);
     rec_cache_free(l->rc);
     free(l);

@@ -35,6 +35,9 @@ struct mn_store {
     /* Bytes of key hash naming an id in index values (see "index values");
      * 0 in a store of format 5, which keeps whole ids there. */
     size_t ix_prefix;
+    /* The committed tree, when the ledger keeps it (mn_store_set_tree). */
+    mn_store_tree_has_fn tree_has;
+    void *tree_ctx;
     /* Hashes of batch transactions read from 'X' entries (REC_IN_TX),
      * direct-mapped by height and index: the records of a batch name the
      * same few. */
@@ -702,9 +705,13 @@ static int ix_decode(mn_store *s, const uint8_t *key, size_t kl, const uint8_t *
     return MN_OK;
 }
 
-/* The records of one write, by key-hash prefix, for ix_unique. */
+/* What ix_unique asks of one write: its tree nodes, when it carries them
+ * and the store knows the committed tree (a node at depth 8 x prefix on a
+ * key's path is there exactly when two keys share that prefix: smt.h);
+ * else its records, by key-hash prefix, beside a seek in the store. */
 typedef struct ix_rec { uint8_t kh[REC_KH]; uint8_t id[MN_ID_LEN]; } ix_rec;
 typedef struct ix_write {
+    const mn_kvmap *changes; /* with tree nodes; NULL: use recs and seeks */
     ix_rec *recs;
     size_t n;
 } ix_write;
@@ -716,11 +723,17 @@ static int ix_write_init(mn_store *s, ix_write *w, const mn_kvmap *changes) {
     memset(w, 0, sizeof *w);
     if (!s->ix_prefix) return MN_OK;
     size_t total = mn_kv_count(changes), n = 0;
+    bool nodes = false;
     for (size_t i = 0; i < total; i++) {
         const uint8_t *key, *val;
         size_t kl, vl;
         mn_kv_entry(changes, i, &key, &kl, &val, &vl);
         n += is_rec_key(key, kl);
+        nodes = nodes || (kl > 0 && key[0] == MN_SMT_PREFIX);
+    }
+    if (nodes && s->tree_has) {
+        w->changes = changes;
+        return MN_OK;
     }
     if (n == 0) return MN_OK;
     if (!(w->recs = malloc(n * sizeof *w->recs))) return MN_ENOMEM;
@@ -748,6 +761,18 @@ static int ix_unique(mn_store *s, const ix_write *w, const uint8_t id[static MN_
     size_t plen = s->ix_prefix;
     mn_smt_key_credential(kh, id);
     *unique = true;
+    if (w->changes) {
+        uint8_t pos[MN_SMT_POS_KEY_MAX];
+        size_t pl = mn_smt_pos_key(pos, (unsigned)(8 * plen), kh);
+        const uint8_t *v;
+        size_t vl;
+        int st = mn_kv_get(w->changes, pos, pl, &v, &vl);
+        int in_tree = st == MN_KV_VALUE ? 1 : st == MN_KV_DELETED ? 0 : s->tree_has(s->tree_ctx, pos, pl);
+        if (in_tree >= 0) {
+            *unique = !in_tree;
+            return MN_OK;
+        }
+    }
     size_t lo = 0, hi = w->n;
     while (lo < hi) { /* first record of the write at or after the prefix */
         size_t mid = lo + (hi - lo) / 2;
@@ -1130,6 +1155,11 @@ uint64_t mn_store_height(const mn_store *s) { return s->height; }
 
 void mn_store_root(const mn_store *s, uint8_t out[static MN_HASH_LEN]) {
     memcpy(out, s->root, MN_HASH_LEN);
+}
+
+void mn_store_set_tree(mn_store *s, mn_store_tree_has_fn fn, void *ctx) {
+    s->tree_has = fn;
+    s->tree_ctx = fn ? ctx : NULL;
 }
 
 int mn_store_set_index_prefix(mn_store *s, unsigned bytes) {

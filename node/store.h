@@ -69,6 +69,17 @@ typedef struct mn_store mn_store;
 int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) MN_WARN_UNUSED;
 void mn_store_close(mn_store *s); /* NULL-safe */
 
+/* The committed state's tree where its keeper holds it (the ledger's
+ * memory): has returns 1 when the tree holds a node (internal, or explicit
+ * leaf) at position pos_key (mn_smt_pos_key), 0 when not, and -1 when it
+ * cannot tell (its tree is not the store's committed one). A commit whose
+ * changes carry the tree's writes then tells from the tree whether an id
+ * shares its key-hash prefix with another record (store.c, index values)
+ * instead of seeking in the store; the ids its index values name must be
+ * records of the state it commits. ctx is borrowed; a NULL has clears it. */
+typedef int (*mn_store_tree_has_fn)(void *ctx, const uint8_t *pos_key, size_t pos_len);
+void mn_store_set_tree(mn_store *s, mn_store_tree_has_fn has, void *ctx);
+
 /* For tests: index values name an id by `bytes` (1 to 8) bytes of its key
  * hash instead of 8, so that records sharing a prefix, and the whole ids
  * kept for them, are common. Only on a store of height 0 holding no
