@@ -579,6 +579,12 @@ typedef struct rec_ident {
 static bool rec_ident_of(const uint8_t *sv, size_t svl, rec_ident *o) {
     memset(o, 0, sizeof *o);
     size_t i = svl > 0 && (sv[0] == REC_WHOLE || sv[0] == REC_AS_ISSUED) ? 1 : 0;
+    if (svl > 0 && sv[0] == REC_IN_TX) { /* past the transaction's index */
+        const uint8_t *p = sv + 1;
+        uint64_t index;
+        if (!rd_varint(&p, sv + svl, &index)) return false;
+        i = (size_t)(p - sv);
+    }
     while (i < svl) {
         uint64_t tag = 0, v = 0;
         const uint8_t *p = sv + i, *end = sv + svl;
@@ -711,6 +717,7 @@ static int ix_decode(mn_store *s, const uint8_t *key, size_t kl, const uint8_t *
  * else its records, by key-hash prefix, beside a seek in the store. */
 typedef struct ix_rec { uint8_t kh[REC_KH]; uint8_t id[MN_ID_LEN]; } ix_rec;
 typedef struct ix_write {
+    bool whole;              /* keep every id whole (a snapshot's import) */
     const mn_kvmap *changes; /* with tree nodes; NULL: use recs and seeks */
     ix_rec *recs;
     size_t n;
@@ -804,8 +811,8 @@ static int ix_encode(mn_store *s, const ix_write *w, const uint8_t *key, size_t 
     uint8_t pos[IX_LIST_MAX];
     for (size_t i = 0; i < n; i++) {
         uint8_t kh[MN_HASH_LEN];
-        bool unique;
-        int rc = ix_unique(s, w, val + i * MN_ID_LEN, kh, &unique);
+        bool unique = false;
+        int rc = w->whole ? MN_OK : ix_unique(s, w, val + i * MN_ID_LEN, kh, &unique);
         if (rc != MN_OK) {
             free(o);
             return rc;
@@ -1711,8 +1718,11 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
     if (s->height != 0) return MN_ESTATE;
     leveldb_writebatch_t *b = leveldb_writebatch_create();
     size_t n = mn_kv_count(changes);
-    ix_write w;
-    int rc = ix_write_init(s, &w, changes);
+    /* Ids stay whole: telling which may go by prefix would cost a seek
+     * each without the tree, which is built after the import; the entries
+     * the node rewrites later go by prefix. */
+    ix_write w = {.whole = true};
+    int rc = MN_OK;
     for (size_t i = 0; i < n && rc == MN_OK; i++) {
         const uint8_t *key, *val;
         size_t key_len, val_len;

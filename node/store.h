@@ -104,7 +104,8 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
 /* ---- snapshot import (node/snapshot.h): only on an empty store (height 0) */
 
 /* Writes every entry of changes (not metadata, blocks or certificates) in
- * one unsynced batch, leaving the height at 0. Returns MN_OK, MN_ESTATE
+ * one unsynced batch, leaving the height at 0 (index values keep their
+ * ids whole here). Returns MN_OK, MN_ESTATE
  * (height not 0), MN_EINVAL (a key of family M, B or C), MN_EIO. */
 int mn_store_write(mn_store *s, const mn_kvmap *changes) MN_WARN_UNUSED;
 

@@ -57,11 +57,12 @@ static void put_record(mn_kvmap *m, const uint8_t id[32], uint32_t holder, uint3
     assert_int_equal(mn_kv_put(m, k, kl, v, vl), MN_OK);
 }
 
-/* The 'T' entry of the transaction (hash 0x5a..) put_record's records name, at height 1. */
+/* The 'T' entry of the transaction (hash 0x5a..) put_record's records
+ * name, at height 1, index 300 (whose varint has a byte past the first). */
 static void put_issuing_tx(mn_kvmap *m) {
     uint8_t k[MN_STORE_KEY_MAX], th[32], loc[MN_STORE_TX_LOC_MAX];
     memset(th, 0x5a, 32);
-    size_t kl = mn_store_key_tx(k, th), ll = mn_store_tx_location(loc, 1, 0);
+    size_t kl = mn_store_key_tx(k, th), ll = mn_store_tx_location(loc, 1, 300);
     assert_int_equal(mn_kv_put(m, k, kl, loc, ll), MN_OK);
 }
 
