@@ -664,8 +664,11 @@ static int ix_resolve(mn_store *s, const uint8_t *key, size_t kl, const uint8_t 
 
 /* The ids of a stored index value, as callers see them (32 bytes each),
  * into *out (malloc'd, the caller frees). MN_OK, MN_ECORRUPT, MN_ENOMEM, MN_EIO. */
-static int ix_decode(mn_store *s, const uint8_t *key, size_t kl, const uint8_t *sv, size_t svl, uint8_t **out,
-                     size_t *out_len) {
+typedef struct rec_keys rec_keys;
+static const uint8_t *rec_keys_only(const rec_keys *rk, const uint8_t *prefix, size_t plen);
+
+static int ix_decode(mn_store *s, const rec_keys *rk, const uint8_t *key, size_t kl, const uint8_t *sv, size_t svl,
+                     uint8_t **out, size_t *out_len) {
     size_t plen = s->ix_prefix, n, f = 0;
     const uint8_t *pos = NULL, *p;
     if (is_holder_key(key, kl)) {
@@ -698,7 +701,11 @@ static int ix_decode(mn_store *s, const uint8_t *key, size_t kl, const uint8_t *
             p += MN_ID_LEN;
             w++;
         } else {
-            rc = ix_resolve(s, key, kl, p, ids + i * MN_ID_LEN);
+            const uint8_t *only = rk ? rec_keys_only(rk, p, plen) : NULL;
+            if (only)
+                memcpy(ids + i * MN_ID_LEN, only, MN_ID_LEN);
+            else
+                rc = ix_resolve(s, key, kl, p, ids + i * MN_ID_LEN);
             p += plen;
         }
     }
@@ -861,7 +868,7 @@ static int stored_get(mn_store *s, const void *key, size_t key_len, stored_value
     if (rc != MN_OK) return rc;
     sv->rec = k == sv->pk;
     if (s->ix_prefix && (is_holder_key(key, key_len) || is_device_key(key, key_len))) {
-        rc = ix_decode(s, key, key_len, (const uint8_t *)sv->v, sv->vl, &sv->ids, &sv->len);
+        rc = ix_decode(s, NULL, key, key_len, (const uint8_t *)sv->v, sv->vl, &sv->ids, &sv->len);
         leveldb_free(sv->v);
         sv->v = NULL;
         return rc;
@@ -1889,7 +1896,53 @@ static int rec_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v,
     return stop;
 }
 
-typedef struct { mn_store *s; mn_store_kv_cb cb; void *ctx; int rc; } ix_scan;
+/* The stored keys of every record (key-hash prefix and id), in their
+ * order, which is the key hashes' order: a scan of an index family
+ * resolves its ids here by a binary search instead of a seek each (a 10 M
+ * snapshot export spent 90 s on those seeks). An id whose prefix one
+ * record alone holds is that record's; its holder, type or device are not
+ * read again here (the snapshot import checks the indexes against the
+ * records), and a prefix several records hold is resolved in the store. */
+struct rec_keys {
+    uint8_t (*k)[REC_KH + MN_ID_LEN];
+    size_t n, cap;
+    bool oom;
+};
+
+static int rec_keys_add(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    rec_keys *rk = ctx;
+    if (kl != REC_KEY_LEN) return 0; /* not a record key: resolved in the store */
+    if (rk->n == rk->cap) {
+        size_t nc = rk->cap ? rk->cap * 2 : 1u << 16;
+        void *m = realloc(rk->k, nc * sizeof *rk->k);
+        if (!m) {
+            rk->oom = true;
+            return 1;
+        }
+        rk->k = m;
+        rk->cap = nc;
+    }
+    memcpy(rk->k[rk->n++], k + 1, REC_KH + MN_ID_LEN);
+    return 0;
+}
+
+static const uint8_t *rec_keys_only(const rec_keys *rk, const uint8_t *prefix, size_t plen) {
+    size_t lo = 0, hi = rk->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(rk->k[mid], prefix, plen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == rk->n || memcmp(rk->k[lo], prefix, plen) != 0) return NULL;
+    if (lo + 1 < rk->n && memcmp(rk->k[lo + 1], prefix, plen) == 0) return NULL;
+    return rk->k[lo] + REC_KH;
+}
+
+typedef struct { mn_store *s; const rec_keys *rk; mn_store_kv_cb cb; void *ctx; int rc; } ix_scan;
 
 /* Hands index entries out with their ids whole. */
 static int ix_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
@@ -1900,7 +1953,7 @@ static int ix_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, 
     }
     uint8_t *ids = NULL;
     size_t n = 0;
-    if ((x->rc = ix_decode(x->s, k, kl, v, vl, &ids, &n)) != MN_OK) return 1;
+    if ((x->rc = ix_decode(x->s, x->rk, k, kl, v, vl, &ids, &n)) != MN_OK) return 1;
     int stop = x->cb(x->ctx, k, kl, ids, n);
     free(ids);
     return stop;
@@ -1909,8 +1962,12 @@ static int ix_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, 
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {
     uint8_t start = (uint8_t)fam;
     if (s->ix_prefix && (fam == 'h' || fam == 'd')) {
-        ix_scan x = {s, cb, ctx, MN_OK};
-        int rc = iterate(s, &start, 1, fam, (size_t)-1, ix_adapter, &x);
+        rec_keys rk = {0};
+        uint8_t r = 'r';
+        int rc = iterate(s, &r, 1, 'r', (size_t)-1, rec_keys_add, &rk);
+        ix_scan x = {s, rk.oom ? NULL : &rk, cb, ctx, MN_OK};
+        if (rc == MN_OK) rc = iterate(s, &start, 1, fam, (size_t)-1, ix_adapter, &x);
+        free(rk.k);
         return rc != MN_OK ? rc : x.rc;
     }
     if (fam != 'r') return iterate(s, &start, 1, fam, (size_t)-1, cb, ctx);
