@@ -63,19 +63,6 @@ static void drop_iter(mn_store *s) {
     s->rit = NULL;
 }
 
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
-    return v;
-}
-
 static void put_u32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
@@ -438,14 +425,14 @@ size_t mn_store_key_tx(uint8_t *out, const uint8_t tx_hash[static MN_HASH_LEN]) 
 
 size_t mn_store_key_change(uint8_t *out, uint64_t height, uint32_t seq) {
     out[0] = 'W';
-    put_u64(out + 1, height);
+    mn_put_u64be(out + 1, height);
     put_u32(out + 9, seq);
     return 13;
 }
 
 static size_t key_height(uint8_t *out, char fam, uint64_t h) {
     out[0] = (uint8_t)fam;
-    put_u64(out + 1, h);
+    mn_put_u64be(out + 1, h);
     return 9;
 }
 
@@ -477,7 +464,7 @@ static int raw_get(mn_store *s, const uint8_t *key, size_t kl, char **v, size_t 
  * written for the batch transactions records name by index (REC_IN_TX). */
 static size_t key_tx_at(uint8_t *out, uint64_t height, uint32_t index) {
     out[0] = 'X';
-    put_u64(out + 1, height);
+    mn_put_u64be(out + 1, height);
     put_u32(out + 9, index);
     return 13;
 }
@@ -995,7 +982,7 @@ static uint64_t last_seq(mn_store *s, char fam, size_t key_len) {
     if (leveldb_iter_valid(it)) {
         size_t kl = 0;
         const char *k = leveldb_iter_key(it, &kl);
-        if (kl == key_len && k[0] == fam) seq = get_u64((const uint8_t *)k + key_len - 8);
+        if (kl == key_len && k[0] == fam) seq = mn_get_u64be((const uint8_t *)k + key_len - 8);
     }
     leveldb_iter_destroy(it);
     return seq;
@@ -1087,7 +1074,7 @@ int mn_store_open(mn_store **out, const char *dir, char *err, size_t err_len) {
     size_t n = 0;
     int rc = mn_store_get_buf(s, K_HEIGHT, strlen(K_HEIGHT), buf, sizeof buf, &n);
     if (rc == MN_OK && n == 8) {
-        s->height = get_u64(buf);
+        s->height = mn_get_u64be(buf);
         rc = mn_store_get_buf(s, K_ROOT, strlen(K_ROOT), s->root, MN_HASH_LEN, &n);
         if (rc != MN_OK || n != MN_HASH_LEN) rc = MN_ECORRUPT;
     } else if (rc == MN_OK || rc == MN_ETOOBIG) {
@@ -1631,7 +1618,7 @@ static void wlog_put(leveldb_writebatch_t *b, uint64_t height, const uint8_t *bl
         size_t kl, vl;
         mn_kv_entry(changes, i, &key, &kl, &val, &vl);
         if (kl != 13 || key[0] != 'W') continue;
-        ok = val && get_u64(key + 1) == height && get_u32(key + 9) == m;
+        ok = val && mn_get_u64be(key + 1) == height && get_u32(key + 9) == m;
         vals[m] = val;
         lens[m] = vl;
         sk[i] = true;
@@ -1672,7 +1659,7 @@ static void chain_put_block(leveldb_writebatch_t *cb, uint64_t height, const uin
 static int write_block(mn_store *s, leveldb_writebatch_t *cb, leveldb_writebatch_t *b, uint64_t height,
                        const uint8_t state_root[static MN_HASH_LEN]) {
     uint8_t hb[8];
-    put_u64(hb, height);
+    mn_put_u64be(hb, height);
     leveldb_writebatch_put(b, K_HEIGHT, strlen(K_HEIGHT), (const char *)hb, 8);
     leveldb_writebatch_put(b, K_ROOT, strlen(K_ROOT), (const char *)state_root, MN_HASH_LEN);
     int rc = write_batch(s, s->chain, cb);
@@ -1844,7 +1831,7 @@ int mn_store_get_nonce(mn_store *s, const char *signer, uint64_t *nonce) {
     }
     if (rc == MN_ETOOBIG || (rc == MN_OK && n != 8)) return MN_ECORRUPT;
     if (rc != MN_OK) return rc;
-    *nonce = get_u64(v);
+    *nonce = mn_get_u64be(v);
     return MN_OK;
 }
 
@@ -1907,7 +1894,23 @@ struct rec_keys {
     uint8_t (*k)[REC_KH + MN_ID_LEN];
     size_t n, cap;
     bool oom;
+    /* first[b]: the first key whose prefix's first two bytes are b or
+     * more (key hashes are uniform: a search then stays in a few pages) */
+    size_t first[65537];
 };
+
+static unsigned rec_keys_bucket(const uint8_t *prefix, size_t plen) {
+    return plen >= 2 ? ((unsigned)prefix[0] << 8) | prefix[1] : (unsigned)prefix[0] << 8;
+}
+
+static void rec_keys_index(rec_keys *rk) {
+    size_t i = 0;
+    for (unsigned b = 0; b < 65536; b++) {
+        while (i < rk->n && rec_keys_bucket(rk->k[i], 2) < b) i++;
+        rk->first[b] = i;
+    }
+    rk->first[65536] = rk->n;
+}
 
 static int rec_keys_add(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     (void)v;
@@ -1929,7 +1932,8 @@ static int rec_keys_add(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
 }
 
 static const uint8_t *rec_keys_only(const rec_keys *rk, const uint8_t *prefix, size_t plen) {
-    size_t lo = 0, hi = rk->n;
+    unsigned b = rec_keys_bucket(prefix, plen);
+    size_t lo = rk->first[b], hi = plen >= 2 ? rk->first[b + 1] : rk->first[b + 256 > 65536 ? 65536 : b + 256];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (memcmp(rk->k[mid], prefix, plen) < 0)
@@ -1962,12 +1966,15 @@ static int ix_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, 
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {
     uint8_t start = (uint8_t)fam;
     if (s->ix_prefix && (fam == 'h' || fam == 'd')) {
-        rec_keys rk = {0};
+        rec_keys *rk = calloc(1, sizeof *rk);
         uint8_t r = 'r';
-        int rc = iterate(s, &r, 1, 'r', (size_t)-1, rec_keys_add, &rk);
-        ix_scan x = {s, rk.oom ? NULL : &rk, cb, ctx, MN_OK};
+        int rc = rk ? iterate(s, &r, 1, 'r', (size_t)-1, rec_keys_add, rk) : MN_OK;
+        bool usable = rk && !rk->oom;
+        if (usable) rec_keys_index(rk);
+        ix_scan x = {s, usable ? rk : NULL, cb, ctx, MN_OK};
         if (rc == MN_OK) rc = iterate(s, &start, 1, fam, (size_t)-1, ix_adapter, &x);
-        free(rk.k);
+        if (rk) free(rk->k);
+        free(rk);
         return rc != MN_OK ? rc : x.rc;
     }
     if (fam != 'r') return iterate(s, &start, 1, fam, (size_t)-1, cb, ctx);
@@ -2039,13 +2046,13 @@ int mn_store_status_changes(mn_store *s, uint64_t from_height, size_t max, mn_st
     for (leveldb_iter_seek(it, (const char *)start, sl); !stop && leveldb_iter_valid(it); leveldb_iter_next(it)) {
         size_t kl = 0, vl = 0;
         const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &kl);
-        if (kl < 9 || k[0] != 'W' || get_u64(k + 1) > s->height) break;
+        if (kl < 9 || k[0] != 'W' || mn_get_u64be(k + 1) > s->height) break;
         const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vl);
         if (kl == 13) { /* a change stored on its own */
-            c.height = get_u64(k + 1);
+            c.height = mn_get_u64be(k + 1);
             stop = change_one(&c, v, vl);
         } else if (kl == 9) { /* a block's changes (see above) */
-            c.height = get_u64(k + 1);
+            c.height = mn_get_u64be(k + 1);
             uint8_t *blk = NULL;
             size_t blk_len = 0;
             rc = mn_store_get_block(s, c.height, &blk, &blk_len);
@@ -2088,8 +2095,8 @@ static int put_synced(mn_store *s, const uint8_t *k, size_t kl, const uint8_t *v
 int mn_store_votelog_put(mn_store *s, uint64_t height, const uint8_t *entry, size_t len) {
     uint8_t k[17];
     k[0] = 'V';
-    put_u64(k + 1, height);
-    put_u64(k + 9, s->vote_seq + 1);
+    mn_put_u64be(k + 1, height);
+    mn_put_u64be(k + 9, s->vote_seq + 1);
     int rc = put_synced(s, k, sizeof k, entry, len, "votelog_write_failed");
     if (rc == MN_OK) s->vote_seq++;
     return rc;
@@ -2107,7 +2114,7 @@ static int prune_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *
     (void)v;
     (void)vl;
     prune_ctx *p = ctx;
-    if (kl != 17 || get_u64(k + 1) >= p->below) return 1;
+    if (kl != 17 || mn_get_u64be(k + 1) >= p->below) return 1;
     leveldb_writebatch_delete(p->b, (const char *)k, kl);
     p->n++;
     return 0;
