@@ -151,19 +151,6 @@ static const char *type_name(unsigned type) {
     return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
 }
 
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
-    return v;
-}
-
 /* ---------------------------------------------------------------- records */
 
 static size_t rec_pack(const rec *r, uint8_t *out, size_t cap) {
@@ -1085,7 +1072,7 @@ int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned fl
         size_t blen = 0;
         int rc = ex_read(e, nk, nkl, &buf, &blen);
         if (rc == MN_OK && blen == 8)
-            last = get_u64(buf);
+            last = mn_get_u64be(buf);
         else if (rc != MN_ENOTFOUND)
             code = TX_IO_ERROR;
         free(buf);
@@ -1104,7 +1091,7 @@ int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned fl
         }
         if (code == TX_OK) {
             uint8_t v[8], tk[MN_STORE_KEY_MAX], loc[MN_STORE_TX_LOC_MAX];
-            put_u64(v, t.p->nonce);
+            mn_put_u64be(v, t.p->nonce);
             size_t tkl = mn_store_key_tx(tk, e->last.hash);
             size_t ll = mn_store_tx_location(loc, e->height, index);
             if (mn_kv_put(e->txw, nk, nkl, v, 8) != MN_OK || mn_kv_put(e->txw, tk, tkl, loc, ll) != MN_OK ||

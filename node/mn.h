@@ -63,4 +63,18 @@ _Static_assert(MN_TX_BATCH_BYTES_MAX * 4 < MN_BLOCK_BYTES_MAX - 65536, "a block 
 _Static_assert(MN_TX_BATCH_BYTES_MAX >= MN_BATCH_ITEMS_MAX * 200, "room for the items (an issuance is ~135 bytes)");
 _Static_assert(MN_MEMBER_ID_MAX < 64, "member ids stay short");
 
+/* A u64 as 8 big-endian bytes at p (keys on disk sort by it), and back. */
+static inline void mn_put_u64be(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t mn_get_u64be(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
 #endif
