@@ -36,7 +36,11 @@
  * Ownership: mn_ledger_open borrows the store and the genesis (both must
  * outlive the ledger). An mn_exec borrows the ledger; several may exist for
  * one height (competing proposals); only one can be committed, after which
- * the others refuse to commit (MN_ESTATE) and must be freed.
+ * the others refuse to commit (MN_ESTATE) and must be freed. While open,
+ * the ledger lends the store its in-memory tree (mn_store_set_tree), so
+ * that commits tell shared key-hash prefixes without seeking; freeing any
+ * ledger takes it back (with two ledgers on one store, the one opened last
+ * answers until then).
  * Single-threaded: call from one thread. Every block must be committed
  * through mn_exec_commit (the ledger caches the top of the committed tree). */
 #ifndef MN_LEDGER_H
