@@ -83,6 +83,17 @@ static bool rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
     return false;
 }
 
+/* Writes v as a varint at out (at most 10 bytes); returns its length. */
+static size_t put_varint(uint8_t *out, uint64_t v) {
+    size_t n = 0;
+    do {
+        out[n] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+        n++;
+    } while (v);
+    return n;
+}
+
 static uint32_t get_u32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
@@ -278,11 +289,7 @@ static int rec_put_value(const uint8_t *id, const uint8_t *v, size_t vl, tx_refs
                 if (!(*tmp = malloc(1 + 5 + n - skip))) return MN_ENOMEM;
                 uint8_t *o = *tmp;
                 *o++ = REC_IN_TX;
-                uint32_t x = r->index;
-                do {
-                    *o++ = (uint8_t)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
-                    x >>= 7;
-                } while (x);
+                o += put_varint(o, r->index);
                 memcpy(o, b, tx - 2);
                 o += tx - 2;
                 memcpy(o, b + end + skip, n - end - skip);
@@ -1315,14 +1322,7 @@ static void wb_put(wbuf *w, const void *d, size_t n) {
 
 static void wb_varint(wbuf *w, uint64_t v) {
     uint8_t b[10];
-    size_t n = 0;
-    do {
-        b[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v) b[n] |= 0x80;
-        n++;
-    } while (v);
-    wb_put(w, b, n);
+    wb_put(w, b, put_varint(b, v));
 }
 
 static bool rd_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **out, size_t n) {
@@ -1787,16 +1787,8 @@ int mn_store_get_cert(mn_store *s, uint64_t height, uint8_t **out, size_t *len) 
 
 /* Varints: one such entry per transaction, so its bytes count. */
 size_t mn_store_tx_location(uint8_t *out, uint64_t height, uint32_t index) {
-    size_t n = 0;
-    for (uint64_t v = height;; v >>= 7) {
-        out[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
-        if (!(v >> 7)) break;
-    }
-    for (uint64_t v = index;; v >>= 7) {
-        out[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
-        if (!(v >> 7)) break;
-    }
-    return n;
+    size_t n = put_varint(out, height);
+    return n + put_varint(out + n, index);
 }
 
 int mn_store_get_tx_location(mn_store *s, const uint8_t tx_hash[static MN_HASH_LEN],
