@@ -109,6 +109,21 @@ static uint32_t get_u32(const uint8_t *p) {
  * the getters, writers and scans map both here. */
 #define REC_KH 8
 #define REC_KEY_LEN (1 + REC_KH + MN_ID_LEN)
+
+/* A record's stored key past its 'r': key-hash prefix, then id. */
+typedef uint8_t rec_key[REC_KH + MN_ID_LEN];
+
+/* The first of keys[lo..hi) (sorted) at or after prefix (plen bytes). */
+static size_t rec_key_lower_bound(const rec_key *keys, size_t lo, size_t hi, const uint8_t *prefix, size_t plen) {
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(keys[mid], prefix, plen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
 #define REC_WHOLE 0x00
 
 static bool is_rec_key(const uint8_t *key, size_t kl) { return kl == 1 + MN_ID_LEN && key[0] == 'r'; }
@@ -133,6 +148,9 @@ static const uint8_t *phys_key(const uint8_t *key, size_t *kl, uint8_t buf[stati
  * which a read puts back byte for byte after field 14. 0x01 is no protobuf
  * tag (field 0), as REC_WHOLE is not. */
 #define REC_AS_ISSUED 0x01
+#define TAG_TYPE 0x10          /* field 2, varint */
+#define TAG_HOLDER_REF 0x1a    /* field 3, bytes */
+#define TAG_DEVICE_REF 0x22    /* field 4, bytes */
 #define TAG_ISSUED_HEIGHT 0x68 /* field 13, varint */
 #define TAG_ISSUED_TX 0x72     /* field 14, bytes */
 #define TAG_UPDATED_HEIGHT 0x78 /* field 15, varint */
@@ -252,16 +270,32 @@ static bool find_tag(const uint8_t *b, size_t n, uint8_t tag, size_t *v, size_t 
     return false;
 }
 
+/* The protobuf fields of a stored record value past its form's header
+ * (*b, *n; the whole value in the tail form), and for REC_IN_TX the
+ * transaction index (*index, else untouched). False when a REC_IN_TX
+ * header does not parse. */
+static bool rec_body(const uint8_t *sv, size_t svl, const uint8_t **b, size_t *n, uint64_t *index) {
+    const uint8_t *p = sv, *end = sv + svl;
+    if (svl > 0 && (sv[0] == REC_WHOLE || sv[0] == REC_AS_ISSUED)) {
+        p++;
+    } else if (svl > 0 && sv[0] == REC_IN_TX) {
+        p++;
+        if (!rd_varint(&p, end, index)) return false;
+    }
+    *b = p;
+    *n = (size_t)(end - p);
+    return true;
+}
+
 /* The issued height and transaction index a REC_IN_TX value names; false
  * when it does not parse. */
 static bool in_tx_ref(const uint8_t *sv, size_t svl, uint64_t *height, uint64_t *index) {
-    if (svl < 1 || sv[0] != REC_IN_TX) return false;
-    const uint8_t *p = sv + 1, *end = sv + svl;
-    if (!rd_varint(&p, end, index)) return false;
-    size_t h, hl;
-    if (!find_tag(p, (size_t)(end - p), TAG_ISSUED_HEIGHT, &h, &hl)) return false;
-    const uint8_t *q = p + h;
-    return rd_varint(&q, end, height);
+    const uint8_t *b;
+    size_t n, h, hl;
+    if (svl < 1 || sv[0] != REC_IN_TX || !rec_body(sv, svl, &b, &n, index)) return false;
+    if (!find_tag(b, n, TAG_ISSUED_HEIGHT, &h, &hl)) return false;
+    const uint8_t *q = b + h;
+    return rd_varint(&q, b + n, height);
 }
 
 /* The stored value of record bytes v of id: a tail of v, or *tmp
@@ -338,11 +372,8 @@ static size_t rec_get_value(const uint8_t *id, const uint8_t *sv, size_t svl, co
         svl--;
         as_issued = find_issued(sv, svl, &h, &hl, &tx, &end);
     } else if (svl > 0 && sv[0] == REC_IN_TX) {
-        const uint8_t *p = sv + 1, *e = sv + svl;
         uint64_t index;
-        if (rd_varint(&p, e, &index)) {
-            svl = (size_t)(e - p);
-            sv = p;
+        if (rec_body(sv, svl, &sv, &svl, &index)) {
             in_tx = tx_hash && find_tag(sv, svl, TAG_ISSUED_HEIGHT, &h, &hl);
             end = h + hl; /* field 14 goes here */
         }
@@ -572,31 +603,16 @@ typedef struct rec_ident {
 
 static bool rec_ident_of(const uint8_t *sv, size_t svl, rec_ident *o) {
     memset(o, 0, sizeof *o);
-    size_t i = svl > 0 && (sv[0] == REC_WHOLE || sv[0] == REC_AS_ISSUED) ? 1 : 0;
-    if (svl > 0 && sv[0] == REC_IN_TX) { /* past the transaction's index */
-        const uint8_t *p = sv + 1;
-        uint64_t index;
-        if (!rd_varint(&p, sv + svl, &index)) return false;
-        i = (size_t)(p - sv);
+    const uint8_t *b;
+    size_t n, v, vl;
+    uint64_t index;
+    if (!rec_body(sv, svl, &b, &n, &index)) return false;
+    if (find_tag(b, n, TAG_TYPE, &v, &vl)) {
+        const uint8_t *q = b + v;
+        if (!rd_varint(&q, b + n, &o->type)) return false;
     }
-    while (i < svl) {
-        uint64_t tag = 0, v = 0;
-        const uint8_t *p = sv + i, *end = sv + svl;
-        if (!rd_varint(&p, end, &tag) || !rd_varint(&p, end, &v)) return false;
-        i = (size_t)(p - sv);
-        uint64_t field = tag >> 3;
-        if ((tag & 7) == 0) {
-            if (field == 2) o->type = v;
-        } else if ((tag & 7) == 2) {
-            if (v > svl - i) return false;
-            if (field == 3 && v == MN_ID_LEN) o->holder = sv + i;
-            if (field == 4 && v == MN_ID_LEN) o->device = sv + i;
-            i += (size_t)v;
-        } else {
-            return false;
-        }
-        if (field > 4) break; /* rec_pack writes fields in order */
-    }
+    if (find_tag(b, n, TAG_HOLDER_REF, &v, &vl) && vl == MN_ID_LEN) o->holder = b + v;
+    if (find_tag(b, n, TAG_DEVICE_REF, &v, &vl) && vl == MN_ID_LEN) o->device = b + v;
     return true;
 }
 
@@ -716,47 +732,53 @@ static int ix_decode(mn_store *s, const rec_keys *rk, const uint8_t *key, size_t
  * and the store knows the committed tree (a node at depth 8 x prefix on a
  * key's path is there exactly when two keys share that prefix: smt.h);
  * else its records, by key-hash prefix, beside a seek in the store. */
-typedef struct ix_rec { uint8_t kh[REC_KH]; uint8_t id[MN_ID_LEN]; } ix_rec;
 typedef struct ix_write {
     bool whole;              /* keep every id whole (a snapshot's import) */
-    const mn_kvmap *changes; /* with tree nodes; NULL: use recs and seeks */
-    ix_rec *recs;
+    bool tree;               /* changes carry tree nodes and the store knows the tree */
+    const mn_kvmap *changes; /* the write */
+    rec_key *recs;           /* its records, sorted, once a seek needs them */
     size_t n;
+    bool recs_made;
 } ix_write;
 
-static int ix_rec_cmp(const void *a, const void *b) { return memcmp(a, b, sizeof(ix_rec)); }
+static int rec_key_cmp(const void *a, const void *b) { return memcmp(a, b, sizeof(rec_key)); }
 
-/* Collects the records among changes (when s shortens ids). MN_OK or MN_ENOMEM. */
-static int ix_write_init(mn_store *s, ix_write *w, const mn_kvmap *changes) {
+static void ix_write_init(mn_store *s, ix_write *w, const mn_kvmap *changes) {
     memset(w, 0, sizeof *w);
-    if (!s->ix_prefix) return MN_OK;
-    size_t total = mn_kv_count(changes), n = 0;
-    bool nodes = false;
-    for (size_t i = 0; i < total; i++) {
+    w->changes = changes;
+    size_t total = mn_kv_count(changes);
+    for (size_t i = 0; s->ix_prefix && s->tree_has && i < total && !w->tree; i++) {
         const uint8_t *key, *val;
         size_t kl, vl;
         mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        w->tree = kl > 0 && key[0] == MN_SMT_PREFIX;
+    }
+}
+
+/* The write's records as stored keys, sorted (once). MN_OK or MN_ENOMEM. */
+static int ix_write_recs(ix_write *w) {
+    if (w->recs_made) return MN_OK;
+    size_t total = mn_kv_count(w->changes), n = 0;
+    for (size_t i = 0; i < total; i++) {
+        const uint8_t *key, *val;
+        size_t kl, vl;
+        mn_kv_entry(w->changes, i, &key, &kl, &val, &vl);
         n += is_rec_key(key, kl);
-        nodes = nodes || (kl > 0 && key[0] == MN_SMT_PREFIX);
     }
-    if (nodes && s->tree_has) {
-        w->changes = changes;
-        return MN_OK;
-    }
-    if (n == 0) return MN_OK;
-    if (!(w->recs = malloc(n * sizeof *w->recs))) return MN_ENOMEM;
+    if (n && !(w->recs = malloc(n * sizeof *w->recs))) return MN_ENOMEM;
     for (size_t i = 0; i < total; i++) {
         const uint8_t *key, *val;
         size_t kl, vl;
-        mn_kv_entry(changes, i, &key, &kl, &val, &vl);
+        mn_kv_entry(w->changes, i, &key, &kl, &val, &vl);
         if (!is_rec_key(key, kl)) continue;
         uint8_t kh[MN_HASH_LEN];
         mn_smt_key_credential(kh, key + 1);
-        memcpy(w->recs[w->n].kh, kh, REC_KH);
-        memcpy(w->recs[w->n].id, key + 1, MN_ID_LEN);
+        memcpy(w->recs[w->n], kh, REC_KH);
+        memcpy(w->recs[w->n] + REC_KH, key + 1, MN_ID_LEN);
         w->n++;
     }
-    qsort(w->recs, w->n, sizeof *w->recs, ix_rec_cmp);
+    if (w->n) qsort(w->recs, w->n, sizeof *w->recs, rec_key_cmp);
+    w->recs_made = true;
     return MN_OK;
 }
 
@@ -764,12 +786,12 @@ static void ix_write_free(ix_write *w) { free(w->recs); }
 
 /* Whether id may be written as its prefix: no other record shares it,
  * in the write or in the store. MN_OK or MN_EIO. */
-static int ix_unique(mn_store *s, const ix_write *w, const uint8_t id[static MN_ID_LEN], uint8_t kh[static MN_HASH_LEN],
+static int ix_unique(mn_store *s, ix_write *w, const uint8_t id[static MN_ID_LEN], uint8_t kh[static MN_HASH_LEN],
                      bool *unique) {
     size_t plen = s->ix_prefix;
     mn_smt_key_credential(kh, id);
     *unique = true;
-    if (w->changes) {
+    if (w->tree) {
         uint8_t pos[MN_SMT_POS_KEY_MAX];
         size_t pl = mn_smt_pos_key(pos, (unsigned)(8 * plen), kh);
         const uint8_t *v;
@@ -781,16 +803,11 @@ static int ix_unique(mn_store *s, const ix_write *w, const uint8_t id[static MN_
             return MN_OK;
         }
     }
-    size_t lo = 0, hi = w->n;
-    while (lo < hi) { /* first record of the write at or after the prefix */
-        size_t mid = lo + (hi - lo) / 2;
-        if (memcmp(w->recs[mid].kh, kh, plen) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i < w->n && memcmp(w->recs[i].kh, kh, plen) == 0 && *unique; i++)
-        *unique = memcmp(w->recs[i].id, id, MN_ID_LEN) == 0;
+    int rc = ix_write_recs(w);
+    if (rc != MN_OK) return rc;
+    for (size_t i = rec_key_lower_bound(w->recs, 0, w->n, kh, plen);
+         i < w->n && memcmp(w->recs[i], kh, plen) == 0 && *unique; i++)
+        *unique = memcmp(w->recs[i] + REC_KH, id, MN_ID_LEN) == 0;
     const uint8_t *k;
     for (seek_prefix(s, kh, plen); *unique && (k = iter_under(s, kh, plen)) != NULL; leveldb_iter_next(s->rit))
         *unique = memcmp(k + 1 + REC_KH, id, MN_ID_LEN) == 0;
@@ -800,7 +817,7 @@ static int ix_unique(mn_store *s, const ix_write *w, const uint8_t id[static MN_
 /* The stored form of an index value of ids (vl a multiple of 32, at most
  * IX_LIST_MAX of them; one for 'h'), into *out (malloc'd, the caller
  * frees). MN_OK, MN_EINVAL (not such a value), MN_ENOMEM, MN_EIO. */
-static int ix_encode(mn_store *s, const ix_write *w, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+static int ix_encode(mn_store *s, ix_write *w, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
                      uint8_t **out, size_t *out_len) {
     size_t n = vl / MN_ID_LEN, plen = s->ix_prefix;
     bool holder = is_holder_key(key, kl);
@@ -1253,7 +1270,7 @@ static void tx_refs_put_named(const tx_refs *t, leveldb_writebatch_t *b) {
 /* Adds a put (val) or a delete (val NULL) of a caller's key to b, in the
  * stored form (w: the records of the same write). Returns MN_OK,
  * MN_ENOMEM, MN_EINVAL (an index value that is not ids), MN_EIO. */
-static int batch_put(mn_store *s, const ix_write *w, tx_refs *txs, leveldb_writebatch_t *b, const uint8_t *key,
+static int batch_put(mn_store *s, ix_write *w, tx_refs *txs, leveldb_writebatch_t *b, const uint8_t *key,
                      size_t kl, const uint8_t *val, size_t vl) {
     uint8_t pk[REC_KEY_LEN];
     size_t pkl = kl;
@@ -1683,10 +1700,9 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
     size_t n = mn_kv_count(changes);
     ix_write w;
     tx_refs txs;
-    int rc = ix_write_init(s, &w, changes);
+    ix_write_init(s, &w, changes);
     /* a store of format 5 keeps the values that format reads */
-    int trc = s->ix_prefix ? tx_refs_init(&txs, height, changes) : (memset(&txs, 0, sizeof txs), MN_OK);
-    if (rc == MN_OK) rc = trc;
+    int rc = s->ix_prefix ? tx_refs_init(&txs, height, changes) : (memset(&txs, 0, sizeof txs), MN_OK);
     for (size_t i = 0; i < n && rc == MN_OK; i++) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
@@ -1715,7 +1731,7 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
     /* Ids stay whole: telling which may go by prefix would cost a seek
      * each without the tree, which is built after the import; the entries
      * the node rewrites later go by prefix. */
-    ix_write w = {.whole = true};
+    ix_write w = {.whole = true, .changes = changes};
     int rc = MN_OK;
     for (size_t i = 0; i < n && rc == MN_OK; i++) {
         const uint8_t *key, *val;
@@ -1883,7 +1899,7 @@ static int rec_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v,
  * read again here (the snapshot import checks the indexes against the
  * records), and a prefix several records hold is resolved in the store. */
 struct rec_keys {
-    uint8_t (*k)[REC_KH + MN_ID_LEN];
+    rec_key *k;
     size_t n, cap;
     bool oom;
     /* first[b]: the first key whose prefix's first two bytes are b or
@@ -1925,14 +1941,8 @@ static int rec_keys_add(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
 
 static const uint8_t *rec_keys_only(const rec_keys *rk, const uint8_t *prefix, size_t plen) {
     unsigned b = rec_keys_bucket(prefix, plen);
-    size_t lo = rk->first[b], hi = plen >= 2 ? rk->first[b + 1] : rk->first[b + 256 > 65536 ? 65536 : b + 256];
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (memcmp(rk->k[mid], prefix, plen) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t hi = plen >= 2 ? rk->first[b + 1] : rk->first[b + 256];
+    size_t lo = rec_key_lower_bound(rk->k, rk->first[b], hi, prefix, plen);
     if (lo == rk->n || memcmp(rk->k[lo], prefix, plen) != 0) return NULL;
     if (lo + 1 < rk->n && memcmp(rk->k[lo + 1], prefix, plen) == 0) return NULL;
     return rk->k[lo] + REC_KH;

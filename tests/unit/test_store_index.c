@@ -309,6 +309,48 @@ static void ids_sharing_a_prefix_are_kept_whole(void **state) {
     lf_rmrf(t.dir);
 }
 
+static int tree_cannot_tell(void *ctx, const uint8_t *pos, size_t len) {
+    (void)ctx;
+    (void)pos;
+    (void)len;
+    return -1;
+}
+
+/* A write carrying tree nodes whose tree cannot answer (its keeper's tree
+ * is not the committed one) is checked in the store and the write: two
+ * ids sharing their byte in the same write stay whole. */
+static void a_tree_that_cannot_tell_falls_back_to_the_write(void **state) {
+    (void)state;
+    tmpdir t;
+    mn_store *s = open_new(&t, 1);
+    mn_store_set_tree(s, tree_cannot_tell, NULL);
+    uint8_t ids[2][32], id[32], k[MN_STORE_KEY_MAX];
+    int first_of[256], found = 0;
+    for (int i = 0; i < 256; i++) first_of[i] = -1;
+    for (uint32_t i = 0; !found; i++) {
+        lf_id(id, 'y', i);
+        uint8_t p = kh0(id);
+        if (first_of[p] >= 0) {
+            lf_id(ids[0], 'y', (uint32_t)first_of[p]);
+            memcpy(ids[1], id, 32);
+            found = 1;
+        }
+        first_of[p] = (int)i;
+    }
+    mn_kvmap *m = mn_kv_new();
+    put_record(m, ids[0], 1, 1);
+    put_record(m, ids[1], 2, 1);
+    uint8_t node_key[3] = {MN_SMT_PREFIX, 0, 0}, node[MN_SMT_NODE_LEN] = {MN_SMT_INNER};
+    assert_int_equal(mn_kv_put(m, node_key, sizeof node_key, node, sizeof node), MN_OK);
+    size_t kl = device_key(k, 1);
+    assert_int_equal(mn_kv_put(m, k, kl, ids, sizeof ids), MN_OK);
+    assert_int_equal(commit(s, m), MN_OK);
+    reads_as(s, k, kl, (const uint8_t *)ids, sizeof ids);
+    assert_int_equal(stored_value_bytes(s, 'd'), 1 + 2 + 64);
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
 /* An entry naming an id no record of its holder and type (or device)
  * has reads MN_ECORRUPT; a value that is not ids is refused at commit;
  * the prefix is set only on a new store. */
@@ -537,6 +579,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(index_ids_are_stored_by_prefix_and_read_whole),
         cmocka_unit_test(ids_sharing_a_prefix_are_kept_whole),
+        cmocka_unit_test(a_tree_that_cannot_tell_falls_back_to_the_write),
         cmocka_unit_test(entries_naming_no_such_record_are_corrupt),
         cmocka_unit_test(a_store_of_format_5_keeps_whole_ids),
         cmocka_unit_test(the_ledger_reads_the_same_with_shared_prefixes),
