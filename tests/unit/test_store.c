@@ -21,14 +21,7 @@
 #include "ledger_fixture.h"
 #include "smt.h"
 #include "store.h"
-
-typedef struct { char dir[128]; char data[160]; } tmpdir;
-
-static void tmp_make(tmpdir *t) {
-    snprintf(t->dir, sizeof t->dir, "/tmp/mn-store-test-XXXXXX");
-    assert_non_null(mkdtemp(t->dir));
-    snprintf(t->data, sizeof t->data, "%s/data", t->dir);
-}
+#include "store_raw.h"
 
 static mn_store *open_or_fail(const char *path) {
     mn_store *s = NULL;
@@ -547,17 +540,8 @@ static void status_changes_of_the_previous_encoding_read(void **state) {
     *p++ = 1;
     char chain[600];
     snprintf(chain, sizeof chain, "%s/chain", t.data);
-    char *lerr = NULL;
-    leveldb_options_t *o = leveldb_options_create();
-    leveldb_t *db = leveldb_open(o, chain, &lerr);
-    assert_null(lerr);
-    leveldb_writeoptions_t *w = leveldb_writeoptions_create();
     uint8_t wk[9] = {'W', 0, 0, 0, 0, 0, 0, 0, 1};
-    leveldb_put(db, w, (const char *)wk, sizeof wk, (const char *)v1, (size_t)(p - v1), &lerr);
-    assert_null(lerr);
-    leveldb_writeoptions_destroy(w);
-    leveldb_close(db);
-    leveldb_options_destroy(o);
+    raw_write(chain, wk, sizeof wk, v1, (size_t)(p - v1));
 
     s = open_or_fail(t.data);
     change_list got = {0};
@@ -752,34 +736,7 @@ static void records_as_issued_are_stored_shorter(void **state) {
 /* Rewrites (or deletes, when value is NULL) one raw key of a closed store,
  * as an older or newer midnode would have left it. */
 static void raw_put(const char *path, const char *key, const char *value, size_t vlen) {
-    char *lerr = NULL;
-    leveldb_options_t *o = leveldb_options_create();
-    leveldb_t *db = leveldb_open(o, path, &lerr);
-    assert_null(lerr);
-    leveldb_writeoptions_t *w = leveldb_writeoptions_create();
-    leveldb_writeoptions_set_sync(w, 1);
-    if (value)
-        leveldb_put(db, w, key, strlen(key), value, vlen, &lerr);
-    else
-        leveldb_delete(db, w, key, strlen(key), &lerr);
-    assert_null(lerr);
-    leveldb_writeoptions_destroy(w);
-    leveldb_close(db);
-    leveldb_options_destroy(o);
-}
-
-/* Deletes one raw key (of any bytes) of a closed store. */
-static void raw_delete(const char *path, const uint8_t *key, size_t kl) {
-    char *lerr = NULL;
-    leveldb_options_t *o = leveldb_options_create();
-    leveldb_t *db = leveldb_open(o, path, &lerr);
-    assert_null(lerr);
-    leveldb_writeoptions_t *w = leveldb_writeoptions_create();
-    leveldb_delete(db, w, (const char *)key, kl, &lerr);
-    assert_null(lerr);
-    leveldb_writeoptions_destroy(w);
-    leveldb_close(db);
-    leveldb_options_destroy(o);
+    raw_write(path, key, strlen(key), value, vlen);
 }
 
 /* Record bytes of id through every reader: get, scan and the implicit
@@ -878,7 +835,7 @@ static void records_of_a_batch_name_their_transaction(void **state) {
     assert_int_equal(raw_len(t.data, xk, sizeof xk, NULL), -1);
 
     xk[12] = 200;
-    raw_delete(t.data, xk, sizeof xk);
+    raw_write(t.data, xk, sizeof xk, NULL, 0);
     s = open_or_fail(t.data);
     uint8_t *v = NULL;
     size_t vl = 0;

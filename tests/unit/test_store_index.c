@@ -16,13 +16,10 @@
 #include "ledger_fixture.h"
 #include "smt.h"
 #include "store.h"
-
-typedef struct { char dir[128]; char data[160]; } tmpdir;
+#include "store_raw.h"
 
 static mn_store *open_new(tmpdir *t, unsigned prefix) {
-    snprintf(t->dir, sizeof t->dir, "/tmp/mn-ix-test-XXXXXX");
-    assert_non_null(mkdtemp(t->dir));
-    snprintf(t->data, sizeof t->data, "%s/data", t->dir);
+    tmp_make(t);
     char err[256];
     mn_store *s = NULL;
     assert_int_equal(mn_store_open(&s, t->data, err, sizeof err), MN_OK);
@@ -406,20 +403,6 @@ static void entries_naming_no_such_record_are_corrupt(void **state) {
     lf_rmrf(t.dir);
 }
 
-/* Rewrites the format marker of a closed store. */
-static void set_format(const char *path, const char *v, size_t vl) {
-    char *lerr = NULL;
-    leveldb_options_t *o = leveldb_options_create();
-    leveldb_t *db = leveldb_open(o, path, &lerr);
-    assert_null(lerr);
-    leveldb_writeoptions_t *w = leveldb_writeoptions_create();
-    leveldb_put(db, w, "Mformat", 7, v, vl, &lerr);
-    assert_null(lerr);
-    leveldb_writeoptions_destroy(w);
-    leveldb_close(db);
-    leveldb_options_destroy(o);
-}
-
 /* A store of format 5 keeps writing and reading whole ids and records
  * with their transaction's hash; a marker of
  * format 6 with a prefix length out of range is refused. */
@@ -428,7 +411,7 @@ static void a_store_of_format_5_keeps_whole_ids(void **state) {
     tmpdir t;
     mn_store *s = open_new(&t, 0);
     mn_store_close(s);
-    set_format(t.data, "\x05", 1);
+    raw_write(t.data, "Mformat", 7, "\x05", 1);
     char err[256];
     assert_int_equal(mn_store_open(&s, t.data, err, sizeof err), MN_OK);
     assert_int_equal(mn_store_set_index_prefix(s, 1), MN_ESTATE);
@@ -447,7 +430,7 @@ static void a_store_of_format_5_keeps_whole_ids(void **state) {
     assert_int_equal(stored_value_bytes(s, 'h'), 32);
     assert_int_equal(family_entries(s, 'X'), 0); /* records keep their transaction's hash */
     mn_store_close(s);
-    set_format(t.data, "\x06\x09", 2);
+    raw_write(t.data, "Mformat", 7, "\x06\x09", 2);
     s = NULL;
     assert_int_equal(mn_store_open(&s, t.data, err, sizeof err), MN_ECORRUPT);
     assert_null(s);
