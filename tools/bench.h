@@ -150,9 +150,10 @@ typedef struct bench_result {
     uint64_t retries;      /* resubmissions after OVERLOADED / MEMPOOL_FULL */
     uint64_t hits, misses; /* status workloads */
     uint64_t loss_reports, issued, revocations; /* transactions sent, by kind */
-    uint64_t propagated;   /* loss reports seen SUSPENDED on every node */
+    uint64_t propagated;   /* loss reports every node streamed as SUSPENDED */
+    uint64_t read_back;    /* of those, reads that answered SUSPENDED (propagated x nodes) */
     uint64_t credentials;  /* preload --batch: credentials in the committed batches */
-    size_t nodes;          /* propagation: nodes polled */
+    size_t nodes;          /* propagation: nodes watched */
     bench_histogram lat;   /* request latency (submit: to commit) */
     bench_histogram prop;  /* propagation */
 } bench_result;
