@@ -483,6 +483,7 @@ static void schedule_build(struct mn_node *n)
 
 static void drive(struct mn_node *n);
 static void gossip_flush(struct mn_node *n);
+static void future_replay(struct mn_node *n);
 
 static void persist_record(struct mn_node *n, const mn_cons_record *r)
 {
@@ -591,6 +592,7 @@ void node_on_cons_timer(uv_timer_t *t)
     if (!n->cons || n->stopping) return;
     (void)mn_cons_on_timeout(n->cons, kind, n->cons_timer_arg[kind].height, n->cons_timer_arg[kind].round);
     drive(n);
+    future_replay(n);
 }
 
 /* ------------------------------------------------------------ building */
@@ -985,6 +987,40 @@ static void on_blocks_response(struct mn_node *n, const char *peer, const Midnod
 
 /* ------------------------------------------------------------ peer messages */
 
+/* Keeps a proposal for the height after the one being decided (see
+ * futureprop.h); judged by future_replay when this node gets there. */
+static void future_keep(struct mn_node *n, const char *peer, const Midnode__Proposal *pp)
+{
+    size_t len = midnode__proposal__get_packed_size(pp);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (!bytes) return;
+    midnode__proposal__pack(pp, bytes);
+    int rc = mn_futureprop_keep(&n->future, peer, pp->height, bytes, len);
+    if (rc != MN_OK)
+        LOG_DEBUG("proposal_not_kept", "peer=%s height=%llu reason=%s", peer, (unsigned long long)pp->height,
+                  mn_strerror(rc));
+    free(bytes);
+}
+
+static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__Proposal *pp);
+
+/* Judges the kept proposals for the height now being decided. Runs after a
+ * message or a timer has been handled, not inside drive(). */
+static void future_replay(struct mn_node *n)
+{
+    char peer[MN_MEMBER_ID_MAX + 1];
+    uint8_t *bytes;
+    size_t len;
+    while (!n->stopping && mn_futureprop_take(&n->future, n->height + 1, peer, &bytes, &len)) {
+        Midnode__Proposal *pp = midnode__proposal__unpack(NULL, len, bytes);
+        free(bytes);
+        if (!pp) continue;
+        mn_counter_inc(n->m_proposals_deferred);
+        on_proposal_msg(n, peer, pp);
+        midnode__proposal__free_unpacked(pp, NULL);
+    }
+}
+
 static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__Proposal *pp)
 {
     if (!n->cons) return;
@@ -995,6 +1031,7 @@ static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__
     }
     if (pp->height > n->height + 1) {
         n->behind = true;
+        if (pp->height == n->height + 2) future_keep(n, peer, pp);
         return;
     }
     if (pp->height <= n->height) return;
@@ -1141,6 +1178,7 @@ void node_on_peer_message(void *ctx, const char *peer, const uint8_t *frame, siz
     }
     default: mn_counter_inc(n->m_peer_msgs_bad); break;
     }
+    future_replay(n);
 out:
     midnode__peer_message__free_unpacked(m, NULL);
 }
@@ -1293,4 +1331,5 @@ void node_chain_stop(struct mn_node *n)
 {
     for (int i = 0; i < NODE_PENDING_MAX; i++)
         if (n->pending[i].used) pending_release(&n->pending[i]);
+    mn_futureprop_clear(&n->future);
 }

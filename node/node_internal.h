@@ -18,6 +18,7 @@
 #include "cert.h"
 #include "config.h"
 #include "cons.h"
+#include "futureprop.h"
 #include "genesis.h"
 #include "http.h"
 #include "ledger.h"
@@ -124,6 +125,7 @@ struct mn_node {
     uint8_t tip_cert_hash[MN_HASH_LEN];
 
     node_pending pending[NODE_PENDING_MAX];
+    mn_futureprop future; /* proposals for the height after the one being decided */
 
     /* proposer: a block is owed to the engine for (need_height, need_round) */
     bool need_block;
@@ -142,7 +144,7 @@ struct mn_node {
 
     /* metrics */
     struct mn_counter *m_blocks, *m_txs_committed, *m_tx_accepted, *m_tx_rejected,
-        *m_rpc_requests, *m_status_queries, *m_sync_blocks, *m_evidence, *m_invalid_proposals,
+        *m_rpc_requests, *m_status_queries, *m_sync_blocks, *m_proposals_deferred, *m_evidence, *m_invalid_proposals,
         *m_peer_msgs_bad;
     struct mn_gauge *m_height, *m_round;
     struct mn_histogram *m_block_interval, *m_commit_latency, *m_exec_time, *m_propagation, *m_rpc_latency;

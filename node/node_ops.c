@@ -51,6 +51,10 @@ int node_metrics_init(struct mn_node *n)
     n->m_rpc_requests = mn_metrics_counter(m, "midnode_rpc_requests_total", "Client RPC requests handled.", NULL);
     n->m_status_queries = mn_metrics_counter(m, "midnode_status_queries_total", "Credential status lookups.", NULL);
     n->m_sync_blocks = mn_metrics_counter(m, "midnode_sync_blocks_total", "Blocks applied through catch-up sync.", NULL);
+    n->m_proposals_deferred = mn_metrics_counter(
+        m, "midnode_proposals_deferred_total",
+        "Proposals that arrived for the height after the one being decided, kept and judged once it committed here.",
+        NULL);
     n->m_evidence = mn_metrics_counter(m, "midnode_equivocations_total", "Conflicting votes detected.", NULL);
     n->m_invalid_proposals = mn_metrics_counter(m, "midnode_invalid_proposals_total", "Proposals judged invalid.", NULL);
     n->m_peer_msgs_bad = mn_metrics_counter(m, "midnode_peer_messages_refused_total", "Peer messages refused.", NULL);
@@ -65,7 +69,7 @@ int node_metrics_init(struct mn_node *n)
                                             "Time to answer a client request (SubmitTx without waiting).", NULL, NULL, 0, 1e-6);
     n->m_exec_time = mn_metrics_histogram(m, "midnode_block_execution_seconds", "Time to execute a proposed block.", NULL, NULL, 0, 1e-6);
     if (!n->m_blocks || !n->m_txs_committed || !n->m_tx_accepted || !n->m_tx_rejected || !n->m_rpc_requests ||
-        !n->m_status_queries || !n->m_sync_blocks || !n->m_evidence || !n->m_invalid_proposals ||
+        !n->m_status_queries || !n->m_sync_blocks || !n->m_proposals_deferred || !n->m_evidence || !n->m_invalid_proposals ||
         !n->m_peer_msgs_bad || !n->m_height || !n->m_round || !n->m_block_interval || !n->m_exec_time ||
         !n->m_commit_latency || !n->m_propagation || !n->m_rpc_latency)
         return MN_ENOMEM;
