@@ -36,18 +36,33 @@ cpu_ticks() {
   echo $t
 }
 
+# Bytes the given pids have caused to be written to storage (write_bytes
+# of /proc/PID/io).
+io_write_bytes() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '$1 == "write_bytes:" {print $2}' "/proc/$p/io"))); done
+  echo $t
+}
+
 # settle MAX PID...: waits until the pids together use under a tenth of a
-# core over two seconds (a bulk load leaves LevelDB compactions running in
-# the background, and measuring beside them measures the load's aftermath),
-# or MAX seconds have passed. Prints the seconds waited; returns 1 when
-# they were still busy.
+# core and write under 1 MB/s, over two windows of two seconds in a row (a
+# bulk load leaves LevelDB compactions to run in the background, and
+# measuring beside them measures the load's aftermath; a compaction waiting
+# on the disk uses little CPU, so CPU alone let runs start with one
+# pending), or MAX seconds have passed. Prints the seconds waited; returns
+# 1 when they were still busy.
 settle() {
-  local max=$1 t0=$SECONDS s0 s1 tck
+  local max=$1 t0=$SECONDS s0 s1 w0 w1 tck quiet=0
   shift
   tck=$(getconf CLK_TCK)
   while :; do
-    s0=$(cpu_ticks "$@"); sleep 2; s1=$(cpu_ticks "$@")
-    [ $(( (s1 - s0) * 100 )) -lt $((tck * 2 * 10)) ] && { echo $((SECONDS - t0)); return 0; }
+    s0=$(cpu_ticks "$@"); w0=$(io_write_bytes "$@"); sleep 2; s1=$(cpu_ticks "$@"); w1=$(io_write_bytes "$@")
+    if [ $(( (s1 - s0) * 100 )) -lt $((tck * 2 * 10)) ] && [ $((w1 - w0)) -lt $((2 * 1024 * 1024)) ]; then
+      quiet=$((quiet + 1))
+    else
+      quiet=0
+    fi
+    [ $quiet -ge 2 ] && { echo $((SECONDS - t0)); return 0; }
     [ $((SECONDS - t0)) -ge "$max" ] && { echo $((SECONDS - t0)); return 1; }
   done
 }
