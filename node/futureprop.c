@@ -11,7 +11,7 @@ static void slot_free(mn_futureprop_slot *s)
     memset(s, 0, sizeof *s);
 }
 
-int mn_futureprop_keep(mn_futureprop *fp, const char *peer, uint64_t height, const uint8_t *bytes, size_t len)
+int mn_futureprop_keep(mn_futureprop *fp, const char *peer, uint64_t height, uint8_t *bytes, size_t len)
 {
     if (!fp || !peer || !peer[0] || strlen(peer) > MN_MEMBER_ID_MAX || !bytes || len == 0) return MN_EINVAL;
     mn_futureprop_slot *slot = NULL;
@@ -24,13 +24,10 @@ int mn_futureprop_keep(mn_futureprop *fp, const char *peer, uint64_t height, con
         if (!s->bytes && !slot) slot = s;
     }
     if (!slot) return MN_EAGAIN;
-    uint8_t *copy = malloc(len);
-    if (!copy) return MN_ENOMEM;
-    memcpy(copy, bytes, len);
     slot_free(slot);
     snprintf(slot->peer, sizeof slot->peer, "%s", peer);
     slot->height = height;
-    slot->bytes = copy;
+    slot->bytes = bytes;
     slot->len = len;
     return MN_OK;
 }

@@ -11,7 +11,7 @@
  * One slot per peer, so a peer can only ever replace what it sent itself;
  * nothing in a kept proposal is checked or trusted here: the caller judges it
  * in full when it takes it back. Fixed size; not thread-safe (one owner, the
- * node's event loop). Kept bytes are copies owned by the set until taken. */
+ * node's event loop). The set owns what it keeps until it is taken back. */
 #ifndef MN_FUTUREPROP_H
 #define MN_FUTUREPROP_H
 
@@ -34,11 +34,12 @@ typedef struct mn_futureprop {
     mn_futureprop_slot slots[MN_FUTUREPROP_SLOTS];
 } mn_futureprop;
 
-/* Keeps a copy of a serialised proposal for height from peer, replacing what
- * that peer had kept. Returns MN_OK; MN_EINVAL (no peer name, one longer than
- * MN_MEMBER_ID_MAX, or no bytes); MN_EAGAIN when every slot holds another
- * peer's proposal (nothing is kept); MN_ENOMEM. */
-int mn_futureprop_keep(mn_futureprop *fp, const char *peer, uint64_t height, const uint8_t *bytes,
+/* Keeps a serialised proposal for height from peer, replacing (and freeing)
+ * what that peer had kept. On MN_OK the set owns bytes (malloc'd); on any
+ * other return the caller still does. Returns MN_OK; MN_EINVAL (no peer
+ * name, one longer than MN_MEMBER_ID_MAX, or no bytes); MN_EAGAIN when
+ * every slot holds another peer's proposal. */
+int mn_futureprop_keep(mn_futureprop *fp, const char *peer, uint64_t height, uint8_t *bytes,
                        size_t len) MN_WARN_UNUSED;
 
 /* Gives back one kept proposal for height: true with *bytes (the caller

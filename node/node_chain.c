@@ -996,10 +996,11 @@ static void future_keep(struct mn_node *n, const char *peer, const Midnode__Prop
     if (!bytes) return;
     midnode__proposal__pack(pp, bytes);
     int rc = mn_futureprop_keep(&n->future, peer, pp->height, bytes, len);
-    if (rc != MN_OK)
+    if (rc != MN_OK) {
         LOG_DEBUG("proposal_not_kept", "peer=%s height=%llu reason=%s", peer, (unsigned long long)pp->height,
                   mn_strerror(rc));
-    free(bytes);
+        free(bytes);
+    }
 }
 
 static void on_proposal_msg(struct mn_node *n, const char *peer, const Midnode__Proposal *pp);
