@@ -592,7 +592,7 @@ static uint64_t id_key(const uint8_t *id) {
 static int loss_index_build(loss_index *li, uint64_t ns, uint64_t count) {
     size_t cap = 16;
     while (cap < count * 2) cap *= 2;
-    li->ids = malloc(count * MN_ID_LEN + 1);
+    li->ids = malloc((count ? count : 1) * MN_ID_LEN);
     li->slots = calloc(cap, sizeof *li->slots);
     li->mask = cap - 1;
     if (!li->ids || !li->slots) return MN_ENOMEM;
@@ -713,7 +713,6 @@ static int read_back(run *r, const loss_index *li, const char *addr, uint64_t *c
         snprintf(err, err_len, "connect %s: %s", addr, cerr);
         return rc;
     }
-    const uint8_t(*batch)[MN_ID_LEN] = NULL;
     uint8_t(*ids)[MN_ID_LEN] = malloc(MN_STATUS_BATCH_MAX * MN_ID_LEN);
     if (!ids) rc = MN_ENOMEM;
     uint64_t i = 0;
@@ -722,9 +721,8 @@ static int read_back(run *r, const loss_index *li, const char *addr, uint64_t *c
         for (; i < r->loss_limit && n < MN_STATUS_BATCH_MAX; i++)
             if (r->recs[i].state == REC_DONE) memcpy(ids[n++], li->ids[i], MN_ID_LEN);
         if (n == 0) break;
-        batch = (const uint8_t(*)[MN_ID_LEN])ids;
         Midnode__GetStatusBatchResponse *b = NULL;
-        rc = mn_client_get_status_batch(c, batch, n, false, &b);
+        rc = mn_client_get_status_batch(c, (const uint8_t(*)[MN_ID_LEN])ids, n, false, &b);
         if (rc != MN_OK) {
             snprintf(err, err_len, "GetStatusBatch on %s: %s", addr, mn_strerror(rc));
             break;
@@ -997,7 +995,7 @@ int bench_run(const bench_opts *o, bench_result *res, char *err, size_t err_len)
         for (size_t i = 0; i < np; i++) mn_client_free(ws[i].c);
         for (size_t i = 0; rc == MN_OK && i < np; i++) {
             uint64_t wrong = 0, checked = 0;
-            rc = read_back(r, &li, o->node_count ? o->nodes[i] : tn.nodes[i], &checked, &wrong, err, err_len);
+            rc = read_back(r, &li, ws[i].addr, &checked, &wrong, err, err_len);
             res->read_back += checked - wrong;
         }
         loss_index_free(&li);
