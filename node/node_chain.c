@@ -413,15 +413,29 @@ out:
 
 /* ------------------------------------------------------------ commit */
 
+/* A synced write that takes this long is logged: consensus waits on it. */
+#define NODE_SLOW_DURABLE_WRITE_MS 100
+
+static void note_durable_write(struct mn_node *n, const char *what, uint64_t height, uint64_t t0_ns)
+{
+    uint64_t us = (uv_hrtime() - t0_ns) / 1000;
+    mn_histogram_observe(n->m_durable_write, us);
+    if (us >= NODE_SLOW_DURABLE_WRITE_MS * 1000)
+        LOG_WARN("slow_durable_write", "what=%s height=%llu ms=%llu", what, (unsigned long long)height,
+                 (unsigned long long)(us / 1000));
+}
+
 static int commit_pending(struct mn_node *n, node_pending *p, const Midnode__CommitCertificate *cert)
 {
     size_t cl = midnode__commit_certificate__get_packed_size(cert);
     uint8_t *cb = malloc(cl ? cl : 1);
     if (!cb) return MN_ENOMEM;
     midnode__commit_certificate__pack(cert, cb);
+    uint64_t t0 = uv_hrtime();
     int rc = mn_exec_commit(p->exec, p->block, p->block_len, cb, cl);
     free(cb);
     if (rc != MN_OK) return rc;
+    note_durable_write(n, "commit", p->height, t0);
 
     uint64_t prev_local = n->tip_local_ms;
     rc = node_load_tip(n);
@@ -496,8 +510,10 @@ static void persist_record(struct mn_node *n, const mn_cons_record *r)
         return;
     }
     midnode__signed_record__pack(&sr, buf);
+    uint64_t t0 = uv_hrtime();
     int rc = mn_store_votelog_put(n->store, r->height, buf, len);
     if (rc != MN_OK) node_fatal(n, rc, "cannot make a signed vote durable");
+    note_durable_write(n, "vote", r->height, t0);
 }
 
 static void on_commit_action(struct mn_node *n, const mn_cons_action *a)

@@ -148,6 +148,7 @@ struct mn_node {
         *m_peer_msgs_bad;
     struct mn_gauge *m_height, *m_round;
     struct mn_histogram *m_block_interval, *m_commit_latency, *m_exec_time, *m_propagation, *m_rpc_latency;
+    struct mn_histogram *m_durable_write;
 };
 
 /* node.c */

@@ -68,10 +68,13 @@ int node_metrics_init(struct mn_node *n)
     n->m_rpc_latency = mn_metrics_histogram(m, "midnode_rpc_latency_seconds",
                                             "Time to answer a client request (SubmitTx without waiting).", NULL, NULL, 0, 1e-6);
     n->m_exec_time = mn_metrics_histogram(m, "midnode_block_execution_seconds", "Time to execute a proposed block.", NULL, NULL, 0, 1e-6);
+    n->m_durable_write = mn_metrics_histogram(m, "midnode_durable_write_seconds",
+                                              "Time of each synced write: a vote log record, or a block's commit.", NULL,
+                                              NULL, 0, 1e-6);
     if (!n->m_blocks || !n->m_txs_committed || !n->m_tx_accepted || !n->m_tx_rejected || !n->m_rpc_requests ||
         !n->m_status_queries || !n->m_sync_blocks || !n->m_proposals_deferred || !n->m_evidence || !n->m_invalid_proposals ||
         !n->m_peer_msgs_bad || !n->m_height || !n->m_round || !n->m_block_interval || !n->m_exec_time ||
-        !n->m_commit_latency || !n->m_propagation || !n->m_rpc_latency)
+        !n->m_commit_latency || !n->m_propagation || !n->m_rpc_latency || !n->m_durable_write)
         return MN_ENOMEM;
     if (!mn_metrics_gauge_fn(m, "midnode_mempool_txs", "Transactions waiting in the mempool.", NULL, gauge_mempool, n) ||
         !mn_metrics_gauge_fn(m, "midnode_peers", "Peers with a live link.", NULL, gauge_peers, n) ||

@@ -91,6 +91,9 @@ def test_metrics_health_status_and_clean_stop(make_cluster):
         assert name in text, name
     committed = [l for l in text.splitlines() if l.startswith("midnode_txs_committed_total")]
     assert committed and float(committed[0].split()[-1]) >= 1
+    # a validator times every synced write: two votes and a commit per height at least
+    durable = [l for l in text.splitlines() if l.startswith("midnode_durable_write_seconds_count")]
+    assert durable and float(durable[0].split()[-1]) >= 3 * out["height"], durable
     peers = [l for l in text.splitlines() if l.startswith("midnode_peers ")]
     assert float(peers[0].split()[-1]) == 3
     code, body = http_get(n0.http, "/status")
