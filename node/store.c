@@ -16,6 +16,7 @@
 #include "smt.h"
 
 #define TXC_SLOTS 4096
+#define NONCE_SLOTS 256 /* a power of two */
 
 struct mn_store {
     leveldb_t *db;    /* state, indexes, metadata, vote log, evidence */
@@ -47,6 +48,17 @@ struct mn_store {
         bool valid;
         uint8_t hash[MN_HASH_LEN];
     } txc[TXC_SLOTS];
+    /* Committed nonces of recent signers, direct-mapped by key. Admission
+     * reads the signer's nonce for every transaction, and the signers are a
+     * few carriers and authorities: a LevelDB read each was most of a
+     * validator's reads. Every commit writes its new values through
+     * (nonce_note); an import clears it. */
+    struct nonce_cached {
+        bool valid;
+        uint8_t key_len;
+        uint8_t key[1 + MN_MEMBER_ID_MAX];
+        uint64_t nonce;
+    } ncache[NONCE_SLOTS];
 };
 
 /* Families keyed by height, written once per block and never rewritten:
@@ -1689,6 +1701,32 @@ static int write_block(mn_store *s, leveldb_writebatch_t *cb, leveldb_writebatch
     return MN_OK;
 }
 
+static struct nonce_cached *nonce_slot(mn_store *s, const uint8_t *key, size_t key_len) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < key_len; i++) h = (h ^ key[i]) * 16777619u;
+    return &s->ncache[h & (NONCE_SLOTS - 1)];
+}
+
+static struct nonce_cached *nonce_cached(mn_store *s, const uint8_t *key, size_t key_len) {
+    struct nonce_cached *c = nonce_slot(s, key, key_len);
+    return c->valid && c->key_len == key_len && memcmp(c->key, key, key_len) == 0 ? c : NULL;
+}
+
+/* Records that the committed nonce under key is now val (8 bytes); any
+ * other value, or a deletion, leaves the next read to the store. */
+static void nonce_note(mn_store *s, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len) {
+    if (key_len > sizeof s->ncache[0].key) return;
+    struct nonce_cached *c = nonce_slot(s, key, key_len);
+    if (val == NULL || val_len != 8) {
+        if (c->valid && c->key_len == key_len && memcmp(c->key, key, key_len) == 0) c->valid = false;
+        return;
+    }
+    c->valid = true;
+    c->key_len = (uint8_t)key_len;
+    memcpy(c->key, key, key_len);
+    c->nonce = mn_get_u64be(val);
+}
+
 int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
                     const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
                     const uint8_t state_root[static MN_HASH_LEN]) {
@@ -1721,7 +1759,15 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         leveldb_writebatch_destroy(b);
         return rc;
     }
-    return write_block(s, cb, b, height, state_root);
+    rc = write_block(s, cb, b, height, state_root);
+    if (rc != MN_OK) return rc;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *key, *val;
+        size_t key_len, val_len;
+        mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
+        if (key[0] == 'n') nonce_note(s, key, key_len, val, val_len);
+    }
+    return MN_OK;
 }
 
 int mn_store_write(mn_store *s, const mn_kvmap *changes) {
@@ -1753,6 +1799,7 @@ int mn_store_write(mn_store *s, const mn_kvmap *changes) {
         drop_iter(s);
         leveldb_write(s->db, wo, b, &err);
         leveldb_writeoptions_destroy(wo);
+        memset(s->ncache, 0, sizeof s->ncache); /* nonces may have come with the entries */
         if (err) {
             LOG_ERROR("store_write_failed", "err=%s", err);
             leveldb_free(err);
@@ -1832,13 +1879,21 @@ int mn_store_get_record(mn_store *s, const uint8_t id[static MN_ID_LEN], uint8_t
 int mn_store_get_nonce(mn_store *s, const char *signer, uint64_t *nonce) {
     uint8_t k[MN_STORE_KEY_MAX], v[8];
     size_t kl = mn_store_key_nonce(k, signer), n = 0;
-    int rc = mn_store_get_buf(s, k, kl, v, sizeof v, &n);
-    if (rc == MN_ENOTFOUND) {
-        *nonce = 0;
+    const struct nonce_cached *c = nonce_cached(s, k, kl);
+    if (c) {
+        *nonce = c->nonce;
         return MN_OK;
     }
-    if (rc == MN_ETOOBIG || (rc == MN_OK && n != 8)) return MN_ECORRUPT;
-    if (rc != MN_OK) return rc;
+    int rc = mn_store_get_buf(s, k, kl, v, sizeof v, &n);
+    if (rc == MN_ENOTFOUND) {
+        memset(v, 0, sizeof v); /* never signed: remembered as nonce 0 */
+        n = 8;
+    } else if (rc == MN_ETOOBIG || (rc == MN_OK && n != 8)) {
+        return MN_ECORRUPT;
+    } else if (rc != MN_OK) {
+        return rc;
+    }
+    nonce_note(s, k, kl, v, n);
     *nonce = mn_get_u64be(v);
     return MN_OK;
 }

@@ -193,6 +193,82 @@ static void heights_and_getters_survive_reopen(void **state) {
     lf_rmrf(t.dir);
 }
 
+/* Commits block h setting the nonce of signer "s<first+i>" to nonce0 + i,
+ * for count signers. */
+static void commit_nonces(mn_store *s, uint64_t h, int first, int count, uint64_t nonce0) {
+    mn_kvmap *m = mn_kv_new();
+    assert_non_null(m);
+    for (int i = 0; i < count; i++) {
+        char signer[16];
+        snprintf(signer, sizeof signer, "s%d", first + i);
+        uint8_t k[MN_STORE_KEY_MAX], v[8];
+        size_t kl = mn_store_key_nonce(k, signer);
+        mn_put_u64be(v, nonce0 + (uint64_t)i);
+        assert_int_equal(mn_kv_put(m, k, kl, v, 8), MN_OK);
+    }
+    uint8_t root[32] = {0};
+    assert_int_equal(mn_store_commit(s, h, (uint8_t *)"b", 1, NULL, 0, m, root), MN_OK);
+    mn_kv_free(m);
+}
+
+static uint64_t nonce_of(mn_store *s, const char *signer) {
+    uint64_t nonce = 12345;
+    assert_int_equal(mn_store_get_nonce(s, signer, &nonce), MN_OK);
+    return nonce;
+}
+
+/* Nonces are remembered between reads: every commit and import must show
+ * through at once, for more signers than the memory has slots. */
+static void nonces_read_back_after_every_write(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    assert_int_equal(nonce_of(s, "s0"), 0); /* remembered as never signed */
+    assert_int_equal(nonce_of(s, "s1"), 0);
+    commit_nonces(s, 1, 0, 2, 5);
+    assert_int_equal(nonce_of(s, "s0"), 5);
+    assert_int_equal(nonce_of(s, "s1"), 6);
+    commit_nonces(s, 2, 0, 1, 9);
+    assert_int_equal(nonce_of(s, "s0"), 9);
+    assert_int_equal(nonce_of(s, "s1"), 6);
+    /* 1,000 signers share the slots: each reads its own nonce. */
+    for (int i = 0; i < 1000; i++) {
+        char signer[16];
+        snprintf(signer, sizeof signer, "s%d", i);
+        (void)nonce_of(s, signer);
+    }
+    commit_nonces(s, 3, 0, 1000, 100);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 1000; i++) {
+            char signer[16];
+            snprintf(signer, sizeof signer, "s%d", i);
+            assert_int_equal(nonce_of(s, signer), 100 + (uint64_t)i);
+        }
+    }
+    assert_int_equal(nonce_of(s, "nobody"), 0);
+    mn_store_close(s);
+    s = open_or_fail(t.data);
+    assert_int_equal(nonce_of(s, "s999"), 1099);
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+
+    /* An import's entries show through too. */
+    tmp_make(&t);
+    s = open_or_fail(t.data);
+    assert_int_equal(nonce_of(s, "s7"), 0);
+    mn_kvmap *m = mn_kv_new();
+    uint8_t k[MN_STORE_KEY_MAX], v[8];
+    size_t kl = mn_store_key_nonce(k, "s7");
+    mn_put_u64be(v, 44);
+    assert_int_equal(mn_kv_put(m, k, kl, v, 8), MN_OK);
+    assert_int_equal(mn_store_write(s, m), MN_OK);
+    mn_kv_free(m);
+    assert_int_equal(nonce_of(s, "s7"), 44);
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
 typedef struct { int n; uint8_t last[64]; size_t last_len; } blobs;
 
 static int collect(void *ctx, const uint8_t *d, size_t len) {
@@ -894,6 +970,7 @@ static void other_store_formats_are_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(heights_and_getters_survive_reopen),
+        cmocka_unit_test(nonces_read_back_after_every_write),
         cmocka_unit_test(chain_entries_above_the_height_are_dropped),
         cmocka_unit_test(votelog_and_evidence_persist_and_prune),
         cmocka_unit_test(crash_mid_commit_keeps_whole_blocks),
