@@ -1115,6 +1115,8 @@ int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned fl
 
 static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old_root[static MN_HASH_LEN],
                              const uint8_t new_root[static MN_HASH_LEN]);
+static bool cached_value_hash(mn_ledger *l, const uint8_t root[static MN_HASH_LEN], const uint8_t id[static MN_ID_LEN],
+                              uint8_t out[static MN_HASH_LEN]);
 
 int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
     if (e->failed) return MN_ESTATE;
@@ -1131,9 +1133,13 @@ int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
         mn_kv_entry(e->ov, i, &k, &kl, &v, &vl);
         if (!v) continue; /* records and nonces are never deleted */
         items[m].implicit = false;
+        items[m].has_old = false;
         if (k[0] == 'r' && kl == 1 + MN_ID_LEN) {
             mn_smt_key_credential(items[m].key_hash, k + 1);
             items[m].implicit = true; /* the store finds the record by key_hash */
+            /* The record's leaf as it is, from memory: the tree update then
+             * need not seek the store for it. */
+            items[m].has_old = cached_value_hash(e->l, e->base_root, k + 1, items[m].old_value_hash);
         } else if (k[0] == 'n' && kl >= 2 && kl <= 1 + MN_MEMBER_ID_MAX) {
             char signer[MN_MEMBER_ID_MAX + 1];
             memcpy(signer, k + 1, kl - 1);
@@ -1548,6 +1554,18 @@ static int committed_rec(mn_ledger *l, const uint8_t id[static MN_ID_LEN], rec *
     st = rec_unpack(r, buf, len);
     free(buf);
     return st;
+}
+
+/* The value hash of id's record under root when the read cache holds it
+ * (a block's records were mostly just read through it); false otherwise. */
+static bool cached_value_hash(mn_ledger *l, const uint8_t root[static MN_HASH_LEN], const uint8_t id[static MN_ID_LEN],
+                              uint8_t out[static MN_HASH_LEN]) {
+    struct rec_cache *rc = rec_cache_sync(l);
+    if (!rc || memcmp(rc->root, root, MN_HASH_LEN) != 0) return false;
+    const struct rec_entry *e = rec_find(rc, id);
+    if (!e || !e->found) return false;
+    sha(out, e->bytes, e->len);
+    return true;
 }
 
 /* Whether the committed state surely has no holder or device index entry

@@ -147,6 +147,23 @@ static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uin
 
 static int del_node(smt_ctx *c, unsigned depth, const uint8_t *path);
 
+/* load() for a child that only item it goes to: an implicit leaf the item
+ * names (mn_smt_item.has_old) is rebuilt from the item, which saves the
+ * source a read (for records, a seek in the store). */
+static int load_child(const smt_ctx *c, unsigned depth, const uint8_t *path, const uint8_t *want, bool implicit,
+                      const mn_smt_item *it, size_t n, smt_node *out) {
+    if (implicit && n == 1 && it[0].has_old) {
+        uint8_t h[MN_HASH_LEN];
+        mn_smt_leaf_hash(h, it[0].key_hash, it[0].old_value_hash);
+        if (memcmp(h, want, MN_HASH_LEN) == 0) {
+            make_leaf(out, it[0].key_hash, it[0].old_value_hash, true);
+            out->hint = 0;
+            return MN_OK;
+        }
+    }
+    return load(c, depth, path, want, implicit, out);
+}
+
 /* Has an entry of its own at its position. */
 static bool stored(const smt_node *n) { return n->type == 'I' || (n->type == 'L' && !n->implicit); }
 
@@ -316,9 +333,11 @@ static int upd(smt_ctx *c, unsigned d, const uint8_t *path, const smt_node *old,
     smt_node lo, ro, ln, rn;
     /* A side no item goes to keeps its hash and stays unread, unless the
      * other side empties and whether it can move up depends on its type. */
-    int rc = s > 0 ? load(c, d + 1, lp, old->a, old->hint & 1, &lo) : untouched(old->a, old->hint & 1, &lo);
+    int rc = s > 0 ? load_child(c, d + 1, lp, old->a, old->hint & 1, it, s, &lo)
+                   : untouched(old->a, old->hint & 1, &lo);
     if (rc == MN_OK)
-        rc = n - s > 0 ? load(c, d + 1, rp, old->b, old->hint & 2, &ro) : untouched(old->b, old->hint & 2, &ro);
+        rc = n - s > 0 ? load_child(c, d + 1, rp, old->b, old->hint & 2, it + s, n - s, &ro)
+                       : untouched(old->b, old->hint & 2, &ro);
     if (rc == MN_OK) rc = upd(c, d + 1, lp, &lo, it, s, &ln);
     if (rc == MN_OK) rc = upd(c, d + 1, rp, &ro, it + s, n - s, &rn);
     if (rc == MN_OK && ln.type == 0 && rn.type == UNREAD) {

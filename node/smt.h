@@ -79,6 +79,13 @@ typedef struct mn_smt_item {
     uint8_t value_hash[MN_HASH_LEN];
     bool remove;
     bool implicit;
+    /* Optional: the key's value hash in the tree being updated, when the
+     * caller knows it (has_old). An implicit leaf whose hash its parent
+     * records as leaf(key_hash, old_value_hash) is then not read from the
+     * source: the hash match proves it is that leaf. A wrong guess costs
+     * only the read. */
+    bool has_old;
+    uint8_t old_value_hash[MN_HASH_LEN];
 } mn_smt_item;
 
 /* Position key of (depth, first depth bits of key): 's', u16 BE depth, then
