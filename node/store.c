@@ -1727,6 +1727,17 @@ static void nonce_note(mn_store *s, const uint8_t *key, size_t key_len, const ui
     c->nonce = mn_get_u64be(val);
 }
 
+typedef struct put_order {
+    uint8_t prefix[16]; /* of the stored key, zero-padded */
+    size_t index;       /* in the changes */
+} put_order;
+
+static int put_order_cmp(const void *x, const void *y) {
+    const put_order *a = x, *b = y;
+    int c = memcmp(a->prefix, b->prefix, sizeof a->prefix);
+    return c ? c : (a->index > b->index) - (a->index < b->index);
+}
+
 int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
                     const uint8_t *cert, size_t cert_len, const mn_kvmap *changes,
                     const uint8_t state_root[static MN_HASH_LEN]) {
@@ -1741,9 +1752,27 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
     ix_write_init(s, &w, changes);
     /* a store of format 5 keeps the values that format reads */
     int rc = s->ix_prefix ? tx_refs_init(&txs, height, changes) : (memset(&txs, 0, sizeof txs), MN_OK);
+    /* In key order: LevelDB puts each entry into its memtable, a skip
+     * list, with a descent from the top; entries in order share the upper
+     * part of their paths, which is then still in the cache. */
+    put_order *order = n ? malloc(n * sizeof *order) : NULL;
+    if (n && !order) rc = MN_ENOMEM;
     for (size_t i = 0; i < n && rc == MN_OK; i++) {
         const uint8_t *key, *val;
         size_t key_len, val_len;
+        mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
+        uint8_t pk[REC_KEY_LEN];
+        size_t pkl = key_len;
+        const uint8_t *k = phys_key(key, &pkl, pk);
+        memset(order[i].prefix, 0, sizeof order[i].prefix);
+        memcpy(order[i].prefix, k, pkl < sizeof order[i].prefix ? pkl : sizeof order[i].prefix);
+        order[i].index = i;
+    }
+    if (rc == MN_OK && n > 1) qsort(order, n, sizeof *order, put_order_cmp);
+    for (size_t j = 0; j < n && rc == MN_OK; j++) {
+        const uint8_t *key, *val;
+        size_t key_len, val_len;
+        size_t i = order[j].index;
         if (skip && skip[i]) continue;
         mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
         assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
@@ -1751,6 +1780,7 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
         rc = batch_put(s, &w, &txs, is_chain_family(key[0]) ? cb : b, key, key_len, val, val_len);
     }
     if (rc == MN_OK) tx_refs_put_named(&txs, b);
+    free(order);
     free(skip);
     ix_write_free(&w);
     free(txs.tx);
