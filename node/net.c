@@ -1058,6 +1058,10 @@ int mn_net_broadcast(mn_net *net, const uint8_t *bytes, size_t len) {
     return sent;
 }
 
+void mn_net_flush(mn_net *net) {
+    if (net != NULL && !net->stopped) flush_dirty(net);
+}
+
 size_t mn_net_peer_count(const mn_net *net) {
     size_t n = 0;
     for (size_t i = 0; i < net->peer_count; i++)

@@ -160,6 +160,12 @@ int mn_net_send(mn_net *net, const char *peer, const uint8_t *bytes, size_t len)
  * was queued to (0..MN_NET_PEERS_MAX), or MN_ETOOBIG. */
 int mn_net_broadcast(mn_net *net, const uint8_t *bytes, size_t len);
 
+/* Writes out the frames queued so far (normally written once per loop
+ * iteration, so that the frames of one iteration leave together): for a
+ * frame that others wait on and that the caller would otherwise hold back
+ * behind the rest of its work. No-op on a stopped net. */
+void mn_net_flush(mn_net *net);
+
 /* Number of peers with a live link. */
 size_t mn_net_peer_count(const mn_net *net);
 

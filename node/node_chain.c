@@ -231,6 +231,9 @@ static void send_proposal(struct mn_node *n, const mn_cons_proposal *p)
     m.proposal = &pr;
     broadcast_msg(n, &m);
     midnode__block__free_unpacked(block, NULL);
+    /* Out now: the rest of this turn (a commit's synced writes, a batch of
+     * signatures to check) would otherwise hold the round back. */
+    mn_net_flush(n->net);
 }
 
 static void send_vote(struct mn_node *n, const mn_cons_vote *v)
@@ -241,6 +244,7 @@ static void send_vote(struct mn_node *n, const mn_cons_vote *v)
     m.msg_case = MIDNODE__PEER_MESSAGE__MSG_VOTE;
     m.vote = &pv;
     broadcast_msg(n, &m);
+    mn_net_flush(n->net); /* as a proposal: peers wait on it */
 }
 
 /* ------------------------------------------------------------ block checks */

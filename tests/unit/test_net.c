@@ -388,6 +388,42 @@ static void two_nodes_exchange_frames_both_ways(void **state) {
     assert_true(info[0].up);
 }
 
+/* A frame is normally written when the loop iteration ends; mn_net_flush
+ * writes it at once, from inside the caller's turn. */
+static void flush_writes_queued_frames_at_once(void **state) {
+    fixture *f = *state;
+    int a_peers[] = {1}, b_peers[] = {0};
+    start_node(f, 0, a_peers, 1, 0, NULL, NULL);
+    start_node(f, 1, b_peers, 1, 0, NULL, NULL);
+    int both[] = {0, 1};
+    connect_mesh(f, both, 2);
+    count_arg ca = {both, 2, 1};
+    assert_true(run_until(f, all_have_peers, &ca, DEADLINE_MS));
+    node *a = &f->nodes[0], *b = &f->nodes[1];
+    mn_net_stats before, after;
+    mn_net_stats_get(a->net, &before);
+    assert_int_equal(mn_net_send(a->net, "bravo", (const uint8_t *)"vote", 4), MN_OK);
+    mn_net_peer_info info;
+    assert_int_equal(mn_net_peers(a->net, &info, 1), 1);
+    assert_true(info.out_queue_bytes > 0); /* staged, not yet written */
+    mn_net_stats_get(a->net, &after);
+    assert_int_equal(after.bytes_out, before.bytes_out);
+    mn_net_flush(a->net);
+    assert_int_equal(mn_net_peers(a->net, &info, 1), 1);
+    assert_int_equal(info.out_queue_bytes, 0);
+    mn_net_stats_get(a->net, &after);
+    assert_true(after.bytes_out > before.bytes_out + 4);
+    mn_net_flush(a->net); /* nothing queued: nothing written */
+    mn_net_stats st;
+    mn_net_stats_get(a->net, &st);
+    assert_int_equal(st.bytes_out, after.bytes_out);
+    msgs_arg mb = {b, 1};
+    assert_true(run_until(f, got_msgs, &mb, DEADLINE_MS));
+    assert_int_equal(b->last_len, 4);
+    assert_memory_equal(b->last, "vote", 4);
+    mn_net_flush(NULL);
+}
+
 static void three_nodes_broadcast_reaches_everyone(void **state) {
     fixture *f = *state;
     int pa[] = {1, 2}, pb[] = {0, 2}, pc[] = {0, 1};
@@ -985,6 +1021,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(tls_memory_pair_authenticates_and_pins, setup, teardown),
         cmocka_unit_test(frame_decoder_splits_and_bounds),
         cmocka_unit_test_setup_teardown(two_nodes_exchange_frames_both_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(flush_writes_queued_frames_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(three_nodes_broadcast_reaches_everyone, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_pin_is_refused_on_both_sides, setup, teardown),
         cmocka_unit_test_setup_teardown(dialler_with_wrong_pin_never_brings_the_server_up, setup, teardown),
