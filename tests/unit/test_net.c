@@ -341,8 +341,8 @@ static void frame_decoder_splits_and_bounds(void **state) {
 
 /* ---------------- nodes ---------------- */
 
-static void two_nodes_exchange_frames_both_ways(void **state) {
-    fixture *f = *state;
+/* Nodes alpha (0) and bravo (1), linked to each other. */
+static void start_linked_pair(fixture *f) {
     int a_peers[] = {1}, b_peers[] = {0};
     start_node(f, 0, a_peers, 1, 0, NULL, NULL);
     start_node(f, 1, b_peers, 1, 0, NULL, NULL);
@@ -350,6 +350,11 @@ static void two_nodes_exchange_frames_both_ways(void **state) {
     connect_mesh(f, both, 2);
     count_arg ca = {both, 2, 1};
     assert_true(run_until(f, all_have_peers, &ca, DEADLINE_MS));
+}
+
+static void two_nodes_exchange_frames_both_ways(void **state) {
+    fixture *f = *state;
+    start_linked_pair(f);
     node *a = &f->nodes[0], *b = &f->nodes[1];
     assert_int_equal(mn_net_send(a->net, "bravo", (const uint8_t *)"ping", 4), MN_OK);
     assert_int_equal(mn_net_send(b->net, "alpha", (const uint8_t *)"pong!", 5), MN_OK);
@@ -392,13 +397,7 @@ static void two_nodes_exchange_frames_both_ways(void **state) {
  * writes it at once, from inside the caller's turn. */
 static void flush_writes_queued_frames_at_once(void **state) {
     fixture *f = *state;
-    int a_peers[] = {1}, b_peers[] = {0};
-    start_node(f, 0, a_peers, 1, 0, NULL, NULL);
-    start_node(f, 1, b_peers, 1, 0, NULL, NULL);
-    int both[] = {0, 1};
-    connect_mesh(f, both, 2);
-    count_arg ca = {both, 2, 1};
-    assert_true(run_until(f, all_have_peers, &ca, DEADLINE_MS));
+    start_linked_pair(f);
     node *a = &f->nodes[0], *b = &f->nodes[1];
     mn_net_stats before, after;
     mn_net_stats_get(a->net, &before);
