@@ -1115,8 +1115,8 @@ int mn_exec_apply_tx_opts(mn_exec *e, const uint8_t *tx, size_t len, unsigned fl
 
 static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old_root[static MN_HASH_LEN],
                              const uint8_t new_root[static MN_HASH_LEN]);
-static bool cached_value_hash(mn_ledger *l, const uint8_t root[static MN_HASH_LEN], const uint8_t id[static MN_ID_LEN],
-                              uint8_t out[static MN_HASH_LEN]);
+static struct rec_cache *rec_cache_at(mn_ledger *l, const uint8_t root[static MN_HASH_LEN]);
+static bool cached_value_hash(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN], uint8_t out[static MN_HASH_LEN]);
 
 int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
     if (e->failed) return MN_ESTATE;
@@ -1127,6 +1127,7 @@ int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
     size_t n = mn_kv_count(e->ov), m = 0;
     mn_smt_item *items = malloc((n ? n : 1) * sizeof *items);
     if (!items) return MN_ENOMEM;
+    struct rec_cache *rc_base = rec_cache_at(e->l, e->base_root);
     for (size_t i = 0; i < n; i++) {
         const uint8_t *k, *v;
         size_t kl, vl;
@@ -1139,7 +1140,7 @@ int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
             items[m].implicit = true; /* the store finds the record by key_hash */
             /* The record's leaf as it is, from memory: the tree update then
              * need not seek the store for it. */
-            items[m].has_old = cached_value_hash(e->l, e->base_root, k + 1, items[m].old_value_hash);
+            items[m].has_old = rc_base && cached_value_hash(rc_base, k + 1, items[m].old_value_hash);
         } else if (k[0] == 'n' && kl >= 2 && kl <= 1 + MN_MEMBER_ID_MAX) {
             char signer[MN_MEMBER_ID_MAX + 1];
             memcpy(signer, k + 1, kl - 1);
@@ -1556,12 +1557,15 @@ static int committed_rec(mn_ledger *l, const uint8_t id[static MN_ID_LEN], rec *
     return st;
 }
 
-/* The value hash of id's record under root when the read cache holds it
- * (a block's records were mostly just read through it); false otherwise. */
-static bool cached_value_hash(mn_ledger *l, const uint8_t root[static MN_HASH_LEN], const uint8_t id[static MN_ID_LEN],
-                              uint8_t out[static MN_HASH_LEN]) {
+/* The read cache when it holds the records under root, else NULL. */
+static struct rec_cache *rec_cache_at(mn_ledger *l, const uint8_t root[static MN_HASH_LEN]) {
     struct rec_cache *rc = rec_cache_sync(l);
-    if (!rc || memcmp(rc->root, root, MN_HASH_LEN) != 0) return false;
+    return rc && memcmp(rc->root, root, MN_HASH_LEN) == 0 ? rc : NULL;
+}
+
+/* The value hash of id's record when the read cache (rec_cache_at) holds it
+ * (a block's records were mostly just read through it); false otherwise. */
+static bool cached_value_hash(struct rec_cache *rc, const uint8_t id[static MN_ID_LEN], uint8_t out[static MN_HASH_LEN]) {
     const struct rec_entry *e = rec_find(rc, id);
     if (!e || !e->found) return false;
     sha(out, e->bytes, e->len);

@@ -1282,11 +1282,9 @@ static void tx_refs_put_named(const tx_refs *t, leveldb_writebatch_t *b) {
 /* Adds a put (val) or a delete (val NULL) of a caller's key to b, in the
  * stored form (w: the records of the same write). Returns MN_OK,
  * MN_ENOMEM, MN_EINVAL (an index value that is not ids), MN_EIO. */
-static int batch_put(mn_store *s, ix_write *w, tx_refs *txs, leveldb_writebatch_t *b, const uint8_t *key,
-                     size_t kl, const uint8_t *val, size_t vl) {
-    uint8_t pk[REC_KEY_LEN];
-    size_t pkl = kl;
-    const uint8_t *k = phys_key(key, &pkl, pk);
+/* batch_put with the stored key k (pkl bytes) of key already at hand. */
+static int batch_put_at(mn_store *s, ix_write *w, tx_refs *txs, leveldb_writebatch_t *b, const uint8_t *key,
+                        size_t kl, const uint8_t *k, size_t pkl, const uint8_t *val, size_t vl) {
     if (!val) {
         leveldb_writebatch_delete(b, (const char *)k, pkl);
         return MN_OK;
@@ -1294,7 +1292,7 @@ static int batch_put(mn_store *s, ix_write *w, tx_refs *txs, leveldb_writebatch_
     const uint8_t *sv = val;
     size_t svl = vl;
     uint8_t *tmp = NULL;
-    if (k == pk && rec_put_value(key + 1, val, vl, txs, &sv, &svl, &tmp) != MN_OK) return MN_ENOMEM;
+    if (is_rec_key(key, kl) && rec_put_value(key + 1, val, vl, txs, &sv, &svl, &tmp) != MN_OK) return MN_ENOMEM;
     if (s->ix_prefix && (is_holder_key(key, kl) || is_device_key(key, kl))) {
         int rc = ix_encode(s, w, key, kl, val, vl, &tmp, &svl);
         if (rc != MN_OK) return rc;
@@ -1303,6 +1301,14 @@ static int batch_put(mn_store *s, ix_write *w, tx_refs *txs, leveldb_writebatch_
     leveldb_writebatch_put(b, (const char *)k, pkl, (const char *)sv, svl);
     free(tmp);
     return MN_OK;
+}
+
+static int batch_put(mn_store *s, ix_write *w, tx_refs *txs, leveldb_writebatch_t *b, const uint8_t *key,
+                     size_t kl, const uint8_t *val, size_t vl) {
+    uint8_t pk[REC_KEY_LEN];
+    size_t pkl = kl;
+    const uint8_t *k = phys_key(key, &pkl, pk);
+    return batch_put_at(s, w, txs, b, key, kl, k, pkl, val, vl);
 }
 
 /* ---------------------------------------------------------------- status-change log
@@ -1727,15 +1733,23 @@ static void nonce_note(mn_store *s, const uint8_t *key, size_t key_len, const ui
     c->nonce = mn_get_u64be(val);
 }
 
+/* One entry of a commit with its stored key: a record's is built here
+ * (rec_key), any other key is the change's own. */
 typedef struct put_order {
-    uint8_t prefix[16]; /* of the stored key, zero-padded */
-    size_t index;       /* in the changes */
+    const uint8_t *key; /* the change's key */
+    size_t key_len, index;
+    size_t phys_len;
+    uint8_t rec_key[REC_KEY_LEN];
 } put_order;
+
+static const uint8_t *put_order_phys(const put_order *o) { return is_rec_key(o->key, o->key_len) ? o->rec_key : o->key; }
 
 static int put_order_cmp(const void *x, const void *y) {
     const put_order *a = x, *b = y;
-    int c = memcmp(a->prefix, b->prefix, sizeof a->prefix);
-    return c ? c : (a->index > b->index) - (a->index < b->index);
+    size_t n = a->phys_len < b->phys_len ? a->phys_len : b->phys_len;
+    int c = memcmp(put_order_phys(a), put_order_phys(b), n);
+    if (c) return c;
+    return (a->phys_len > b->phys_len) - (a->phys_len < b->phys_len);
 }
 
 int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t block_len,
@@ -1758,26 +1772,25 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
     put_order *order = n ? malloc(n * sizeof *order) : NULL;
     if (n && !order) rc = MN_ENOMEM;
     for (size_t i = 0; i < n && rc == MN_OK; i++) {
-        const uint8_t *key, *val;
-        size_t key_len, val_len;
-        mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
-        uint8_t pk[REC_KEY_LEN];
-        size_t pkl = key_len;
-        const uint8_t *k = phys_key(key, &pkl, pk);
-        memset(order[i].prefix, 0, sizeof order[i].prefix);
-        memcpy(order[i].prefix, k, pkl < sizeof order[i].prefix ? pkl : sizeof order[i].prefix);
-        order[i].index = i;
+        const uint8_t *val;
+        size_t val_len;
+        put_order *o = &order[i];
+        mn_kv_entry(changes, i, &o->key, &o->key_len, &val, &val_len);
+        o->index = i;
+        o->phys_len = o->key_len;
+        (void)phys_key(o->key, &o->phys_len, o->rec_key);
     }
     if (rc == MN_OK && n > 1) qsort(order, n, sizeof *order, put_order_cmp);
     for (size_t j = 0; j < n && rc == MN_OK; j++) {
+        const put_order *o = &order[j];
         const uint8_t *key, *val;
         size_t key_len, val_len;
-        size_t i = order[j].index;
-        if (skip && skip[i]) continue;
-        mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
+        if (skip && skip[o->index]) continue;
+        mn_kv_entry(changes, o->index, &key, &key_len, &val, &val_len);
         assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
         if (key[0] == MN_SMT_PREFIX) continue; /* the tree lives in the ledger's memory */
-        rc = batch_put(s, &w, &txs, is_chain_family(key[0]) ? cb : b, key, key_len, val, val_len);
+        rc = batch_put_at(s, &w, &txs, is_chain_family(key[0]) ? cb : b, key, key_len, put_order_phys(o), o->phys_len,
+                          val, val_len);
     }
     if (rc == MN_OK) tx_refs_put_named(&txs, b);
     free(order);
