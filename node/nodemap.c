@@ -83,8 +83,8 @@ static nm_slot *find(const mn_nodemap *m, const uint8_t *key, size_t len, uint64
     }
 }
 
-static int grow_slots(mn_nodemap *m) {
-    size_t cap = m->slot_cap ? m->slot_cap * 2 : SLOTS_MIN;
+static int grow_slots_to(mn_nodemap *m, size_t cap) {
+    assert(cap >= SLOTS_MIN && (cap & (cap - 1)) == 0 && cap > m->slot_cap);
     nm_slot *ns = calloc(cap, sizeof *ns);
     if (!ns) return MN_ENOMEM;
     for (size_t i = 0; i < m->entries; i++) {
@@ -99,6 +99,15 @@ static int grow_slots(mn_nodemap *m) {
     m->slots = ns;
     m->slot_cap = cap;
     return MN_OK;
+}
+
+static int grow_slots(mn_nodemap *m) { return grow_slots_to(m, m->slot_cap ? m->slot_cap * 2 : SLOTS_MIN); }
+
+int mn_nodemap_reserve(mn_nodemap *m, size_t entries) {
+    if (entries >= UINT32_MAX - 1) return MN_ENOMEM;
+    size_t cap = m->slot_cap ? m->slot_cap : SLOTS_MIN;
+    while (cap < entries * 2) cap *= 2;
+    return cap > m->slot_cap ? grow_slots_to(m, cap) : MN_OK;
 }
 
 /* Room for one more entry: a chunk for it and slots at most half full. */

@@ -28,6 +28,11 @@ void mn_nodemap_free(mn_nodemap *m); /* NULL-safe */
 /* Empties the map, keeping its memory for reuse. */
 void mn_nodemap_clear(mn_nodemap *m);
 
+/* Makes room for `entries` nodes in all, so that filling the map to
+ * that size never rehashes it (a build whose size is known). Returns
+ * MN_OK or MN_ENOMEM (the map is unchanged). */
+int mn_nodemap_reserve(mn_nodemap *m, size_t entries);
+
 /* Sets pos's node (a copy of MN_SMT_NODE_LEN bytes). Returns MN_OK,
  * MN_EINVAL (pos empty or longer than MN_SMT_POS_KEY_MAX, or a node whose
  * first byte is 0), MN_ENOMEM (the map is unchanged). */

@@ -20,8 +20,9 @@ typedef struct smt_node {
 
 typedef struct smt_ctx {
     const mn_smt_src *src;
-    mn_kvmap *writes;       /* may be NULL for reads */
-    const mn_kvmap *reads;  /* overlay consulted before src */
+    mn_kvmap *writes;         /* may be NULL for reads */
+    const mn_smt_sink *sink;  /* instead of writes (mn_smt_update_to) */
+    const mn_kvmap *reads;    /* overlay consulted before src */
 } smt_ctx;
 
 /* SHA-256 through the incremental interface: for the many short inputs
@@ -178,12 +179,14 @@ static int put_node(smt_ctx *c, unsigned depth, const uint8_t *path, const smt_n
     raw[0] = n->type == 'I' ? inner_types[n->hint & 3] : n->type;
     memcpy(raw + 1, n->a, MN_HASH_LEN);
     memcpy(raw + 1 + MN_HASH_LEN, n->b, MN_HASH_LEN);
+    if (c->sink) return c->sink->put(c->sink->ctx, pk, pl, raw);
     return mn_kv_put(c->writes, pk, pl, raw, sizeof raw);
 }
 
 static int del_node(smt_ctx *c, unsigned depth, const uint8_t *path) {
     uint8_t pk[MN_SMT_POS_KEY_MAX];
     size_t pl = mn_smt_pos_key(pk, depth, path);
+    if (c->sink) return c->sink->put(c->sink->ctx, pk, pl, NULL);
     return mn_kv_del(c->writes, pk, pl);
 }
 
@@ -371,39 +374,66 @@ static int sort_cmp(const void *x, const void *y) {
     return a->idx < b->idx ? -1 : (a->idx > b->idx);
 }
 
-int mn_smt_update(const mn_smt_src *src, mn_kvmap *writes,
-                  const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
-                  uint8_t root_out[static MN_HASH_LEN]) {
-    smt_ctx c = {.src = src, .writes = writes, .reads = NULL};
-    size_t m = 0;
-    if (n > 0) {
-        sort_ent *tmp = malloc(n * sizeof *tmp);
-        if (!tmp) return MN_ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-            tmp[i].item = items[i];
-            tmp[i].idx = i;
-        }
-        qsort(tmp, n, sizeof *tmp, sort_cmp);
-        for (size_t i = 0; i < n; i++) {
-            if (i + 1 < n && memcmp(tmp[i].item.key_hash, tmp[i + 1].item.key_hash, MN_HASH_LEN) == 0)
-                continue; /* a later write of the same key wins */
-            items[m++] = tmp[i].item;
-        }
-        free(tmp);
+/* Sorts items by key, a later item of a key replacing an earlier one;
+ * *m gets how many are left. Items already strictly in key order (a
+ * build from sorted records) are left as they are. */
+static int sort_items(mn_smt_item *items, size_t n, size_t *m) {
+    size_t i = 1;
+    while (i < n && memcmp(items[i - 1].key_hash, items[i].key_hash, MN_HASH_LEN) < 0) i++;
+    if (i >= n) {
+        *m = n;
+        return MN_OK;
     }
+    sort_ent *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) return MN_ENOMEM;
+    for (i = 0; i < n; i++) {
+        tmp[i].item = items[i];
+        tmp[i].idx = i;
+    }
+    qsort(tmp, n, sizeof *tmp, sort_cmp);
+    size_t k = 0;
+    for (i = 0; i < n; i++) {
+        if (i + 1 < n && memcmp(tmp[i].item.key_hash, tmp[i + 1].item.key_hash, MN_HASH_LEN) == 0)
+            continue; /* a later write of the same key wins */
+        items[k++] = tmp[i].item;
+    }
+    free(tmp);
+    *m = k;
+    return MN_OK;
+}
+
+static int update(smt_ctx *c, const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
+                  uint8_t root_out[static MN_HASH_LEN]) {
+    size_t m = 0;
+    int rc = sort_items(items, n, &m);
+    if (rc != MN_OK) return rc;
     smt_node root, nr;
-    int rc = load(&c, 0, zero32, root_in, false, &root);
-    if (rc == MN_OK) rc = upd(&c, 0, zero32, &root, items, m, &nr);
+    rc = load(c, 0, zero32, root_in, false, &root);
+    if (rc == MN_OK) rc = upd(c, 0, zero32, &root, items, m, &nr);
     if (rc != MN_OK) return rc;
     if (m > 0) {
         if (nr.type == 0) {
-            if (stored(&root) && (rc = del_node(&c, 0, zero32)) != MN_OK) return rc;
+            if (stored(&root) && (rc = del_node(c, 0, zero32)) != MN_OK) return rc;
         } else if (!(root.type == nr.type && memcmp(root.h, nr.h, MN_HASH_LEN) == 0)) {
-            if ((rc = put_node(&c, 0, zero32, &root, &nr)) != MN_OK) return rc;
+            if ((rc = put_node(c, 0, zero32, &root, &nr)) != MN_OK) return rc;
         }
     }
     memcpy(root_out, nr.h, MN_HASH_LEN);
     return MN_OK;
+}
+
+int mn_smt_update(const mn_smt_src *src, mn_kvmap *writes,
+                  const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
+                  uint8_t root_out[static MN_HASH_LEN]) {
+    smt_ctx c = {.src = src, .writes = writes, .sink = NULL, .reads = NULL};
+    return update(&c, root_in, items, n, root_out);
+}
+
+int mn_smt_update_to(const mn_smt_src *src, const mn_smt_sink *sink,
+                     const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
+                     uint8_t root_out[static MN_HASH_LEN]) {
+    smt_ctx c = {.src = src, .writes = NULL, .sink = sink, .reads = NULL};
+    return update(&c, root_in, items, n, root_out);
 }
 
 /* Walks from the root towards key; calls back nothing, fills the proof
@@ -412,7 +442,7 @@ int mn_smt_update(const mn_smt_src *src, mn_kvmap *writes,
 static int walk(const mn_smt_src *src, const mn_kvmap *writes, const uint8_t *root,
                 const uint8_t *key, smt_node *end, unsigned *depth,
                 uint8_t sib[][MN_HASH_LEN], uint8_t bitmap[MN_HASH_LEN], size_t *nsib) {
-    smt_ctx c = {.src = src, .writes = NULL, .reads = writes};
+    smt_ctx c = {.src = src, .writes = NULL, .sink = NULL, .reads = writes};
     smt_node cur;
     int rc = load(&c, 0, key, root, false, &cur);
     unsigned d = 0;

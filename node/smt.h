@@ -111,6 +111,22 @@ int mn_smt_update(const mn_smt_src *src, mn_kvmap *writes,
                   const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
                   uint8_t root_out[static MN_HASH_LEN]) MN_WARN_UNUSED;
 
+/* Where mn_smt_update_to puts each new node (node NULL: the node at
+ * pos_key is deleted). Returns MN_OK or an error that ends the update. */
+typedef struct mn_smt_sink {
+    int (*put)(void *ctx, const uint8_t *pos_key, size_t pos_len, const uint8_t *node);
+    void *ctx;
+} mn_smt_sink;
+
+/* mn_smt_update with the new and deleted nodes handed to sink as they are
+ * made instead of collected. An update reads each position before it
+ * writes it and never reads it again, so the sink may write straight into
+ * what src reads (building a tree in memory without a write set). Same
+ * returns as mn_smt_update, and the sink's errors. */
+int mn_smt_update_to(const mn_smt_src *src, const mn_smt_sink *sink,
+                     const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
+                     uint8_t root_out[static MN_HASH_LEN]) MN_WARN_UNUSED;
+
 /* Looks key_hash up. Returns MN_OK with *value_hash filled (may be NULL),
  * MN_ENOTFOUND, MN_EIO, MN_ECORRUPT. writes may be NULL. */
 int mn_smt_get(const mn_smt_src *src, const mn_kvmap *writes,

@@ -18,8 +18,8 @@
 typedef struct builder {
     mn_store *s;
     mn_nodemap *tree;
-    mn_kvmap *writes; /* one update's nodes, then moved into tree */
     mn_smt_src src;
+    mn_smt_sink sink; /* an update's nodes straight into tree */
     mn_smt_item *items;
     size_t n;
     uint8_t root[MN_HASH_LEN];
@@ -35,19 +35,15 @@ static int src_get(void *ctx, const uint8_t *pos, size_t len, uint8_t node[stati
     return mn_store_smt_leaf(b->s, pos, len, node);
 }
 
+static int sink_put(void *ctx, const uint8_t *pos, size_t len, const uint8_t *node) {
+    builder *b = ctx;
+    return node ? mn_nodemap_put(b->tree, pos, len, node) : mn_nodemap_del(b->tree, pos, len);
+}
+
 static int flush(builder *b) {
     if (b->n == 0) return MN_OK;
     uint8_t next[MN_HASH_LEN];
-    int rc = mn_smt_update(&b->src, b->writes, b->root, b->items, b->n, next);
-    size_t n = mn_kv_count(b->writes);
-    for (size_t i = 0; i < n && rc == MN_OK; i++) {
-        const uint8_t *k, *v;
-        size_t kl, vl;
-        mn_kv_entry(b->writes, i, &k, &kl, &v, &vl);
-        if (v && vl != MN_SMT_NODE_LEN) rc = MN_ECORRUPT;
-        else rc = v ? mn_nodemap_put(b->tree, k, kl, v) : mn_nodemap_del(b->tree, k, kl);
-    }
-    mn_kv_clear(b->writes);
+    int rc = mn_smt_update_to(&b->src, &b->sink, b->root, b->items, b->n, next);
     if (rc != MN_OK) return rc;
     memcpy(b->root, next, MN_HASH_LEN);
     b->n = 0;
@@ -96,13 +92,9 @@ static int add_nonce(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, s
 int mn_tree_build(mn_store *s, mn_nodemap *tree, uint8_t root[static MN_HASH_LEN], mn_tree_build_stats *stats) {
     builder b = {.s = s, .tree = tree, .rc = MN_OK};
     b.src = (mn_smt_src){src_get, &b, NULL};
+    b.sink = (mn_smt_sink){sink_put, &b};
     b.items = malloc(2 * BUILD_CHUNK * sizeof *b.items);
-    b.writes = mn_kv_new();
-    if (!b.items || !b.writes) {
-        free(b.items);
-        mn_kv_free(b.writes);
-        return MN_ENOMEM;
-    }
+    if (!b.items) return MN_ENOMEM;
     int rc = mn_store_scan(s, 'r', add_record, &b);
     if (rc == MN_OK) rc = b.rc;
     /* Nonces after every record: see tree_build.h. */
@@ -111,7 +103,6 @@ int mn_tree_build(mn_store *s, mn_nodemap *tree, uint8_t root[static MN_HASH_LEN
     if (rc == MN_OK) rc = b.rc;
     if (rc == MN_OK) rc = flush(&b);
     free(b.items);
-    mn_kv_free(b.writes);
     if (rc != MN_OK) return rc;
     memcpy(root, b.root, MN_HASH_LEN);
     b.st.nodes = mn_nodemap_count(tree);

@@ -96,6 +96,40 @@ static void many_nodes_survive_growth_and_clear(void **state) {
 
 /* Prefetch hints, of present, absent and malformed positions, on an empty
  * map and a full one, change nothing. */
+/* A map reserved for n nodes takes them without growing its slots, and
+ * a reserve after puts keeps every node; a size past the map's limit is
+ * refused and changes nothing. */
+static void a_reserved_map_fills_without_growing(void **state) {
+    (void)state;
+    enum { N = 50000 };
+    mn_nodemap *m = mn_nodemap_new();
+    assert_non_null(m);
+    uint8_t pos[MN_SMT_POS_KEY_MAX], node[MN_SMT_NODE_LEN], got[MN_SMT_NODE_LEN];
+    node_of(node, 1, 0);
+    size_t pl = pos_of(pos, 1);
+    assert_int_equal(mn_nodemap_put(m, pos, pl, node), MN_OK);
+    assert_int_equal(mn_nodemap_reserve(m, N), MN_OK);
+    assert_true(mn_nodemap_get(m, pos, pl, got));
+    assert_memory_equal(got, node, MN_SMT_NODE_LEN);
+    size_t bytes = mn_nodemap_bytes(m);
+    for (uint32_t i = 2; i <= N; i++) {
+        pl = pos_of(pos, i);
+        node_of(node, i, 0);
+        assert_int_equal(mn_nodemap_put(m, pos, pl, node), MN_OK);
+    }
+    assert_int_equal(mn_nodemap_bytes(m), bytes);
+    assert_int_equal(mn_nodemap_count(m), N);
+    assert_int_equal(mn_nodemap_reserve(m, (size_t)UINT32_MAX), MN_ENOMEM);
+    assert_int_equal(mn_nodemap_bytes(m), bytes);
+    for (uint32_t i = 1; i <= N; i += 997) {
+        pl = pos_of(pos, i);
+        node_of(node, i, 0);
+        assert_true(mn_nodemap_get(m, pos, pl, got));
+        assert_memory_equal(got, node, MN_SMT_NODE_LEN);
+    }
+    mn_nodemap_free(m);
+}
+
 static void prefetch_hints_change_nothing(void **state) {
     (void)state;
     mn_nodemap *m = mn_nodemap_new();
@@ -152,6 +186,7 @@ int main(void) {
         cmocka_unit_test(many_nodes_survive_growth_and_clear),
         cmocka_unit_test(bad_keys_and_empty_nodes_are_refused),
         cmocka_unit_test(prefetch_hints_change_nothing),
+        cmocka_unit_test(a_reserved_map_fills_without_growing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -242,6 +242,67 @@ static void random_batches_match_naive_recompute(void **state) {
     mn_kv_free(base2);
 }
 
+static int sink_into(void *ctx, const uint8_t *pos, size_t len, const uint8_t *node) {
+    return node ? mn_kv_put(ctx, pos, len, node, MN_SMT_NODE_LEN) : mn_kv_del(ctx, pos, len);
+}
+
+/* mn_smt_update_to, its sink writing straight into the map its source
+ * reads, leaves the same root and the same stored nodes as mn_smt_update
+ * with a write set merged after each batch: through inserts, updates and
+ * removals, in batches sorted (no copy is made) and not. */
+static void a_sink_into_the_source_matches_a_write_set(void **state) {
+    (void)state;
+    rng_state = 0xD1B54A32D192ED03ULL ^ (uint64_t)time(NULL);
+    uint64_t seed = rng_state;
+    print_message("seed %llu\n", (unsigned long long)seed);
+    mn_kvmap *a = mn_kv_new(), *b = mn_kv_new();
+    mn_smt_src src_a = {base_get, a}, src_b = {base_get, b};
+    mn_smt_sink sink = {sink_into, b};
+    uint8_t root_a[32] = {0}, root_b[32] = {0};
+    uint8_t keys[400][32];
+    random_keys(keys, 400, 40);
+    for (int round = 0; round < 30; round++) {
+        size_t n = 1 + rng() % 120;
+        mn_smt_item *items = calloc(n, sizeof *items), *copy = calloc(n, sizeof *copy);
+        assert_non_null(items);
+        assert_non_null(copy);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(items[i].key_hash, keys[rng() % 400], 32);
+            uint64_t v = rng();
+            mn_sha256(items[i].value_hash, &v, sizeof v);
+            items[i].remove = round > 3 && rng() % 4 == 0;
+        }
+        if (round % 2 == 0) { /* sorted, one item per key */
+            qsort(items, n, sizeof *items, ent_cmp);
+            size_t m = 0;
+            for (size_t i = 0; i < n; i++)
+                if (m == 0 || memcmp(items[m - 1].key_hash, items[i].key_hash, 32) != 0) items[m++] = items[i];
+            n = m;
+        }
+        memcpy(copy, items, n * sizeof *items);
+        mn_kvmap *w = mn_kv_new();
+        assert_int_equal(mn_smt_update(&src_a, w, root_a, items, n, root_a), MN_OK);
+        assert_int_equal(mn_kv_merge(a, w), MN_OK);
+        mn_kv_free(w);
+        assert_int_equal(mn_smt_update_to(&src_b, &sink, root_b, copy, n, root_b), MN_OK);
+        if (memcmp(root_a, root_b, 32) != 0) fail_msg("seed %llu round %d: roots differ", (unsigned long long)seed, round);
+        assert_int_equal(live_nodes(a), live_nodes(b));
+        for (size_t i = 0; i < mn_kv_count(a); i++) {
+            const uint8_t *k, *v, *vb;
+            size_t kl, vl, vbl;
+            mn_kv_entry(a, i, &k, &kl, &v, &vl);
+            if (!v) continue;
+            assert_int_equal(mn_kv_get(b, k, kl, &vb, &vbl), MN_KV_VALUE);
+            assert_int_equal(vbl, vl);
+            assert_memory_equal(vb, v, vl);
+        }
+        free(items);
+        free(copy);
+    }
+    mn_kv_free(a);
+    mn_kv_free(b);
+}
+
 /* Half the keys with implicit leaves (not written; the source derives
  * them): the same roots as the naive tree, only internal nodes and
  * explicit leaves stored, through inserts, updates and removals that move
@@ -661,6 +722,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(empty_tree_root_is_zero_and_proves_absence),
         cmocka_unit_test(random_batches_match_naive_recompute),
+        cmocka_unit_test(a_sink_into_the_source_matches_a_write_set),
         cmocka_unit_test(implicit_leaves_are_not_stored),
         cmocka_unit_test(proofs_verify_and_tampering_fails),
         cmocka_unit_test(corrupt_node_is_detected),
