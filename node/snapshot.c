@@ -2,11 +2,13 @@
  * (format and checks in snapshot.h). */
 #include "snapshot.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cert.h"
@@ -43,6 +45,12 @@ static uint64_t get_be(const uint8_t *p, int n) {
     uint64_t v = 0;
     for (int i = 0; i < n; i++) v = (v << 8) | p[i];
     return v;
+}
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0; /* only a report figure */
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static bool is_final(int status) {
@@ -211,27 +219,55 @@ static bool entry_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
 }
 
 /* Index checks after the state is in the store, in three sequential
- * scans and one or two point reads per live record (no read per index
- * entry). Each live (not final) record must be named by its holder entry
- * and, unless expired (the ledger drops expired ids from a full device),
- * be on its device's list: checked record by record. That no index entry
- * names anything else follows from counting:
- * - holder entries: live records map to distinct entries (two with the
- *   same holder and type would both need the one entry to name them), so
- *   when there are exactly as many entries as live records, every entry
- *   names a live record of its holder and type;
- * - device lists: with no id twice in a list, the listed (device, id)
- *   pairs are distinct, and the live records found on their device's list
- *   are distinct pairs among them; when they are as many as the listed
- *   ids, every listed id is a live record of that device. */
+ * scans and no point read per entry or per record (but one per live
+ * record past its expiry). The holder and device indexes must name
+ * exactly the live (not final) records:
+ * - holder entries, as (holder, type, id) triples, equal the triples of
+ *   the live records;
+ * - listed (device, id) pairs equal the pairs of the live records not
+ *   yet expired, plus the expired ones still listed (the ledger drops
+ *   expired ids from a full device, so an expired record may be missing:
+ *   a point read tells which).
+ * Each side is a set (index keys are unique; a list holds an id once,
+ * checked; records are keyed by id), compared as a sum of keyed digests:
+ * SHA-256 under a salt drawn for this import, so a forger who cannot
+ * know the salt cannot make two different sets sum alike (4 x 64-bit
+ * lanes, added without carry between lanes). */
+#define SET_LANES 4
+typedef struct set_sum {
+    uint64_t lane[SET_LANES];
+    uint64_t count;
+} set_sum;
+
 typedef struct idx_check {
     mn_store *s;
     int64_t time_ms;
-    uint64_t holder_entries, device_ids; /* in the index families */
-    uint64_t live, listed_live;          /* live records; those on their device's list */
+    uint8_t salt[MN_HASH_LEN];
+    set_sum holders_indexed, holders_live; /* (holder, type, id) */
+    set_sum devices_listed, devices_live;  /* (device, id) */
     int rc;
     char why[160];
 } idx_check;
+
+/* Adds the element key || id (key an index key: family byte first). */
+static void set_add(const idx_check *c, set_sum *sum, const uint8_t *key, size_t kl, const uint8_t id[static MN_ID_LEN]) {
+    uint8_t buf[MN_HASH_LEN + MN_STORE_KEY_MAX + MN_ID_LEN], d[MN_HASH_LEN];
+    assert(kl <= MN_STORE_KEY_MAX);
+    memcpy(buf, c->salt, MN_HASH_LEN);
+    memcpy(buf + MN_HASH_LEN, key, kl);
+    memcpy(buf + MN_HASH_LEN + kl, id, MN_ID_LEN);
+    mn_sha256(d, buf, MN_HASH_LEN + kl + MN_ID_LEN);
+    for (int i = 0; i < SET_LANES; i++) {
+        uint64_t w;
+        memcpy(&w, d + 8 * i, sizeof w);
+        sum->lane[i] += w;
+    }
+    sum->count++;
+}
+
+static bool set_equal(const set_sum *a, const set_sum *b) {
+    return a->count == b->count && memcmp(a->lane, b->lane, sizeof a->lane) == 0;
+}
 
 static int idx_bad(idx_check *c, int rc, const char *why) {
     c->rc = rc;
@@ -239,53 +275,48 @@ static int idx_bad(idx_check *c, int rc, const char *why) {
     return 1;
 }
 
-static int count_device(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+static int add_device(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     idx_check *c = ctx;
-    (void)k;
-    (void)kl;
-    for (size_t i = 0; i < vl / MN_ID_LEN; i++)
+    for (size_t i = 0; i < vl / MN_ID_LEN; i++) {
         for (size_t j = 0; j < i; j++)
             if (memcmp(v + i * MN_ID_LEN, v + j * MN_ID_LEN, MN_ID_LEN) == 0)
                 return idx_bad(c, MN_ECORRUPT, "a device lists a credential twice");
-    c->device_ids += vl / MN_ID_LEN;
+        set_add(c, &c->devices_listed, k, kl, v + i * MN_ID_LEN);
+    }
     return 0;
 }
 
-static int count_holder(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+static int add_holder(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     idx_check *c = ctx;
-    (void)k;
-    (void)kl;
-    (void)v;
     if (vl != MN_ID_LEN) return idx_bad(c, MN_ECORRUPT, "a holder entry is not one credential id");
-    c->holder_entries++;
+    set_add(c, &c->holders_indexed, k, kl, v);
     return 0;
 }
 
-static int check_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+static int add_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
     idx_check *c = ctx;
     (void)kl;
     Midnode__CredentialRecord *r = midnode__credential_record__unpack(NULL, vl, v);
     if (!r) return idx_bad(c, MN_ECORRUPT, "a record does not decode");
+    const uint8_t *id = k + 1;
     int bad = 0;
     if (!is_final(r->status) && r->holder_ref.len == MN_ID_LEN && r->device_ref.len == MN_ID_LEN) {
-        c->live++;
         uint8_t key[MN_STORE_KEY_MAX], buf[32 * MN_ID_LEN];
-        size_t len = 0;
         size_t kl2 = mn_store_key_holder(key, r->holder_ref.data, (uint32_t)r->type);
-        int rc = mn_store_get_buf(c->s, key, kl2, buf, sizeof buf, &len);
-        if (rc != MN_OK || len != MN_ID_LEN || memcmp(buf, k + 1, MN_ID_LEN) != 0) {
-            bad = idx_bad(c, MN_ECORRUPT, "a live credential is missing from the holder index");
-        } else {
-            kl2 = mn_store_key_device(key, r->device_ref.data);
-            rc = mn_store_get_buf(c->s, key, kl2, buf, sizeof buf, &len);
-            bool found = false;
-            for (size_t i = 0; rc == MN_OK && i < len / MN_ID_LEN && !found; i++)
-                found = memcmp(buf + i * MN_ID_LEN, k + 1, MN_ID_LEN) == 0;
-            if (found)
-                c->listed_live++;
-            else if (r->expires_at == 0 || c->time_ms / 1000 < r->expires_at)
-                bad = idx_bad(c, MN_ECORRUPT, "a live credential is missing from its device's list");
+        set_add(c, &c->holders_live, key, kl2, id);
+        kl2 = mn_store_key_device(key, r->device_ref.data);
+        bool listed = r->expires_at == 0 || c->time_ms / 1000 < r->expires_at;
+        if (!listed) { /* expired: counted when its device still lists it */
+            size_t len = 0;
+            int rc = mn_store_get_buf(c->s, key, kl2, buf, sizeof buf, &len);
+            if (rc != MN_OK && rc != MN_ENOTFOUND) {
+                bad = idx_bad(c, rc, "a device list cannot be read");
+            } else {
+                for (size_t i = 0; rc == MN_OK && i < len / MN_ID_LEN && !listed; i++)
+                    listed = memcmp(buf + i * MN_ID_LEN, id, MN_ID_LEN) == 0;
+            }
         }
+        if (listed && !bad) set_add(c, &c->devices_live, key, kl2, id);
     } else if (!is_final(r->status)) {
         bad = idx_bad(c, MN_ECORRUPT, "a record's holder or device is not 32 bytes");
     }
@@ -293,28 +324,22 @@ static int check_record(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v
     return bad;
 }
 
-/* The three scans, then the counts. Returns MN_OK, or the scan's error
+/* The three scans, then the sums. Returns MN_OK, or the scan's error
  * (c->rc and c->why set for an index that disagrees). */
 static int check_indexes(idx_check *c) {
-    /* The store reads an id an index entry names by its record, which
-     * must be of the entry's device, or holder and type: MN_ECORRUPT
-     * when there is none. */
-    int rc = mn_store_scan(c->s, 'd', count_device, c);
-    if (rc == MN_ECORRUPT && c->rc == MN_OK) {
-        idx_bad(c, rc, "a device lists a credential that is not a live one of that device");
-        return MN_OK;
-    }
-    if (rc == MN_OK && c->rc == MN_OK) rc = mn_store_scan(c->s, 'h', count_holder, c);
-    if (rc == MN_ECORRUPT && c->rc == MN_OK) {
-        idx_bad(c, rc, "a holder entry names no live credential of that holder and type");
-        return MN_OK;
-    }
-    if (rc == MN_OK && c->rc == MN_OK) rc = mn_store_scan(c->s, 'r', check_record, c);
+    if (mn_random_bytes(c->salt, sizeof c->salt) != MN_OK) return MN_EIO;
+    int rc = mn_store_scan(c->s, 'd', add_device, c);
+    if (rc == MN_OK && c->rc == MN_OK) rc = mn_store_scan(c->s, 'h', add_holder, c);
+    if (rc == MN_OK && c->rc == MN_OK) rc = mn_store_scan(c->s, 'r', add_record, c);
     if (rc != MN_OK || c->rc != MN_OK) return rc;
-    if (c->holder_entries != c->live)
-        idx_bad(c, MN_ECORRUPT, "a holder entry names no live credential of that holder and type");
-    else if (c->device_ids != c->listed_live)
-        idx_bad(c, MN_ECORRUPT, "a device lists a credential that is not a live one of that device");
+    if (!set_equal(&c->holders_indexed, &c->holders_live))
+        idx_bad(c, MN_ECORRUPT, c->holders_indexed.count < c->holders_live.count
+                                    ? "a live credential is missing from the holder index"
+                                    : "a holder entry names no live credential of that holder and type");
+    else if (!set_equal(&c->devices_listed, &c->devices_live))
+        idx_bad(c, MN_ECORRUPT, c->devices_listed.count < c->devices_live.count
+                                    ? "a live credential is missing from its device's list"
+                                    : "a device lists a credential that is not a live one of that device");
     return MN_OK;
 }
 
@@ -380,7 +405,7 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     }
     /* The state into the store, chunk by chunk; the tree is built from the
      * store once every entry is in. */
-    uint64_t entries = 0;
+    uint64_t entries = 0, t0 = now_ms();
     for (;;) {
         uint8_t hdr[3], key[MN_STORE_KEY_MAX], l[4];
         if (!r_get(&r, hdr, 1)) break;
@@ -429,10 +454,20 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     rc = mn_store_write(s, kv);
     mn_kv_free(kv);
     kv = NULL;
+    uint64_t t1 = now_ms();
+    info->load_ms = t1 - t0;
     /* The tree is only needed for its root here: the node builds its own
      * when it opens the store. */
-    if (rc == MN_OK) rc = (tree = mn_nodemap_new()) ? mn_tree_build(s, tree, root, NULL) : MN_ENOMEM;
+    /* A trie of n random keys has about n / ln 2 internal nodes: sized
+     * for them up front, the map is never rehashed while it fills. */
+    if (rc == MN_OK && !(tree = mn_nodemap_new())) rc = MN_ENOMEM;
+    if (rc == MN_OK) rc = mn_nodemap_reserve(tree, (size_t)(info->records + info->nonces) / 2 * 3 + 1024);
+    mn_tree_build_stats tst = {0};
+    if (rc == MN_OK) rc = mn_tree_build(s, tree, root, &tst);
+    info->tree_nodes = tst.nodes;
     mn_nodemap_free(tree);
+    uint64_t t2 = now_ms();
+    info->tree_ms = t2 - t1;
     if (rc != MN_OK) {
         fail(err, err_len, rc, "writing the state: %s", mn_strerror(rc));
         goto out;
@@ -443,6 +478,7 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     }
     idx_check c = {.s = s, .time_ms = hd->time_ms, .rc = MN_OK};
     rc = check_indexes(&c);
+    info->index_ms = now_ms() - t2;
     if (rc == MN_OK && c.rc != MN_OK) {
         rc = fail(err, err_len, c.rc, "indexes: %s", c.why);
         goto out;

@@ -10,8 +10,8 @@
  * indexes (not covered by the root) must agree with the records. Only then
  * does the store take the height, so a failed import leaves a store of
  * height 0 that the caller discards (its partial writes are not usable).
- * Import needs temporary files (tmpfile(), so TMPDIR) of 64 bytes per
- * record and nonce: the tree is built in key-hash order from them.
+ * The store keeps records in key-hash order, so the tree is built by one
+ * scan of them (tree_build.h).
  *
  * File: "MNSNAP01", u32 block length, Block, u32 certificate length,
  * CommitCertificate, then entries (u8 family 'r' 'n' 'd' 'h', u16 key
@@ -38,6 +38,10 @@ typedef struct mn_snapshot_info {
     uint8_t state_root[MN_HASH_LEN];
     uint64_t records, nonces, devices, holders;
     uint64_t bytes;
+    /* Import only: milliseconds spent loading the entries into the store,
+     * rebuilding the state tree, and checking the indexes. */
+    uint64_t load_ms, tree_ms, index_ms;
+    uint64_t tree_nodes; /* import: nodes of the rebuilt state tree */
 } mn_snapshot_info;
 
 /* Writes the state at the store's committed height to path (created or

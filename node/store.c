@@ -2046,7 +2046,37 @@ static const uint8_t *rec_keys_only(const rec_keys *rk, const uint8_t *prefix, s
     return rk->k[lo] + REC_KH;
 }
 
-typedef struct { mn_store *s; const rec_keys *rk; mn_store_kv_cb cb; void *ctx; int rc; } ix_scan;
+/* The record keys, read once for the first index value that names an id
+ * by prefix (an imported store names every id whole and needs none).
+ * NULL when out of memory: ids are then resolved in the store. */
+typedef struct {
+    mn_store *s;
+    rec_keys *rk;
+    bool rk_read;
+    mn_store_kv_cb cb;
+    void *ctx;
+    int rc;
+} ix_scan;
+
+static bool ix_all_whole(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    if (is_holder_key(k, kl)) return vl == MN_ID_LEN;
+    return vl >= 1 && vl == 1 + (size_t)v[0] + (size_t)v[0] * MN_ID_LEN;
+}
+
+static const rec_keys *ix_rec_keys(ix_scan *x) {
+    if (x->rk_read) return x->rk;
+    x->rk_read = true;
+    rec_keys *rk = calloc(1, sizeof *rk);
+    uint8_t r = 'r';
+    if (!rk || iterate(x->s, &r, 1, 'r', (size_t)-1, rec_keys_add, rk) != MN_OK || rk->oom) {
+        if (rk) free(rk->k);
+        free(rk);
+        return NULL;
+    }
+    rec_keys_index(rk);
+    x->rk = rk;
+    return rk;
+}
 
 /* Hands index entries out with their ids whole. */
 static int ix_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
@@ -2057,7 +2087,8 @@ static int ix_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, 
     }
     uint8_t *ids = NULL;
     size_t n = 0;
-    if ((x->rc = ix_decode(x->s, x->rk, k, kl, v, vl, &ids, &n)) != MN_OK) return 1;
+    const rec_keys *rk = ix_all_whole(k, kl, v, vl) ? NULL : ix_rec_keys(x);
+    if ((x->rc = ix_decode(x->s, rk, k, kl, v, vl, &ids, &n)) != MN_OK) return 1;
     int stop = x->cb(x->ctx, k, kl, ids, n);
     free(ids);
     return stop;
@@ -2066,15 +2097,10 @@ static int ix_adapter(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, 
 int mn_store_scan(mn_store *s, char fam, mn_store_kv_cb cb, void *ctx) {
     uint8_t start = (uint8_t)fam;
     if (s->ix_prefix && (fam == 'h' || fam == 'd')) {
-        rec_keys *rk = calloc(1, sizeof *rk);
-        uint8_t r = 'r';
-        int rc = rk ? iterate(s, &r, 1, 'r', (size_t)-1, rec_keys_add, rk) : MN_OK;
-        bool usable = rk && !rk->oom;
-        if (usable) rec_keys_index(rk);
-        ix_scan x = {s, usable ? rk : NULL, cb, ctx, MN_OK};
-        if (rc == MN_OK) rc = iterate(s, &start, 1, fam, (size_t)-1, ix_adapter, &x);
-        if (rk) free(rk->k);
-        free(rk);
+        ix_scan x = {s, NULL, false, cb, ctx, MN_OK};
+        int rc = iterate(s, &start, 1, fam, (size_t)-1, ix_adapter, &x);
+        if (x.rk) free(x.rk->k);
+        free(x.rk);
         return rc != MN_OK ? rc : x.rc;
     }
     if (fam != 'r') return iterate(s, &start, 1, fam, (size_t)-1, cb, ctx);

@@ -64,5 +64,11 @@ int mn_ctl_snapshot(int argc, char **argv) {
     json_object_set_new(o, "holders", json_integer((json_int_t)info.holders));
     json_object_set_new(o, "bytes", json_integer((json_int_t)info.bytes));
     json_object_set_new(o, "file", json_string(file));
+    if (!is_export) {
+        json_object_set_new(o, "load_ms", json_integer((json_int_t)info.load_ms));
+        json_object_set_new(o, "tree_ms", json_integer((json_int_t)info.tree_ms));
+        json_object_set_new(o, "index_ms", json_integer((json_int_t)info.index_ms));
+        json_object_set_new(o, "tree_nodes", json_integer((json_int_t)info.tree_nodes));
+    }
     return mn_ctl_emit(o);
 }

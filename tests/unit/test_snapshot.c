@@ -413,6 +413,33 @@ static void forged_index_entries_are_refused(void **state) {
     free(b);
 }
 
+/* Device 9 holds credential 9 (expired at the snapshot's time) and 19.
+ * A list without 9 is what the ledger writes once it drops expired ids:
+ * it imports. A list without 19, which is live and not expired, would
+ * hide 19 from a loss report of device 9: refused. */
+static void device_lists_may_drop_only_expired_credentials(void **state) {
+    ctx *c = *state;
+    char err[256];
+    size_t len, n2;
+    uint8_t *b = exported_bytes(c, &len);
+    uint8_t key[MN_STORE_KEY_MAX], ref[32], id[32];
+    lf_id(ref, 'd', 9);
+    size_t kl = mn_store_key_device(key, ref);
+
+    lf_id(id, 'c', 9);
+    uint8_t *b2 = with_entry(b, len, key, kl, id, 32, &n2);
+    assert_int_equal(import_bytes(c, b2, n2, err, sizeof err), MN_ECORRUPT);
+    assert_non_null(strstr(err, "missing from its device's list"));
+    free(b2);
+
+    lf_id(id, 'c', 19);
+    b2 = with_entry(b, len, key, kl, id, 32, &n2);
+    assert_int_equal(import_bytes(c, b2, n2, err, sizeof err), MN_OK);
+    assert_true(mn_store_height(c->s2) > 0);
+    free(b2);
+    free(b);
+}
+
 static void truncated_or_empty_state_is_refused(void **state) {
     ctx *c = *state;
     lf_fixture *f = &c->f;
@@ -437,6 +464,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(tampered_record_fails_the_root, setup, teardown),
         cmocka_unit_test_setup_teardown(tampered_index_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(forged_index_entries_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(device_lists_may_drop_only_expired_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(truncated_or_empty_state_is_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
