@@ -1247,15 +1247,24 @@ int node_warm_start(struct mn_node *n)
     return uv_idle_start(&n->warm_idle, node_on_warm);
 }
 
-/* Records per slice of the warm-up: a few milliseconds, so queries that
- * arrive meanwhile wait little. */
-#define NODE_WARM_SLICE 2048
+/* The warm-up runs in slices of about NODE_WARM_SLICE_NS, so peers'
+ * handshakes and queries that arrive meanwhile wait little, in steps of
+ * NODE_WARM_STEP records: the first write to a cache page can cost
+ * milliseconds (the kernel zeroes it, and a virtual machine's host may
+ * back it then), so a fixed number of records per slice could block the
+ * loop for seconds on a fresh cache of gigabytes. */
+#define NODE_WARM_STEP 16
+#define NODE_WARM_SLICE_NS 2000000u
 
 void node_on_warm(uv_idle_t *h)
 {
     struct mn_node *n = h->data;
     if (n->stopping) return;
-    int rc = mn_ledger_warm(n->ledger, NODE_WARM_SLICE);
+    uint64_t t0 = uv_hrtime();
+    int rc;
+    do {
+        rc = mn_ledger_warm(n->ledger, NODE_WARM_STEP);
+    } while (rc == 1 && uv_hrtime() - t0 < NODE_WARM_SLICE_NS);
     if (rc == 1) return;
     (void)uv_idle_stop(h);
     mn_read_cache_stats rs;
