@@ -180,6 +180,10 @@ if [ "$JOIN" = 1 ]; then
   NODE0=$!
   PIDS=("$NODE0" "${PIDS[@]}")
   wait_rpc "${RPCS[0]}"
+  # ... and has finished its own start (the read cache's warm-up), as a
+  # node serving for a while has.
+  waited=$(settle "$SETTLE_MAX" "$NODE0") && say "validator restarted and settled after ${waited}s" ||
+    say "validator still busy after ${waited}s: importing anyway"
   t1=$(now)
   "$BIN/midctl" --json snapshot import --home "$OBS_HOME" --file "$W/state.snap" >"$W/import.json" ||
     die "snapshot import failed: $(cat "$W/import.json")"
