@@ -167,68 +167,21 @@ int mn_snapshot_export(mn_store *s, const char *path, mn_snapshot_info *info, ch
 
 /* ---------------------------------------------------------------- import */
 
-/* The file through a buffer of its own: an import reads five small fields
- * per entry, and a stdio call and a digest update for each cost more than
- * the entry's copy. The digest takes the consumed bytes in runs (buf is
- * digested up to buf + hashed); stdio reads the file in large blocks. */
-#define READ_BUF 4096u
 typedef struct reader {
     FILE *f;
     mn_sha256_ctx h;
     bool eof;
-    uint8_t buf[READ_BUF];
-    size_t pos, len, hashed; /* consumed, filled, digested bytes of buf */
-    uint64_t consumed;       /* bytes of the file consumed */
 } reader;
 
-static void r_digest(reader *r) {
-    mn_sha256_update(&r->h, r->buf + r->hashed, r->pos - r->hashed);
-    r->hashed = r->pos;
-}
-
-/* Digests what was consumed, keeps the rest and reads more after it.
- * false at the end of the file or on an error. */
-static bool r_fill(reader *r) {
-    r_digest(r);
-    memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-    r->len -= r->pos;
-    r->pos = r->hashed = 0;
-    size_t got = fread(r->buf + r->len, 1, READ_BUF - r->len, r->f);
-    r->len += got;
-    return got > 0;
-}
-
-/* n bytes into p, digested. */
-static bool r_take(reader *r, void *p, size_t n) {
-    uint8_t *o = p;
-    while (n > 0) {
-        if (r->pos == r->len && !r_fill(r)) {
-            r->eof = true;
-            return false;
-        }
-        size_t k = r->len - r->pos < n ? r->len - r->pos : n;
-        memcpy(o, r->buf + r->pos, k);
-        r->pos += k;
-        r->consumed += k;
-        o += k;
-        n -= k;
+static bool r_get(reader *r, void *p, size_t n) {
+    if (n == 0) return true;
+    if (fread(p, 1, n, r->f) != n) {
+        r->eof = true;
+        return false;
     }
+    mn_sha256_update(&r->h, p, n);
     return true;
 }
-
-/* The file's trailing digest (n <= READ_BUF bytes, not digested itself). */
-static bool r_take_undigested(reader *r, void *p, size_t n) {
-    r_digest(r);
-    while (r->len - r->pos < n)
-        if (!r_fill(r)) return false;
-    memcpy(p, r->buf + r->pos, n);
-    r->pos += n;
-    r->hashed = r->pos;
-    r->consumed += n;
-    return true;
-}
-
-static bool r_get(reader *r, void *p, size_t n) { return r_take(r, p, n); }
 
 /* A length-prefixed blob of at most max bytes (malloc'd). */
 static bool r_blob(reader *r, uint8_t **out, size_t *len, size_t max) {
@@ -408,11 +361,9 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     if (mn_store_height(s) != 0 || mn_store_scan(s, 'r', first_key, &any) != MN_OK || any ||
         mn_store_scan(s, 'n', first_key, &any) != MN_OK || any)
         return fail(err, err_len, MN_ESTATE, "the store is not empty (import into a new data directory)");
-    reader r;
-    memset(&r, 0, sizeof r);
+    reader r = {0};
     r.f = fopen(path, "rb");
     if (!r.f) return fail(err, err_len, MN_EIO, "cannot open %s", path);
-    (void)setvbuf(r.f, NULL, _IOFBF, 1u << 20); /* a hint: a smaller buffer only costs more reads */
     mn_sha256_init(&r.h);
     int rc = MN_OK;
     uint8_t *block = NULL, *cert = NULL, *val = NULL;
@@ -495,9 +446,8 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
         rc = fail(err, err_len, MN_ECORRUPT, "the snapshot is truncated");
         goto out;
     }
-    r_digest(&r);
     mn_sha256_final(&r.h, digest);
-    if (!r_take_undigested(&r, want, MN_HASH_LEN) || memcmp(digest, want, MN_HASH_LEN) != 0) {
+    if (fread(want, 1, MN_HASH_LEN, r.f) != MN_HASH_LEN || memcmp(digest, want, MN_HASH_LEN) != 0) {
         rc = fail(err, err_len, MN_ECORRUPT, "the snapshot's checksum does not match");
         goto out;
     }
@@ -552,7 +502,10 @@ out:
     free(cert);
     free(val);
     mn_kv_free(kv);
-    info->bytes = r.consumed;
-    fclose(r.f);
+    if (r.f) {
+        long pos = ftell(r.f);
+        info->bytes = pos > 0 ? (uint64_t)pos : 0;
+        fclose(r.f);
+    }
     return rc;
 }
