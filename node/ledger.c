@@ -340,15 +340,26 @@ static int tree_sync(mn_ledger *l) {
 }
 
 int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) {
+    return mn_ledger_open_with_tree(out, store, genesis, NULL, NULL);
+}
+
+int mn_ledger_open_with_tree(mn_ledger **out, mn_store *store, const mn_genesis *genesis, mn_nodemap *tree,
+                             const uint8_t *root) {
     *out = NULL;
     mn_ledger *l = calloc(1, sizeof *l);
-    if (!l) return MN_ENOMEM;
-    l->tree = mn_nodemap_new();
+    if (!l) {
+        mn_nodemap_free(tree);
+        return MN_ENOMEM;
+    }
+    l->tree = tree ? tree : mn_nodemap_new();
     if (!l->tree) {
         free(l);
         return MN_ENOMEM;
     }
-    tree_forget(l);
+    if (tree) /* tree_sync keeps it when root is the store's, else rebuilds it */
+        memcpy(l->tree_root, root, MN_HASH_LEN);
+    else
+        tree_forget(l);
     l->store = store;
     l->g = genesis;
     l->rec_slots = MN_LEDGER_REC_CACHE_SLOTS;

@@ -53,6 +53,7 @@
 #include "genesis.h"
 #include "midnode.pb-c.h"
 #include "mn.h"
+#include "nodemap.h"
 #include "store.h"
 
 #define MN_DEVICE_LIVE_MAX 32
@@ -67,6 +68,14 @@ typedef struct mn_exec mn_exec;
  * million credentials. Returns MN_OK, MN_ENOMEM, MN_EIO, or MN_ECORRUPT
  * when the records do not hash to the stored state root. */
 int mn_ledger_open(mn_ledger **out, mn_store *store, const mn_genesis *genesis) MN_WARN_UNUSED;
+
+/* mn_ledger_open taking tree, the store's state tree whose root is the
+ * 32 bytes at root (as a snapshot import rebuilt it:
+ * mn_snapshot_import_tree), instead of building it again when that is the
+ * store's root. Takes ownership of tree, also on failure; tree NULL (root
+ * then unused) is mn_ledger_open. Same returns. */
+int mn_ledger_open_with_tree(mn_ledger **out, mn_store *store, const mn_genesis *genesis, mn_nodemap *tree,
+                             const uint8_t *root) MN_WARN_UNUSED;
 void mn_ledger_free(mn_ledger *l); /* NULL-safe; does not close the store */
 
 typedef struct mn_tx_info {

@@ -15,13 +15,17 @@ static void usage(FILE *to)
             "usage: midnode --home DIR          run the node whose home directory is DIR\n"
             "       midnode --dev [--home DIR]  a one-validator chain with the default members\n"
             "                                   (home defaults to ./midnode-dev)\n"
-            "options: --log-level debug|info|warn|error\n");
+            "options: --log-level debug|info|warn|error\n"
+            "         --import-snapshot FILE    start an empty node from a certified state snapshot\n"
+            "                                   (checked as by `midctl snapshot import`; ignored once\n"
+            "                                   the node holds a chain)\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *home = NULL;
     const char *log_level = NULL;
+    const char *snapshot = NULL;
     int dev = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
@@ -30,6 +34,8 @@ int main(int argc, char **argv)
             dev = 1;
         } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
             log_level = argv[++i];
+        } else if (strcmp(argv[i], "--import-snapshot") == 0 && i + 1 < argc) {
+            snapshot = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -60,7 +66,7 @@ int main(int argc, char **argv)
         }
     }
     mn_node *node = NULL;
-    if (mn_node_open(&node, home, log_level, err, sizeof err) != MN_OK) {
+    if (mn_node_open(&node, home, log_level, snapshot, err, sizeof err) != MN_OK) {
         LOG_ERROR("start_failed", "home=%s reason=\"%s\"", home, err);
         fprintf(stderr, "midnode: %s\n", err);
         return 1;

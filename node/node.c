@@ -13,6 +13,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "node_internal.h"
+#include "snapshot.h"
 #include "tlskey.h"
 
 uint64_t node_now_ms(void)
@@ -155,7 +156,37 @@ static int start_http(struct mn_node *n, char *err, size_t err_len)
     return n->http ? MN_OK : MN_EIO;
 }
 
-int mn_node_open(mn_node **out, const char *home, const char *log_level, char *err, size_t err_len)
+/* Imports snapshot into the node's store when it is empty (node.h); hands
+ * back the state tree the import rebuilt (*tree NULL when the store already
+ * held a chain). */
+static int import_snapshot(struct mn_node *n, const char *snapshot, mn_nodemap **tree,
+                           uint8_t root[static MN_HASH_LEN], char *err, size_t err_len)
+{
+    *tree = NULL;
+    if (mn_store_height(n->store) != 0) {
+        LOG_WARN("snapshot_import_skipped", "file=%s height=%llu reason=\"the store already holds a chain\"", snapshot,
+                 (unsigned long long)mn_store_height(n->store));
+        return MN_OK;
+    }
+    mn_snapshot_info si;
+    char why[400];
+    uint64_t t0 = uv_hrtime();
+    int rc = mn_snapshot_import_tree(n->store, n->genesis, snapshot, &si, tree, why, sizeof why);
+    if (rc != MN_OK) {
+        snprintf(err, err_len, "snapshot %s: %s (remove the data directory %s before another import)", snapshot, why,
+                 n->cfg.data_dir);
+        return rc;
+    }
+    memcpy(root, si.state_root, MN_HASH_LEN);
+    LOG_INFO("snapshot_imported", "file=%s height=%llu records=%llu load_ms=%llu tree_ms=%llu index_ms=%llu ms=%llu",
+             snapshot, (unsigned long long)si.height, (unsigned long long)si.records, (unsigned long long)si.load_ms,
+             (unsigned long long)si.tree_ms, (unsigned long long)si.index_ms,
+             (unsigned long long)((uv_hrtime() - t0) / 1000000));
+    return MN_OK;
+}
+
+int mn_node_open(mn_node **out, const char *home, const char *log_level, const char *snapshot, char *err,
+                 size_t err_len)
 {
     *out = NULL;
     struct mn_node *n = calloc(1, sizeof *n);
@@ -195,9 +226,13 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, char *e
     if ((rc = load_keys(n, err, err_len)) != MN_OK) return rc;
     if ((rc = mn_mkdir_p(n->cfg.data_dir, 0700, err, err_len)) != MN_OK) return rc;
     if ((rc = mn_store_open(&n->store, n->cfg.data_dir, err, err_len)) != MN_OK) return rc;
-    /* The state tree is built in memory from the records (ledger.h). */
+    mn_nodemap *imported = NULL;
+    uint8_t imported_root[MN_HASH_LEN] = {0};
+    if (snapshot && (rc = import_snapshot(n, snapshot, &imported, imported_root, err, err_len)) != MN_OK) return rc;
+    /* The state tree is built in memory from the records (ledger.h), or
+     * comes from the import that just rebuilt it. */
     uint64_t tree_t0 = uv_hrtime();
-    if ((rc = mn_ledger_open(&n->ledger, n->store, n->genesis)) != MN_OK) {
+    if ((rc = mn_ledger_open_with_tree(&n->ledger, n->store, n->genesis, imported, imported_root)) != MN_OK) {
         if (rc == MN_ECORRUPT)
             snprintf(err, err_len, "ledger: the stored records and nonces do not hash to the stored state root "
                      "(start from a new data directory: snapshot import or catch-up)");

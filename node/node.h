@@ -18,10 +18,15 @@
 typedef struct mn_node mn_node;
 
 /* Opens the node of home directory `home`. log_level (may be NULL) overrides
- * config.json's. Returns MN_OK and a node in *out, or an MN_E* code with a
- * reason in err (a missing file, a key that does not match genesis, a port
- * already in use, a store from another chain, ...). */
-int mn_node_open(mn_node **out, const char *home, const char *log_level, char *err,
+ * config.json's. snapshot (may be NULL) is a certified state snapshot to
+ * import first when the store is empty (snapshot.h: the same checks as
+ * `midctl snapshot import`, and the state tree it rebuilds is the node's,
+ * not built a second time); with a store that already holds a chain it is
+ * ignored with a warning, so the same command line restarts the node.
+ * Returns MN_OK and a node in *out, or an MN_E* code with a reason in err
+ * (a missing file, a key that does not match genesis, a port already in
+ * use, a store from another chain, a snapshot refused, ...). */
+int mn_node_open(mn_node **out, const char *home, const char *log_level, const char *snapshot, char *err,
                  size_t err_len) MN_WARN_UNUSED;
 
 /* Runs until stopped. Returns MN_OK after a clean stop, or an MN_E* code

@@ -354,6 +354,12 @@ static int first_key(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, s
 
 int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_snapshot_info *info, char *err,
                        size_t err_len) {
+    return mn_snapshot_import_tree(s, g, path, info, NULL, err, err_len);
+}
+
+int mn_snapshot_import_tree(mn_store *s, const mn_genesis *g, const char *path, mn_snapshot_info *info,
+                            mn_nodemap **tree_out, char *err, size_t err_len) {
+    if (tree_out) *tree_out = NULL;
     mn_snapshot_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
@@ -456,8 +462,8 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     kv = NULL;
     uint64_t t1 = now_ms();
     info->load_ms = t1 - t0;
-    /* The tree is only needed for its root here: the node builds its own
-     * when it opens the store. */
+    /* The tree is only needed for its root here unless the caller keeps
+     * it: else the node builds its own when it opens the store. */
     /* A trie of n random keys has about n / ln 2 internal nodes: sized
      * for them up front, the map is never rehashed while it fills. */
     if (rc == MN_OK && !(tree = mn_nodemap_new())) rc = MN_ENOMEM;
@@ -465,7 +471,6 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     mn_tree_build_stats tst = {0};
     if (rc == MN_OK) rc = mn_tree_build(s, tree, root, &tst);
     info->tree_nodes = tst.nodes;
-    mn_nodemap_free(tree);
     uint64_t t2 = now_ms();
     info->tree_ms = t2 - t1;
     if (rc != MN_OK) {
@@ -475,6 +480,10 @@ int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_sn
     if (memcmp(root, hd->state_root.data, MN_HASH_LEN) != 0) {
         rc = fail(err, err_len, MN_ECRYPTO, "the rebuilt state root differs from the certified header's");
         goto out;
+    }
+    if (!tree_out) { /* not needed for the index check */
+        mn_nodemap_free(tree);
+        tree = NULL;
     }
     idx_check c = {.s = s, .time_ms = hd->time_ms, .rc = MN_OK};
     rc = check_indexes(&c);
@@ -502,6 +511,10 @@ out:
     free(cert);
     free(val);
     mn_kv_free(kv);
+    if (rc == MN_OK && tree_out)
+        *tree_out = tree;
+    else
+        mn_nodemap_free(tree);
     if (r.f) {
         long pos = ftell(r.f);
         info->bytes = pos > 0 ? (uint64_t)pos : 0;

@@ -28,6 +28,7 @@
 
 #include "genesis.h"
 #include "mn.h"
+#include "nodemap.h"
 #include "store.h"
 
 #define MN_SNAPSHOT_CERT_BYTES_MAX 65536
@@ -59,5 +60,12 @@ int mn_snapshot_export(mn_store *s, const char *path, mn_snapshot_info *info, ch
  * differs from the header's); MN_ENOMEM. */
 int mn_snapshot_import(mn_store *s, const mn_genesis *g, const char *path, mn_snapshot_info *info,
                        char *err, size_t err_len) MN_WARN_UNUSED;
+
+/* mn_snapshot_import that also hands over the state tree it rebuilt (the
+ * caller owns *tree_out and frees it with mn_nodemap_free; NULL on
+ * failure), so that a node importing at start does not build it again
+ * (mn_ledger_open_with_tree). Same returns. */
+int mn_snapshot_import_tree(mn_store *s, const mn_genesis *g, const char *path, mn_snapshot_info *info,
+                            mn_nodemap **tree_out, char *err, size_t err_len) MN_WARN_UNUSED;
 
 #endif
