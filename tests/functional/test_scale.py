@@ -93,25 +93,34 @@ def test_one_bad_item_refuses_the_whole_batch(net):
         assert e.value.tx_code == pb.TX_TOO_LARGE
 
 
-def test_observer_joins_from_a_certified_snapshot(make_cluster):
+def chain_with_a_snapshot(make_cluster, items):
+    """A 4-validator chain (and an observer, not started) holding `items`
+    issued credentials, and a snapshot exported from its fourth validator,
+    which is left stopped. Returns the cluster, the items, the file and the
+    export's JSON."""
     cluster = make_cluster(validators=4, observers=1, start=False)
-    vals, obs = cluster.validators, cluster.observers[0]
+    vals = cluster.validators
     cluster.start(vals)
     cluster.wait_height(1, nodes=vals)
-    first = batch_items(300)
+    first = batch_items(items)
     with pyclient.Client(vals[0].rpc) as c:
         submit_batch(c, cluster, first)
     # The snapshot comes from a stopped validator (the store is locked
     # while a node runs); the other three keep committing.
+    vals[3].stop()
+    snap = os.path.join(cluster.dir, "s.snap")
+    return cluster, first, snap, midctl("snapshot", "export", "--home", vals[3].home, "--file", snap)
+
+
+def test_observer_joins_from_a_certified_snapshot(make_cluster):
+    cluster, first, snap, exp = chain_with_a_snapshot(make_cluster, 300)
+    vals, obs = cluster.validators, cluster.observers[0]
     donor = vals[3]
-    donor.stop()
-    exp = midctl("snapshot", "export", "--home", donor.home, "--file", os.path.join(cluster.dir, "s.snap"))
     assert exp["records"] >= 300 and exp["height"] >= 1
-    imp = midctl("snapshot", "import", "--home", obs.home, "--file", os.path.join(cluster.dir, "s.snap"))
+    imp = midctl("snapshot", "import", "--home", obs.home, "--file", snap)
     assert imp["height"] == exp["height"] and imp["state_root"] == exp["state_root"]
     # Importing twice, or into a node that has state, is refused.
-    again = midctl("snapshot", "import", "--home", obs.home, "--file", os.path.join(cluster.dir, "s.snap"),
-                   check=False)
+    again = midctl("snapshot", "import", "--home", obs.home, "--file", snap, check=False)
     assert again["exit"] == 1
     donor.start()
     obs.start()
@@ -135,18 +144,9 @@ def test_an_empty_node_starts_from_a_snapshot(make_cluster):
     `midctl snapshot import`, keeps the state tree the import rebuilt, and
     joins; restarted with the same command line it keeps its chain. A file
     whose records were altered is refused and the node does not start."""
-    cluster = make_cluster(validators=4, observers=1, start=False)
+    cluster, first, snap, exp = chain_with_a_snapshot(make_cluster, 200)
     vals, obs = cluster.validators, cluster.observers[0]
-    cluster.start(vals)
-    cluster.wait_height(1, nodes=vals)
-    first = batch_items(200)
-    with pyclient.Client(vals[0].rpc) as c:
-        submit_batch(c, cluster, first)
-    donor = vals[3]
-    donor.stop()
-    snap = os.path.join(cluster.dir, "s.snap")
-    exp = midctl("snapshot", "export", "--home", donor.home, "--file", snap)
-    donor.start()
+    vals[3].start()
 
     # A forger's file: one record's carrier changed, the checksum made anew.
     # (Magic, u32 length and block, u32 length and certificate, then the
