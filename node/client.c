@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -31,12 +30,6 @@ struct mn_client {
     size_t rstart, rend;
     uint8_t rbuf[CLIENT_RBUF_BYTES];
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int mn_client_parse_addr(char *host, size_t host_len, uint16_t *port, const char *hostport) {
     if (!hostport || !host || host_len == 0) return MN_EINVAL;
@@ -69,7 +62,7 @@ int mn_client_parse_addr(char *host, size_t host_len, uint16_t *port, const char
 /* Waits until fd is ready for events or the deadline passes. */
 static int wait_fd(int fd, short events, int64_t deadline) {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - mn_mono_ms();
         if (left <= 0) return MN_EIO;
         struct pollfd pfd = {.fd = fd, .events = events};
         int rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
@@ -98,7 +91,7 @@ int mn_client_connect(mn_client **out, const char *hostport, uint32_t timeout_ms
         if (err && err_len) snprintf(err, err_len, "cannot resolve %s: %s", host, gai_strerror(grc));
         return MN_EIO;
     }
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = mn_mono_ms() + timeout_ms;
     int fd = -1;
     int last_errno = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -162,7 +155,7 @@ static void set_last_transport(mn_client *c, const char *msg) {
 int mn_client_send_raw(mn_client *c, const void *data, size_t len) {
     if (c->broken) return MN_EIO;
     const uint8_t *p = data;
-    int64_t deadline = now_ms() + c->timeout_ms;
+    int64_t deadline = mn_mono_ms() + c->timeout_ms;
     while (len > 0) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -261,7 +254,7 @@ int mn_client_recv(mn_client *c, Midnode__RpcResponse **out) {
     *out = NULL;
     int rc = mn_client_flush(c); /* never wait for answers to unsent requests */
     if (rc != MN_OK) return rc;
-    int64_t deadline = now_ms() + c->timeout_ms;
+    int64_t deadline = mn_mono_ms() + c->timeout_ms;
     rc = fill(c, 4, deadline);
     if (rc != MN_OK) return rc;
     const uint8_t *h = c->rbuf + c->rstart;

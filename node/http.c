@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -387,16 +386,10 @@ void mn_http_stop(struct mn_http *h) {
 
 /* ---- blocking probe ---- */
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for events on fd until the deadline. Returns MN_OK, MN_EAGAIN or MN_EIO. */
 static int wait_fd(int fd, short events, int64_t deadline) {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - mn_mono_ms();
         if (left <= 0) return MN_EAGAIN;
         struct pollfd pfd = {.fd = fd, .events = events};
         int rc = poll(&pfd, 1, (int)left);
@@ -440,7 +433,7 @@ int mn_http_probe(const char *hostport, const char *path, int timeout_ms, int *s
     for (const char *q = path; *q; q++)
         if ((unsigned char)*q <= 0x20 || *q == 0x7f) return MN_EINVAL;
     if (body && body_len) body[0] = 0;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = mn_mono_ms() + timeout_ms;
     int fd = probe_connect(host, port, deadline);
     if (fd < 0) return fd;
     char req[1400];

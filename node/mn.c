@@ -1,5 +1,8 @@
-/* mn.c: names of the shared error codes. */
+/* mn.c: names of the shared error codes; the monotonic clock. */
 #include "mn.h"
+
+#include <assert.h>
+#include <time.h>
 
 const char *mn_strerror(int code) {
     switch (code) {
@@ -16,4 +19,12 @@ const char *mn_strerror(int code) {
     case MN_ESTATE: return "MN_ESTATE";
     default: return "MN_E?";
     }
+}
+
+int64_t mn_mono_ms(void) {
+    struct timespec ts;
+    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
+    assert(rc == 0); /* CLOCK_MONOTONIC is always there on Linux */
+    (void)rc;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

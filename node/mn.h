@@ -35,6 +35,9 @@ enum mn_err {
 /* Returns a static string naming an MN_E* code ("MN_EINVAL", ...). */
 const char *mn_strerror(int code);
 
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines and durations. */
+int64_t mn_mono_ms(void);
+
 /* ---- bounds (units last) ---- */
 #define MN_HASH_LEN 32
 #define MN_ID_LEN 32               /* credential_id, holder_ref, device_ref */

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cert.h"
@@ -45,12 +44,6 @@ static uint64_t get_be(const uint8_t *p, int n) {
     uint64_t v = 0;
     for (int i = 0; i < n; i++) v = (v << 8) | p[i];
     return v;
-}
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0; /* only a report figure */
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static bool is_final(int status) {
@@ -411,7 +404,8 @@ int mn_snapshot_import_tree(mn_store *s, const mn_genesis *g, const char *path, 
     }
     /* The state into the store, chunk by chunk; the tree is built from the
      * store once every entry is in. */
-    uint64_t entries = 0, t0 = now_ms();
+    uint64_t entries = 0;
+    int64_t t0 = mn_mono_ms();
     for (;;) {
         uint8_t hdr[3], key[MN_STORE_KEY_MAX], l[4];
         if (!r_get(&r, hdr, 1)) break;
@@ -460,19 +454,19 @@ int mn_snapshot_import_tree(mn_store *s, const mn_genesis *g, const char *path, 
     rc = mn_store_write(s, kv);
     mn_kv_free(kv);
     kv = NULL;
-    uint64_t t1 = now_ms();
-    info->load_ms = t1 - t0;
-    /* The tree is only needed for its root here unless the caller keeps
-     * it: else the node builds its own when it opens the store. */
-    /* A trie of n random keys has about n / ln 2 internal nodes: sized
-     * for them up front, the map is never rehashed while it fills. */
+    int64_t t1 = mn_mono_ms();
+    info->load_ms = (uint64_t)(t1 - t0);
+    /* The tree is needed for its root here, and by a caller that keeps it
+     * (else the node builds its own when it opens the store). A trie of n
+     * random keys has about n / ln 2 internal nodes: sized for them up
+     * front, the map is never rehashed while it fills. */
     if (rc == MN_OK && !(tree = mn_nodemap_new())) rc = MN_ENOMEM;
     if (rc == MN_OK) rc = mn_nodemap_reserve(tree, (size_t)(info->records + info->nonces) / 2 * 3 + 1024);
     mn_tree_build_stats tst = {0};
     if (rc == MN_OK) rc = mn_tree_build(s, tree, root, &tst);
     info->tree_nodes = tst.nodes;
-    uint64_t t2 = now_ms();
-    info->tree_ms = t2 - t1;
+    int64_t t2 = mn_mono_ms();
+    info->tree_ms = (uint64_t)(t2 - t1);
     if (rc != MN_OK) {
         fail(err, err_len, rc, "writing the state: %s", mn_strerror(rc));
         goto out;
@@ -487,7 +481,7 @@ int mn_snapshot_import_tree(mn_store *s, const mn_genesis *g, const char *path, 
     }
     idx_check c = {.s = s, .time_ms = hd->time_ms, .rc = MN_OK};
     rc = check_indexes(&c);
-    info->index_ms = now_ms() - t2;
+    info->index_ms = (uint64_t)(mn_mono_ms() - t2);
     if (rc == MN_OK && c.rc != MN_OK) {
         rc = fail(err, err_len, c.rc, "indexes: %s", c.why);
         goto out;
