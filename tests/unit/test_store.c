@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -967,6 +968,31 @@ static void other_store_formats_are_refused(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* A large state has thousands of tables, read at random: opening a store
+ * lifts the soft limit on descriptors to the hard one, so that LevelDB can
+ * keep them open past its thousand mapped tables. */
+static void opening_a_store_lifts_the_descriptor_limit(void **state) {
+    (void)state;
+    struct rlimit was;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    if (was.rlim_max != RLIM_INFINITY && was.rlim_max <= 128) skip();
+    struct rlimit low = {.rlim_cur = 128, .rlim_max = was.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    struct rlimit now;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+    assert_true(now.rlim_cur == was.rlim_max);
+    commit_simple(s, 1);
+    assert_int_equal(mn_store_height(s), 1);
+    mn_store_close(s);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", t.dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(heights_and_getters_survive_reopen),
@@ -981,6 +1007,7 @@ int main(void) {
         cmocka_unit_test(records_as_issued_are_stored_shorter),
         cmocka_unit_test(records_of_a_batch_name_their_transaction),
         cmocka_unit_test(other_store_formats_are_refused),
+        cmocka_unit_test(opening_a_store_lifts_the_descriptor_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
