@@ -15,6 +15,7 @@
 #include "idfilter.h"
 #include "kvmap.h"
 #include "nodemap.h"
+#include "prefault.h"
 #include "smt.h"
 #include "tree_build.h"
 
@@ -34,6 +35,7 @@ struct mn_ledger {
     uint8_t tree_root[MN_HASH_LEN];
     struct rec_cache *rc; /* read path: see mn_ledger_get_record_cached; NULL until first use */
     size_t rec_slots;     /* its size when it is made */
+    bool rec_prefault;    /* its memory populated by a worker (prefault.h) */
     /* While mn_ledger_prove walks to a record it has read: that record is
      * the implicit leaf at the end of the walk, so no seek is needed. */
     const uint8_t *prove_rec;
@@ -1286,6 +1288,7 @@ _Static_assert(sizeof(struct proof_entry) == PROOF_SLOT_BYTES, "proof slot layou
 
 struct rec_cache {
     uint8_t root[MN_HASH_LEN];
+    mn_prefault *prefault; /* populating slot, or NULL */
     uint32_t gen;  /* record entries of another generation are stale */
     uint32_t pgen; /* the same for proof entries */
     uint32_t victim; /* rotates the way evicted from a full bucket */
@@ -1325,6 +1328,7 @@ static size_t rec_tag_bytes(const struct rec_cache *rc) { return rc->buckets * s
 
 static void rec_cache_free(struct rec_cache *rc) {
     if (!rc) return;
+    mn_prefault_stop(rc->prefault); /* before its pages go */
     if (rc->slot) munmap(rc->slot, rec_map_bytes(rc));
     if (rc->tags) munmap(rc->tags, rec_tag_bytes(rc));
     if (rc->pslot) munmap(rc->pslot, PROOF_MAP_BYTES);
@@ -1353,7 +1357,7 @@ static unsigned log2_of(size_t pow2) {
 
 /* A new, empty cache of `slots` slots (a power of two, at least REC_WAYS)
  * stamped with root; NULL when out of memory. */
-static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN], size_t slots) {
+static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN], size_t slots, bool prefault) {
     assert(slots >= REC_WAYS && (slots & (slots - 1)) == 0);
     struct rec_cache *rc = calloc(1, sizeof *rc);
     if (!rc) return NULL;
@@ -1364,6 +1368,7 @@ static struct rec_cache *rec_cache_new(const uint8_t root[static MN_HASH_LEN], s
         rec_cache_free(rc);
         return NULL;
     }
+    if (prefault) rc->prefault = mn_prefault_start(rc->slot, rec_map_bytes(rc));
     rc->gen = 1;
     rc->pgen = 1;
     memcpy(rc->root, root, MN_HASH_LEN);
@@ -1500,7 +1505,7 @@ static struct rec_cache *rec_cache_sync(mn_ledger *l) {
     uint8_t root[MN_HASH_LEN];
     mn_store_root(l->store, root);
     if (!l->rc) {
-        l->rc = rec_cache_new(root, l->rec_slots);
+        l->rc = rec_cache_new(root, l->rec_slots, l->rec_prefault);
         return l->rc;
     }
     struct rec_cache *rc = l->rc;
@@ -1525,7 +1530,7 @@ static struct rec_cache *rec_cache_sync(mn_ledger *l) {
  * and the root check of the next read resets it. */
 static void rec_cache_follow(mn_ledger *l, const mn_kvmap *ov, const uint8_t old_root[static MN_HASH_LEN],
                              const uint8_t new_root[static MN_HASH_LEN]) {
-    if (!l->rc) l->rc = rec_cache_new(old_root, l->rec_slots); /* out of memory: no cache, reads go to the store */
+    if (!l->rc) l->rc = rec_cache_new(old_root, l->rec_slots, l->rec_prefault); /* out of memory: no cache, reads go to the store */
     struct rec_cache *rc = l->rc;
     if (!rc || memcmp(rc->root, old_root, MN_HASH_LEN) != 0 || memcmp(old_root, new_root, MN_HASH_LEN) == 0)
         return;
@@ -1606,6 +1611,8 @@ int mn_ledger_set_read_cache_bytes(mn_ledger *l, uint64_t bytes) {
 }
 
 size_t mn_ledger_read_cache_slots(const mn_ledger *l) { return l->rec_slots; }
+
+void mn_ledger_prefault_read_cache(mn_ledger *l) { l->rec_prefault = true; }
 
 void mn_ledger_prefetch_record(const mn_ledger *l, const uint8_t id[static MN_ID_LEN], int stage) {
     if (!l->rc) return;

@@ -119,6 +119,10 @@ int mn_ledger_get_record(mn_ledger *l, const uint8_t id[static MN_ID_LEN],
  * cache exists already). */
 int mn_ledger_set_read_cache_bytes(mn_ledger *l, uint64_t bytes) MN_WARN_UNUSED;
 size_t mn_ledger_read_cache_slots(const mn_ledger *l);
+/* The read cache, when made after this call, gets its memory from a
+ * worker thread as it starts (prefault.h) instead of a page at a time as
+ * reads fill it. For a serving node; a short-lived ledger need not. */
+void mn_ledger_prefault_read_cache(mn_ledger *l);
 
 /* The committed record of a credential through a read cache (see ledger.c):
  * *bytes and *len its serialised form, borrowed: valid until the next call into

@@ -246,6 +246,7 @@ int mn_node_open(mn_node **out, const char *home, const char *log_level, const c
         snprintf(err, err_len, "limits.read_cache_mb: %u MB is outside the cache's range", n->cfg.limits.read_cache_mb);
         return rc;
     }
+    mn_ledger_prefault_read_cache(n->ledger);
     if ((rc = node_load_tip(n)) != MN_OK) {
         snprintf(err, err_len,
                  "data directory %s does not hold a complete chain of '%s' (%s); move it away to start over",
