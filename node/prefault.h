@@ -5,8 +5,8 @@
  * transparent huge pages, 2 MiB at once); on a virtual machine the host
  * may also have to back it. Measured on the 2-core VM of BENCHMARKS.md, a
  * first write costs about 3 s per GiB: a node that had just mapped a 4 GiB
- * record cache answered 100 to 150 status queries a second for tens of
- * seconds, the loop thread inside clear_page_erms 96% of the time. Here a
+ * record cache answered 85 to 660 status queries a second for its first
+ * ten seconds, the loop thread inside clear_page_erms 96% of the time. Here a
  * worker asks the kernel for the pages (madvise MADV_POPULATE_WRITE, which
  * leaves their contents as they are, so the owner may read and write the
  * mapping meanwhile), a chunk at a time, and can be stopped between chunks.
