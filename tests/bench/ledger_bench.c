@@ -1,12 +1,15 @@
 /* ledger_bench.c: applies N ISSUE transactions in blocks of B to a fresh
  * store and reports execution, state-root and commit rates and the bytes
  * on disk per credential, by key family, as written and after a full
- * compaction. Usage: ledger_bench [N [B [checked|plain [K]]]] (default
+ * compaction. Usage: ledger_bench [N [B [checked|plain [K [MORE]]]]] (default
  * 100000 1000); "checked" applies with MN_EXEC_SIG_CHECKED, as a node does
  * for transactions its mempool already verified; K > 1 issues with
  * ISSUE_BATCH transactions of K items (B then counts transactions per
- * block). Each credential has its own holder and device, as midbench
- * preload issues them; a block stores its transactions.
+ * block); MORE > 0 then applies MORE single ISSUE transactions, pre-checked,
+ * in blocks of 256, and prints their CPU time per transaction by phase
+ * (a node's commit path at the loaded state). Each credential has its own
+ * holder and device, as midbench preload issues them; a block stores its
+ * transactions.
  * Signing the transactions beforehand is not measured. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,13 @@ static uint64_t store_reads(const mn_ledger *l) {
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of the whole process: this thread's and LevelDB's compactions. */
+static double process_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -87,47 +97,24 @@ static void family_table(mn_store *s, const char *label, uint64_t disk, size_t c
            ((double)disk - (double)sum) / (double)creds);
 }
 
+typedef struct phase_times {
+    double t_exec, t_root, t_commit, c_exec, c_root, c_commit;
+    size_t refused;
+} phase_times;
 
-int main(int argc, char **argv) {
-    size_t n = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 100000;
-    size_t per_block = argc > 2 ? (size_t)strtoull(argv[2], NULL, 10) : 1000;
-    unsigned flags = (argc > 3 && strcmp(argv[3], "checked") == 0) ? MN_EXEC_SIG_CHECKED : 0;
-    size_t batch = argc > 4 ? (size_t)strtoull(argv[4], NULL, 10) : 1;
-    if (n == 0 || per_block == 0 || per_block > MN_BLOCK_TXS_MAX || batch == 0 || batch > MN_BATCH_ITEMS_MAX) {
-        fprintf(stderr, "usage: ledger_bench [N [BLOCK_TXS<=%d [checked|plain [BATCH<=%d]]]]\n", MN_BLOCK_TXS_MAX,
-                MN_BATCH_ITEMS_MAX);
-        return 2;
-    }
-    lf_fixture f;
-    if (lf_open(&f) != MN_OK) return 1;
-    size_t ntx = (n + batch - 1) / batch;
-    uint8_t **txs = calloc(ntx, sizeof *txs);
-    size_t *lens = calloc(ntx, sizeof *lens);
-    if (!txs || !lens) return 1;
-    double t0 = now_s();
-    for (size_t t = 0; t < ntx; t++) {
-        if (batch > 1) {
-            size_t first = t * batch, k = first + batch <= n ? batch : n - first;
-            issue_batch(&f, first, k, &txs[t], &lens[t]);
-            continue;
-        }
-        uint8_t id[32], h[32], d[32];
-        lf_id(id, 'c', (uint32_t)t);
-        lf_id(h, 'h', (uint32_t)t);
-        lf_id(d, 'd', (uint32_t)t);
-        lf_issue(&f, "mois", id, LF_RESIDENT, h, d, (t & 1) ? "skt" : "kt", 0, &txs[t], &lens[t]);
-    }
-    double t_sign = now_s() - t0, t_exec = 0, t_root = 0, t_commit = 0;
-    double c_exec = 0, c_root = 0, c_commit = 0;
-    size_t refused = 0;
+/* Applies txs[0..ntx) in blocks of per_block, adding each phase's wall
+ * and CPU time to pt. Returns 0, or 1 when the ledger fails. */
+static int apply_blocks(lf_fixture *f, uint8_t **txs, size_t *lens, size_t ntx, size_t per_block, unsigned flags,
+                        phase_times *pt) {
     for (size_t start = 0; start < ntx; start += per_block) {
         size_t end = start + per_block < ntx ? start + per_block : ntx;
         double a = now_s(), ca = cpu_s();
-        mn_exec *e = mn_exec_begin(f.l, mn_ledger_height(f.l) + 1, f.time_ms);
+        mn_exec *e = mn_exec_begin(f->l, mn_ledger_height(f->l) + 1, f->time_ms);
         if (!e) return 1;
         for (size_t i = start; i < end; i++) {
             char msg[MN_TX_MSG_MAX];
-            if (mn_exec_apply_tx_opts(e, txs[i], lens[i], flags, msg, sizeof msg) != MIDNODE__TX_CODE__TX_OK) refused++;
+            if (mn_exec_apply_tx_opts(e, txs[i], lens[i], flags, msg, sizeof msg) != MIDNODE__TX_CODE__TX_OK)
+                pt->refused++;
         }
         double b = now_s(), cb = cpu_s();
         uint8_t root[32];
@@ -152,14 +139,90 @@ int main(int argc, char **argv) {
         double d = now_s(), cd = cpu_s();
         free(blk);
         mn_exec_free(e);
-        c_exec += cb - ca;
-        c_root += cc - cb;
-        c_commit += cd - cc;
-        t_exec += b - a;
-        t_root += c - b;
-        t_commit += d - c;
-        f.time_ms += 1000;
+        pt->c_exec += cb - ca;
+        pt->c_root += cc - cb;
+        pt->c_commit += cd - cc;
+        pt->t_exec += b - a;
+        pt->t_root += c - b;
+        pt->t_commit += d - c;
+        f->time_ms += 1000;
     }
+    return 0;
+}
+
+/* After the load: `more` single ISSUE transactions of new credentials
+ * (pre-checked, as a node applies what its mempool verified) in blocks of
+ * block_txs, the commit path of a node holding the loaded state. Prints
+ * the CPU time per transaction of each phase. Returns 0, or 1. */
+static int apply_more(lf_fixture *f, size_t first, size_t more, size_t block_txs) {
+    uint8_t **txs = calloc(more, sizeof *txs);
+    size_t *lens = calloc(more, sizeof *lens);
+    if (!txs || !lens) return 1;
+    for (size_t t = 0; t < more; t++) {
+        uint8_t id[32], h[32], d[32];
+        uint32_t k = (uint32_t)(first + t);
+        lf_id(id, 'c', k);
+        lf_id(h, 'h', k);
+        lf_id(d, 'd', k);
+        lf_issue(f, "mois", id, LF_RESIDENT, h, d, (k & 1) ? "skt" : "kt", 0, &txs[t], &lens[t]);
+    }
+    phase_times pt = {0};
+    double p0 = process_cpu_s();
+    int rc = apply_blocks(f, txs, lens, more, block_txs, MN_EXEC_SIG_CHECKED, &pt);
+    double p1 = process_cpu_s();
+    if (rc == 0) {
+        double m = (double)more / 1e6;
+        printf("  then %zu ISSUE txs, blocks of %zu, pre-checked: cpu us/tx execute %.2f, root %.2f, commit %.2f, "
+               "total %.2f; with LevelDB's compactions %.2f (%zu refused)\n",
+               more, block_txs, pt.c_exec / m, pt.c_root / m, pt.c_commit / m,
+               (pt.c_exec + pt.c_root + pt.c_commit) / m, (p1 - p0) / m, pt.refused);
+        if (pt.refused) rc = 1;
+    }
+    for (size_t t = 0; t < more; t++) free(txs[t]);
+    free(txs);
+    free(lens);
+    return rc;
+}
+
+#define MORE_BLOCK_TXS 256
+
+int main(int argc, char **argv) {
+    size_t n = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 100000;
+    size_t per_block = argc > 2 ? (size_t)strtoull(argv[2], NULL, 10) : 1000;
+    unsigned flags = (argc > 3 && strcmp(argv[3], "checked") == 0) ? MN_EXEC_SIG_CHECKED : 0;
+    size_t batch = argc > 4 ? (size_t)strtoull(argv[4], NULL, 10) : 1;
+    size_t more = argc > 5 ? (size_t)strtoull(argv[5], NULL, 10) : 0;
+    if (n == 0 || per_block == 0 || per_block > MN_BLOCK_TXS_MAX || batch == 0 || batch > MN_BATCH_ITEMS_MAX) {
+        fprintf(stderr, "usage: ledger_bench [N [BLOCK_TXS<=%d [checked|plain [BATCH<=%d [MORE]]]]]\n", MN_BLOCK_TXS_MAX,
+                MN_BATCH_ITEMS_MAX);
+        return 2;
+    }
+    lf_fixture f;
+    if (lf_open(&f) != MN_OK) return 1;
+    size_t ntx = (n + batch - 1) / batch;
+    uint8_t **txs = calloc(ntx, sizeof *txs);
+    size_t *lens = calloc(ntx, sizeof *lens);
+    if (!txs || !lens) return 1;
+    double t0 = now_s();
+    for (size_t t = 0; t < ntx; t++) {
+        if (batch > 1) {
+            size_t first = t * batch, k = first + batch <= n ? batch : n - first;
+            issue_batch(&f, first, k, &txs[t], &lens[t]);
+            continue;
+        }
+        uint8_t id[32], h[32], d[32];
+        lf_id(id, 'c', (uint32_t)t);
+        lf_id(h, 'h', (uint32_t)t);
+        lf_id(d, 'd', (uint32_t)t);
+        lf_issue(&f, "mois", id, LF_RESIDENT, h, d, (t & 1) ? "skt" : "kt", 0, &txs[t], &lens[t]);
+    }
+    double t_sign = now_s() - t0;
+    phase_times pt = {0};
+    if (apply_blocks(&f, txs, lens, ntx, per_block, flags, &pt) != 0) return 1;
+    double t_exec = pt.t_exec, t_root = pt.t_root, t_commit = pt.t_commit;
+    double c_exec = pt.c_exec, c_root = pt.c_root, c_commit = pt.c_commit;
+    size_t refused = pt.refused;
+    if (more && apply_more(&f, n, more, MORE_BLOCK_TXS) != 0) return 1;
     /* Reads of the committed state, uncached: a record by id, and a record
      * with its proof (what GetStatus does on a cache miss). */
     size_t reads = n < 100000 ? n : 100000;
