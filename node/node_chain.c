@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "build_timing.h"
 #include "crypto.h"
 #include "log.h"
 #include "merkle.h"
@@ -457,6 +458,7 @@ static int commit_pending(struct mn_node *n, node_pending *p, const Midnode__Com
     LOG_INFO("block_committed", "height=%llu txs=%zu block=%s", (unsigned long long)n->height, p->tx_count, hx);
 
     (void)mn_mempool_remove(n->mempool, (const uint8_t(*)[MN_HASH_LEN])p->tx_hashes, p->tx_count);
+    if (p->tx_count > 0) n->mempool_stalled = false;
     (void)mn_mempool_remove_stale(n->mempool, node_committed_nonce, n);
     node_rpc_after_commit(n, p);
     /* Old heights' records are ignored at start, so they may stay a while:
@@ -485,16 +487,12 @@ static void set_cons_timer(struct mn_node *n, int kind, uint64_t height, uint32_
 static void schedule_build(struct mn_node *n)
 {
     if (!n->need_block) return;
-    uint64_t delay;
     const mn_consensus_params *pp = &n->genesis->params;
-    if (n->need_round > 0) {
-        delay = 0;
-    } else if (mn_mempool_count(n->mempool) > 0) {
-        delay = pp->batch_interval_ms;
-    } else {
-        uint64_t since = node_mono_ms(n) - n->tip_local_ms;
-        delay = since >= pp->max_block_interval_ms ? 0 : pp->max_block_interval_ms - since;
-    }
+    mn_build_clock clock = {
+        .now_ms = node_mono_ms(n), .mempool_since_ms = n->mempool_since_ms, .tip_local_ms = n->tip_local_ms};
+    size_t ready = n->mempool_stalled ? 0 : mn_mempool_count(n->mempool);
+    uint64_t delay = mn_build_delay_ms(&clock, n->need_round > 0, ready,
+                                       pp->batch_interval_ms, pp->max_block_interval_ms);
     if (uv_timer_start(&n->build_timer, node_on_build_timer, delay, 0) != 0)
         node_fatal(n, MN_EIO, "cannot arm the build timer");
 }
@@ -666,6 +664,7 @@ static int build_block(struct mn_node *n, uint8_t hash_out[MN_HASH_LEN])
     uint8_t *block_bytes = NULL;
     if (!b.txs || !b.lens || !b.drop || !b.e) goto out;
     (void)mn_mempool_take(n->mempool, cap, MN_BLOCK_BYTES_MAX - 65536, node_committed_nonce, n, build_take, &b);
+    n->mempool_stalled = b.count == 0 && mn_mempool_count(n->mempool) > 0;
     if (mn_exec_failed(b.e)) {
         rc = MN_EIO;
         goto out;
@@ -815,9 +814,13 @@ void node_on_build_timer(uv_timer_t *t)
 
 void node_tx_admitted(struct mn_node *n)
 {
+    /* The first transaction, or one that may close a gap, starts a batch. */
+    bool starts_batch = mn_mempool_count(n->mempool) == 1 || n->mempool_stalled;
+    if (starts_batch) n->mempool_since_ms = node_mono_ms(n);
+    n->mempool_stalled = false;
     if (!uv_is_active((uv_handle_t *)&n->gossip_timer) && !n->stopping)
         (void)uv_timer_start(&n->gossip_timer, node_on_gossip_timer, NODE_GOSSIP_DELAY_MS, 0);
-    if (n->need_block && n->need_round == 0 && mn_mempool_count(n->mempool) == 1) schedule_build(n);
+    if (n->need_block && n->need_round == 0 && starts_batch) schedule_build(n);
 }
 
 void node_on_gossip_timer(uv_timer_t *t)

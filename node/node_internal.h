@@ -117,6 +117,14 @@ struct mn_node {
     uint8_t tip_hash[MN_HASH_LEN];
     int64_t tip_time_ms;
     uint64_t tip_local_ms; /* our clock when the tip committed */
+    /* Our clock when the mempool last went from empty to holding a
+     * transaction: the batching wait counts from here (build_timing.h). */
+    uint64_t mempool_since_ms;
+    /* Our last build found no transaction it could take although the
+     * mempool held some (each behind a nonce gap): building again waits as
+     * if the mempool were empty until a transaction arrives or a block with
+     * transactions commits (either may close a gap). */
+    bool mempool_stalled;
     uint8_t *tip_header;   /* serialised BlockHeader of the tip */
     size_t tip_header_len;
     Midnode__CommitCertificate *tip_cert;

@@ -249,11 +249,17 @@ def test_replayed_tx(net):
         # signs nothing else in these tests, so it stays pending harmlessly.
         tx3, h3 = apiutil.signed(c, cluster, "mofa", nonce=c.signer("mofa").next_nonce + 5,
                                  revoke={"credential_id": cred, "reason": "x"})
+        before = c.chain_info().height
         with pytest.raises(pyclient.RpcError) as e:
             c.submit(tx3, wait=True, timeout_ms=1500)
         print("    future nonce ->", code_name(e.value.code), e.value.message)
         assert code_name(e.value.code) == "RPC_TIMEOUT"
         assert c.tx(h3).height == 0  # pending, not committed
+        # A transaction no block can take does not make the proposer build
+        # empty blocks back to back: about one per max_block_interval (1 s).
+        grown = c.chain_info().height - before
+        print("    blocks while it waited 1.5 s:", grown)
+        assert grown <= 4
         assert c.status(cred).status == pb.ACTIVE
     still_serving(node)
 
