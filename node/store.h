@@ -62,7 +62,12 @@
 
 typedef struct mn_store mn_store;
 
-/* Opens (creating if missing) the LevelDB database in dir.
+/* How much nicer than the thread that first opens a store LevelDB's
+ * compaction thread runs (store.c, open_first_db). */
+#define MN_STORE_COMPACTION_NICE 10
+
+/* Opens (creating if missing) the LevelDB database in dir. The process's
+ * first open also starts LevelDB's compaction thread at a lower priority.
  * Returns MN_OK, MN_EIO (message in err: locked by another process,
  * unreadable, ...), MN_ECORRUPT (metadata does not parse, or the store
  * was written with another key layout). */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -993,6 +994,62 @@ static void opening_a_store_lifts_the_descriptor_limit(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* The nice values of this process's threads, by /proc/PID/task; returns
+ * how many were read (at most max). */
+static size_t thread_nice_values(int *out, size_t max) {
+    size_t n = 0;
+    pid_t self = getpid();
+    char list[64];
+    snprintf(list, sizeof list, "ls /proc/%d/task", (int)self);
+    FILE *ls = popen(list, "r");
+    assert_non_null(ls);
+    char tid[32];
+    while (n < max && fscanf(ls, "%31s", tid) == 1) {
+        char path[96], line[1024];
+        snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int)self, tid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue; /* a thread that has ended since */
+        char *got = fgets(line, sizeof line, f);
+        fclose(f);
+        if (!got) continue;
+        /* Past the command name: state is field 3, nice field 19. */
+        char *p = strrchr(line, ')');
+        assert_non_null(p);
+        int field = 2, nice = 0;
+        for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
+            if (++field == 19) {
+                nice = atoi(tok);
+                break;
+            }
+        }
+        assert_int_equal(field, 19);
+        out[n++] = nice;
+    }
+    pclose(ls);
+    return n;
+}
+
+static void compactions_run_at_a_lower_priority(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    commit_simple(s, 1);
+    errno = 0;
+    int mine = getpriority(PRIO_PROCESS, 0);
+    assert_int_equal(errno, 0);
+    int nices[256];
+    size_t n = thread_nice_values(nices, 256);
+    size_t lowered = 0;
+    for (size_t i = 0; i < n; i++) lowered += nices[i] == mine + MN_STORE_COMPACTION_NICE;
+    /* LevelDB runs one compaction thread per process. */
+    assert_int_equal(lowered, 1);
+    mn_store_close(s);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", t.dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(heights_and_getters_survive_reopen),
@@ -1008,6 +1065,7 @@ int main(void) {
         cmocka_unit_test(records_of_a_batch_name_their_transaction),
         cmocka_unit_test(other_store_formats_are_refused),
         cmocka_unit_test(opening_a_store_lifts_the_descriptor_limit),
+        cmocka_unit_test(compactions_run_at_a_lower_priority),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
