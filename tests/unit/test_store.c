@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -994,19 +995,17 @@ static void opening_a_store_lifts_the_descriptor_limit(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
-/* The nice values of this process's threads, by /proc/PID/task; returns
+/* The nice values of this process's threads, by /proc/self/task; returns
  * how many were read (at most max). */
 static size_t thread_nice_values(int *out, size_t max) {
     size_t n = 0;
-    pid_t self = getpid();
-    char list[64];
-    snprintf(list, sizeof list, "ls /proc/%d/task", (int)self);
-    FILE *ls = popen(list, "r");
-    assert_non_null(ls);
-    char tid[32];
-    while (n < max && fscanf(ls, "%31s", tid) == 1) {
-        char path[96], line[1024];
-        snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int)self, tid);
+    DIR *tasks = opendir("/proc/self/task");
+    assert_non_null(tasks);
+    struct dirent *e;
+    while (n < max && (e = readdir(tasks)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], line[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
         FILE *f = fopen(path, "r");
         if (!f) continue; /* a thread that has ended since */
         char *got = fgets(line, sizeof line, f);
@@ -1025,7 +1024,7 @@ static size_t thread_nice_values(int *out, size_t max) {
         assert_int_equal(field, 19);
         out[n++] = nice;
     }
-    pclose(ls);
+    closedir(tasks);
     return n;
 }
 
