@@ -10,26 +10,40 @@
 #define CHUNK_ENTRIES (1u << CHUNK_LOG2)
 #define SLOTS_MIN 1024
 
-typedef struct nm_entry {
-    uint8_t key_len;
-    uint8_t key[MN_SMT_POS_KEY_MAX];
-    uint8_t node[MN_SMT_NODE_LEN]; /* node[0] == 0: no node (deleted) */
-    uint8_t pad[3];
-} nm_entry;
-_Static_assert(sizeof(nm_entry) == 104, "entry layout");
+/* Slots grow past this share of entries (tenths): linear probing with
+ * 32-bit tags stays within a line or two of slots up to about 0.7, and at
+ * 50 M credentials (72 M nodes) the table is 1 GB where a half-full rule
+ * made it 2. */
+#define LOAD_TENTHS 7
+
+/* An entry is its key's length, the key and the node, packed (bytes only,
+ * so any offset is aligned). A position down to depth 64 has a key of at
+ * most 11 bytes ('s', u16 depth, 8 path bytes): in a tree of n random
+ * keys nearly every node is shallower than 2 log2 n, so those sit in the
+ * short pool at 77 bytes; deeper ones take the long pool's 101. */
+#define SHORT_KEY_MAX 11
+#define SHORT_ENTRY (1 + SHORT_KEY_MAX + MN_SMT_NODE_LEN)
+#define LONG_ENTRY (1 + MN_SMT_POS_KEY_MAX + MN_SMT_NODE_LEN)
+#define REF_LONG 0x80000000u /* a slot's ref names a long entry */
+#define POOL_MAX (REF_LONG - 2u)
+
+typedef struct nm_pool {
+    uint8_t **chunks;
+    size_t nchunks, chunk_cap;
+    size_t entries; /* entries used (live or deleted) */
+    size_t entry_size, key_max;
+} nm_pool;
 
 typedef struct nm_slot {
     uint32_t tag; /* high half of the key's hash */
-    uint32_t ref; /* 0: empty; else entry number + 1 */
+    uint32_t ref; /* 0: empty; else (entry number + 1) | REF_LONG for the long pool */
 } nm_slot;
 
 struct mn_nodemap {
-    nm_entry **chunks;
-    size_t nchunks, chunk_cap;
-    size_t entries; /* entries used (live or deleted) */
-    size_t live;    /* entries holding a node */
+    nm_pool pools[2]; /* short, long */
+    size_t live;      /* entries holding a node */
     nm_slot *slots;
-    size_t slot_cap; /* power of two, at least twice the entries */
+    size_t slot_cap; /* power of two, entries at most LOAD_TENTHS/10 of it */
 };
 
 /* Position keys end in key-hash bits (SHA-256 output), so a multiply-xor
@@ -47,24 +61,46 @@ static uint64_t key_hash(const uint8_t *k, size_t len) {
     return h;
 }
 
-static nm_entry *entry_at(const mn_nodemap *m, uint32_t ref) {
-    size_t i = ref - 1;
-    return &m->chunks[i >> CHUNK_LOG2][i & (CHUNK_ENTRIES - 1)];
+static uint8_t *pool_entry(const nm_pool *p, size_t i) {
+    return p->chunks[i >> CHUNK_LOG2] + (i & (CHUNK_ENTRIES - 1)) * p->entry_size;
 }
 
-mn_nodemap *mn_nodemap_new(void) { return calloc(1, sizeof(mn_nodemap)); }
+/* The entry a slot's ref names: [0] key length, [1..] key, then the node
+ * at entry_node(). */
+static uint8_t *entry_at(const mn_nodemap *m, uint32_t ref) {
+    const nm_pool *p = &m->pools[(ref & REF_LONG) != 0];
+    return pool_entry(p, (ref & ~REF_LONG) - 1);
+}
+
+static uint8_t *entry_node(uint8_t *e, uint32_t ref) {
+    return e + 1 + ((ref & REF_LONG) ? MN_SMT_POS_KEY_MAX : SHORT_KEY_MAX);
+}
+
+static size_t entries_used(const mn_nodemap *m) { return m->pools[0].entries + m->pools[1].entries; }
+
+mn_nodemap *mn_nodemap_new(void) {
+    mn_nodemap *m = calloc(1, sizeof(mn_nodemap));
+    if (!m) return NULL;
+    m->pools[0].entry_size = SHORT_ENTRY;
+    m->pools[0].key_max = SHORT_KEY_MAX;
+    m->pools[1].entry_size = LONG_ENTRY;
+    m->pools[1].key_max = MN_SMT_POS_KEY_MAX;
+    return m;
+}
 
 void mn_nodemap_clear(mn_nodemap *m) {
     if (!m) return;
-    m->entries = 0;
+    m->pools[0].entries = m->pools[1].entries = 0;
     m->live = 0;
     if (m->slots) memset(m->slots, 0, m->slot_cap * sizeof *m->slots);
 }
 
 void mn_nodemap_free(mn_nodemap *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->nchunks; i++) free(m->chunks[i]);
-    free(m->chunks);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < m->pools[k].nchunks; i++) free(m->pools[k].chunks[i]);
+        free(m->pools[k].chunks);
+    }
     free(m->slots);
     free(m);
 }
@@ -77,23 +113,28 @@ static nm_slot *find(const mn_nodemap *m, const uint8_t *key, size_t len, uint64
         nm_slot *s = &m->slots[i];
         if (s->ref == 0) return s;
         if (s->tag == tag) {
-            const nm_entry *e = entry_at(m, s->ref);
-            if (e->key_len == len && memcmp(e->key, key, len) == 0) return s;
+            const uint8_t *e = entry_at(m, s->ref);
+            if (e[0] == len && memcmp(e + 1, key, len) == 0) return s;
         }
     }
 }
+
+static bool fits(size_t entries, size_t cap) { return entries * 10 <= cap * LOAD_TENTHS; }
 
 static int grow_slots_to(mn_nodemap *m, size_t cap) {
     assert(cap >= SLOTS_MIN && (cap & (cap - 1)) == 0 && cap > m->slot_cap);
     nm_slot *ns = calloc(cap, sizeof *ns);
     if (!ns) return MN_ENOMEM;
-    for (size_t i = 0; i < m->entries; i++) {
-        const nm_entry *e = &m->chunks[i >> CHUNK_LOG2][i & (CHUNK_ENTRIES - 1)];
-        uint64_t h = key_hash(e->key, e->key_len);
-        size_t j = h & (cap - 1);
-        while (ns[j].ref != 0) j = (j + 1) & (cap - 1);
-        ns[j].tag = (uint32_t)(h >> 32);
-        ns[j].ref = (uint32_t)(i + 1);
+    for (int k = 0; k < 2; k++) {
+        const nm_pool *p = &m->pools[k];
+        for (size_t i = 0; i < p->entries; i++) {
+            const uint8_t *e = pool_entry(p, i);
+            uint64_t h = key_hash(e + 1, e[0]);
+            size_t j = h & (cap - 1);
+            while (ns[j].ref != 0) j = (j + 1) & (cap - 1);
+            ns[j].tag = (uint32_t)(h >> 32);
+            ns[j].ref = (uint32_t)(i + 1) | (k ? REF_LONG : 0);
+        }
     }
     free(m->slots);
     m->slots = ns;
@@ -101,31 +142,30 @@ static int grow_slots_to(mn_nodemap *m, size_t cap) {
     return MN_OK;
 }
 
-static int grow_slots(mn_nodemap *m) { return grow_slots_to(m, m->slot_cap ? m->slot_cap * 2 : SLOTS_MIN); }
-
 int mn_nodemap_reserve(mn_nodemap *m, size_t entries) {
-    if (entries >= UINT32_MAX - 1) return MN_ENOMEM;
+    if (entries >= POOL_MAX) return MN_ENOMEM;
     size_t cap = m->slot_cap ? m->slot_cap : SLOTS_MIN;
-    while (cap < entries * 2) cap *= 2;
+    while (!fits(entries, cap)) cap *= 2;
     return cap > m->slot_cap ? grow_slots_to(m, cap) : MN_OK;
 }
 
-/* Room for one more entry: a chunk for it and slots at most half full. */
-static int reserve(mn_nodemap *m) {
-    if (m->entries >= UINT32_MAX - 1) return MN_ENOMEM;
-    if ((m->entries >> CHUNK_LOG2) >= m->nchunks) {
-        if (m->nchunks == m->chunk_cap) {
-            size_t cap = m->chunk_cap ? m->chunk_cap * 2 : 16;
-            nm_entry **nc = realloc(m->chunks, cap * sizeof *nc);
+/* Room for one more entry in pool p: a chunk for it and slots to spare. */
+static int reserve(mn_nodemap *m, nm_pool *p) {
+    if (p->entries >= POOL_MAX) return MN_ENOMEM;
+    if ((p->entries >> CHUNK_LOG2) >= p->nchunks) {
+        if (p->nchunks == p->chunk_cap) {
+            size_t cap = p->chunk_cap ? p->chunk_cap * 2 : 16;
+            uint8_t **nc = realloc(p->chunks, cap * sizeof *nc);
             if (!nc) return MN_ENOMEM;
-            m->chunks = nc;
-            m->chunk_cap = cap;
+            p->chunks = nc;
+            p->chunk_cap = cap;
         }
-        nm_entry *c = malloc(CHUNK_ENTRIES * sizeof *c);
+        uint8_t *c = malloc((size_t)CHUNK_ENTRIES * p->entry_size);
         if (!c) return MN_ENOMEM;
-        m->chunks[m->nchunks++] = c;
+        p->chunks[p->nchunks++] = c;
     }
-    if ((m->entries + 1) * 2 > m->slot_cap) return grow_slots(m);
+    if (!fits(entries_used(m) + 1, m->slot_cap))
+        return grow_slots_to(m, m->slot_cap ? m->slot_cap * 2 : SLOTS_MIN);
     return MN_OK;
 }
 
@@ -137,22 +177,25 @@ int mn_nodemap_put(mn_nodemap *m, const uint8_t *pos, size_t len, const uint8_t 
     size_t cap = m->slot_cap;
     nm_slot *s = cap ? find(m, pos, len, h) : NULL;
     if (s && s->ref != 0) {
-        nm_entry *e = entry_at(m, s->ref);
-        if (e->node[0] == 0) m->live++;
-        memcpy(e->node, node, MN_SMT_NODE_LEN);
+        uint8_t *n = entry_node(entry_at(m, s->ref), s->ref);
+        if (n[0] == 0) m->live++;
+        memcpy(n, node, MN_SMT_NODE_LEN);
         return MN_OK;
     }
-    int rc = reserve(m);
+    bool is_long = len > SHORT_KEY_MAX;
+    nm_pool *p = &m->pools[is_long];
+    int rc = reserve(m, p);
     if (rc != MN_OK) return rc;
     if (m->slot_cap != cap) s = find(m, pos, len, h); /* the slots moved */
     assert(s->ref == 0);
-    size_t i = m->entries++;
-    nm_entry *e = &m->chunks[i >> CHUNK_LOG2][i & (CHUNK_ENTRIES - 1)];
-    e->key_len = (uint8_t)len;
-    memcpy(e->key, pos, len);
-    memcpy(e->node, node, MN_SMT_NODE_LEN);
+    size_t i = p->entries++;
+    uint32_t ref = (uint32_t)(i + 1) | (is_long ? REF_LONG : 0);
+    uint8_t *e = pool_entry(p, i);
+    e[0] = (uint8_t)len;
+    memcpy(e + 1, pos, len);
+    memcpy(entry_node(e, ref), node, MN_SMT_NODE_LEN);
     s->tag = (uint32_t)(h >> 32);
-    s->ref = (uint32_t)(i + 1);
+    s->ref = ref;
     m->live++;
     return MN_OK;
 }
@@ -162,9 +205,9 @@ int mn_nodemap_del(mn_nodemap *m, const uint8_t *pos, size_t len) {
     if (!m->slot_cap) return MN_OK;
     nm_slot *s = find(m, pos, len, key_hash(pos, len));
     if (s->ref != 0) {
-        nm_entry *e = entry_at(m, s->ref);
-        if (e->node[0] != 0) m->live--;
-        e->node[0] = 0;
+        uint8_t *n = entry_node(entry_at(m, s->ref), s->ref);
+        if (n[0] != 0) m->live--;
+        n[0] = 0;
     }
     return MN_OK;
 }
@@ -173,9 +216,9 @@ bool mn_nodemap_get(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t
     if (!m->slot_cap || !key_ok(pos, len)) return false;
     const nm_slot *s = find(m, pos, len, key_hash(pos, len));
     if (s->ref == 0) return false;
-    const nm_entry *e = entry_at(m, s->ref);
-    if (e->node[0] == 0) return false;
-    memcpy(node, e->node, MN_SMT_NODE_LEN);
+    const uint8_t *n = entry_node(entry_at(m, s->ref), s->ref);
+    if (n[0] == 0) return false;
+    memcpy(node, n, MN_SMT_NODE_LEN);
     return true;
 }
 
@@ -188,14 +231,16 @@ void mn_nodemap_prefetch(const mn_nodemap *m, const uint8_t *pos, size_t len, in
         return;
     }
     if (s->ref == 0 || s->tag != (uint32_t)(h >> 32)) return;
-    const char *e = (const char *)entry_at(m, s->ref);
+    const uint8_t *e = entry_at(m, s->ref);
     __builtin_prefetch(e);
-    __builtin_prefetch(e + sizeof(nm_entry) - 1); /* an entry may straddle two lines */
+    __builtin_prefetch(e + m->pools[(s->ref & REF_LONG) != 0].entry_size - 1); /* it may straddle two lines */
 }
 
 size_t mn_nodemap_count(const mn_nodemap *m) { return m->live; }
 
 size_t mn_nodemap_bytes(const mn_nodemap *m) {
-    return sizeof *m + m->nchunks * CHUNK_ENTRIES * sizeof(nm_entry) + m->chunk_cap * sizeof(nm_entry *) +
-           m->slot_cap * sizeof(nm_slot);
+    size_t b = sizeof *m + m->slot_cap * sizeof(nm_slot);
+    for (int k = 0; k < 2; k++)
+        b += m->pools[k].nchunks * CHUNK_ENTRIES * m->pools[k].entry_size + m->pools[k].chunk_cap * sizeof(uint8_t *);
+    return b;
 }

@@ -3,8 +3,10 @@
  * Maps a position key (smt.h, at most MN_SMT_POS_KEY_MAX bytes) to its
  * 65-byte node. It holds the whole committed state tree (ledger.c), a
  * node per credential and more, so it is built for size and for lookups
- * that miss the CPU caches: entries sit inline (key and node, 104 bytes) in
- * chunks that never move, and the open-addressed slot array keeps 32 bits
+ * that miss the CPU caches: entries sit inline (key and node: 77 bytes for
+ * a position down to depth 64, which is nearly every node of a tree of
+ * random keys, 101 below) in chunks that never move, and the open-addressed
+ * slot array (at most 70% full) keeps 32 bits
  * of each key's hash beside the entry number, so a lookup reads the slot
  * and, on a tag match, the one entry (where a general map reads an entry
  * and its separately allocated key per probe).

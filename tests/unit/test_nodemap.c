@@ -67,7 +67,7 @@ static void many_nodes_survive_growth_and_clear(void **state) {
     }
     /* pos_of repeats no key below n: every put was a new position */
     assert_int_equal(mn_nodemap_count(m), n);
-    assert_true(mn_nodemap_bytes(m) >= n * 104);
+    assert_true(mn_nodemap_bytes(m) >= n * 77);
     for (uint32_t i = 0; i < n; i += 3) assert_int_equal(mn_nodemap_del(m, pos, pos_of(pos, i)), MN_OK);
     for (uint32_t i = 0; i < n; i++) {
         bool have = mn_nodemap_get(m, pos, pos_of(pos, i), got);
@@ -94,8 +94,52 @@ static void many_nodes_survive_growth_and_clear(void **state) {
     mn_nodemap_free(m);
 }
 
-/* Prefetch hints, of present, absent and malformed positions, on an empty
- * map and a full one, change nothing. */
+/* Positions down to depth 64 (keys of at most 11 bytes) take the short
+ * entries, deeper ones the long; both kinds, at the same paths, are kept
+ * apart and found, and a map of shallow positions is the smaller. */
+static void shallow_positions_take_short_entries(void **state) {
+    (void)state;
+    enum { N = 70000 }; /* more than one chunk of each kind */
+    mn_nodemap *shallow = mn_nodemap_new(), *deep = mn_nodemap_new(), *both = mn_nodemap_new();
+    assert_non_null(shallow);
+    assert_non_null(deep);
+    assert_non_null(both);
+    uint8_t key[32], pos[MN_SMT_POS_KEY_MAX], node[MN_SMT_NODE_LEN], got[MN_SMT_NODE_LEN];
+    memset(key, 0xA5, sizeof key);
+    for (uint32_t i = 0; i < N; i++) {
+        memcpy(key, &i, sizeof i);
+        size_t pl = mn_smt_pos_key(pos, 64, key);
+        assert_int_equal(pl, 11);
+        node_of(node, i, 4);
+        assert_int_equal(mn_nodemap_put(shallow, pos, pl, node), MN_OK);
+        assert_int_equal(mn_nodemap_put(both, pos, pl, node), MN_OK);
+        pl = mn_smt_pos_key(pos, 65, key);
+        assert_int_equal(pl, 12);
+        node_of(node, i, 5);
+        assert_int_equal(mn_nodemap_put(deep, pos, pl, node), MN_OK);
+        assert_int_equal(mn_nodemap_put(both, pos, pl, node), MN_OK);
+    }
+    assert_int_equal(mn_nodemap_count(both), 2 * N);
+    size_t sb = mn_nodemap_bytes(shallow), db = mn_nodemap_bytes(deep);
+    assert_true(sb >= (size_t)N * 77 && sb < db);
+    assert_true(db - sb >= (size_t)N * 24); /* 24 bytes less per entry */
+    for (uint32_t i = 0; i < N; i += 101) {
+        memcpy(key, &i, sizeof i);
+        assert_true(mn_nodemap_get(both, pos, mn_smt_pos_key(pos, 64, key), got));
+        node_of(node, i, 4);
+        assert_memory_equal(got, node, MN_SMT_NODE_LEN);
+        assert_true(mn_nodemap_get(both, pos, mn_smt_pos_key(pos, 65, key), got));
+        node_of(node, i, 5);
+        assert_memory_equal(got, node, MN_SMT_NODE_LEN);
+        assert_int_equal(mn_nodemap_del(both, pos, mn_smt_pos_key(pos, 65, key)), MN_OK);
+        assert_false(mn_nodemap_get(both, pos, mn_smt_pos_key(pos, 65, key), got));
+        assert_true(mn_nodemap_get(both, pos, mn_smt_pos_key(pos, 64, key), got));
+    }
+    mn_nodemap_free(shallow);
+    mn_nodemap_free(deep);
+    mn_nodemap_free(both);
+}
+
 /* A map reserved for n nodes takes them without growing its slots, and
  * a reserve after puts keeps every node; a size past the map's limit is
  * refused and changes nothing. */
@@ -111,8 +155,15 @@ static void a_reserved_map_fills_without_growing(void **state) {
     assert_int_equal(mn_nodemap_reserve(m, N), MN_OK);
     assert_true(mn_nodemap_get(m, pos, pl, got));
     assert_memory_equal(got, node, MN_SMT_NODE_LEN);
+    /* node 2 is at depth 26 (a short entry), node 100 at depth 124 (a long
+     * one): both kinds have their first chunk, which holds the rest */
+    for (uint32_t i = 2; i <= 100; i += 98) {
+        pl = pos_of(pos, i);
+        node_of(node, i, 0);
+        assert_int_equal(mn_nodemap_put(m, pos, pl, node), MN_OK);
+    }
     size_t bytes = mn_nodemap_bytes(m);
-    for (uint32_t i = 2; i <= N; i++) {
+    for (uint32_t i = 3; i <= N; i++) {
         pl = pos_of(pos, i);
         node_of(node, i, 0);
         assert_int_equal(mn_nodemap_put(m, pos, pl, node), MN_OK);
@@ -130,6 +181,8 @@ static void a_reserved_map_fills_without_growing(void **state) {
     mn_nodemap_free(m);
 }
 
+/* Prefetch hints, of present, absent and malformed positions, on an empty
+ * map and a full one, change nothing. */
 static void prefetch_hints_change_nothing(void **state) {
     (void)state;
     mn_nodemap *m = mn_nodemap_new();
@@ -187,6 +240,7 @@ int main(void) {
         cmocka_unit_test(bad_keys_and_empty_nodes_are_refused),
         cmocka_unit_test(prefetch_hints_change_nothing),
         cmocka_unit_test(a_reserved_map_fills_without_growing),
+        cmocka_unit_test(shallow_positions_take_short_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
