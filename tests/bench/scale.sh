@@ -5,12 +5,13 @@
 # SCALE_CREDS: GetStatus throughput and p99 (plain and with proof), build
 # time and rate, disk bytes per credential (du -sb of the data dir, and at
 # the end after a full compaction) and the validator's RSS. Then a fresh
-# node joins from a certified snapshot: the validator is stopped, its state
-# exported (midctl snapshot export) and the validator restarted; one more
-# block is committed, and an observer with an empty data dir starts with
-# `midnode --import-snapshot` (certificate checked against genesis, state
-# root rebuilt, indexes checked, the rebuilt tree kept) and must catch up
-# and answer. The join is that start; the export is reported beside it.
+# node joins from a certified snapshot (tests/bench/scale_join.sh): the
+# validator is stopped, its state exported (midctl snapshot export) and the
+# validator restarted; one more block is committed, and an observer with an
+# empty data dir starts with `midnode --import-snapshot` (certificate
+# checked against genesis, state root rebuilt, indexes checked, the rebuilt
+# tree kept) and must catch up and answer. The join is that start; the
+# export is reported beside it.
 # Prints a summary and writes build/bench/scale.json.
 # Not part of `make test`; at the default 50 M it takes hours on 2 cores.
 #   SCALE_CREDS       credentials to build (default 50000000)
@@ -26,7 +27,9 @@
 #                     eight million credentials kept in memory)
 #   SCALE_SETTLE_MAX  seconds to wait for the validator's compactions before
 #                     each measurement (default 600)
-#   SCALE_JOIN=0      skip the snapshot join
+#   SCALE_JOIN=0      skip the snapshot join (run it later on the kept
+#                     directory: SCALE_DIR=DIR bash tests/bench/scale_join.sh)
+#   SCALE_JOIN_READ_CACHE_MB  both nodes' read cache for the join (see scale_join.sh)
 #   SCALE_DIR         work directory (default a new /tmp/midscale.*)
 #   SCALE_KEEP=1      keep the work directory (the built chain)
 set -uo pipefail
@@ -158,70 +161,16 @@ fi
 
 # ---------------------------------------------------------------- join
 EXPORT_S=0 IMPORT_S=0 CATCHUP_S=0 SNAP_BYTES=0 COMPACT_BYTES=0
+rm -f "$OUT/scale_join.json"
 if [ "$JOIN" = 1 ]; then
   kill "$NODE0" && wait "$NODE0" 2>/dev/null
   PIDS=("${PIDS[@]:1}")
-  # The validator's store once compacted (no write-ahead log, no
-  # overwritten tree nodes), beside the du of the running node above.
-  if [ -x "$BIN/store_stats" ] && "$BIN/store_stats" --compact "${HOMES[0]}/data" >"$W/store_stats.txt" 2>&1; then
-    COMPACT_BYTES=$(tail -n 1 "$W/store_stats.txt" | $PY -c 'import json,sys; print(json.load(sys.stdin)["bytes_compacted"])')
-    say "compacted store: $COMPACT_BYTES B ($(grep -A20 'after compaction' "$W/store_stats.txt" | grep '^  all'))"
-  else
-    say "no compacted figure (build/bin/store_stats missing or failed)"
-  fi
-  t0=$(now)
-  "$BIN/midctl" --json snapshot export --home "${HOMES[0]}" --file "$W/state.snap" >"$W/export.json" ||
-    die "snapshot export failed: $(cat "$W/export.json")"
-  t1=$(now)
-  EXPORT_S=$(elapsed "$t0" "$t1")
-  # The validator serves again before the new node imports: a node joins
-  # a running chain, and the two do not share the cores while timed.
-  "$BIN/midnode" --home "${HOMES[0]}" >>"$W/node0.log" 2>&1 &
-  NODE0=$!
-  PIDS=("$NODE0" "${PIDS[@]}")
-  wait_rpc "${RPCS[0]}"
-  # ... and has finished its own start (the read cache's warm-up), as a
-  # node serving for a while has.
-  waited=$(settle "$SETTLE_MAX" "$NODE0") && say "validator restarted and settled after ${waited}s" ||
-    say "validator still busy after ${waited}s: importing anyway"
-  SNAP_BYTES=$(stat -c %s "$W/state.snap")
-  # A new block after the snapshot, so the new node must also sync past it.
-  "$BIN/midbench" preload --testnet "$W/tn" --node "${RPCS[0]}" --seed 99 --count "$BATCH" --batch "$BATCH" \
-    --connections 1 --json >/dev/null || die "issuance after the snapshot failed"
-  target=$("$BIN/midctl" --node "${RPCS[0]}" --json info | $PY -c 'import json,sys; print(json.load(sys.stdin)["height"])')
-  # The new node imports as it starts (the checks of `midctl snapshot
-  # import`, keeping the tree it rebuilds), then syncs.
-  t2=$(now)
-  "$BIN/midnode" --home "$OBS_HOME" --import-snapshot "$W/state.snap" >"$W/observer.log" 2>&1 &
-  PIDS+=($!)
-  deadline=$((SECONDS + 3600))
-  until h=$("$BIN/midctl" --node "$OBS_RPC" --json info 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["height"])' 2>/dev/null) &&
-    [ "${h:-0}" -ge "$target" ]; do
-    [ $SECONDS -ge $deadline ] && die "the observer did not reach height $target (see $W/observer.log)"
-    kill -0 "${PIDS[-1]}" 2>/dev/null || die "the observer stopped (see $W/observer.log)"
-    sleep 0.2
+  SCALE_DIR=$W SCALE_BATCH=$BATCH SCALE_SETTLE_MAX=$SETTLE_MAX bash "$(dirname "$0")/scale_join.sh" ||
+    die "the join failed"
+  for k in EXPORT_S:snapshot_export_s IMPORT_S:snapshot_import_s CATCHUP_S:join_catchup_s \
+    SNAP_BYTES:snapshot_bytes COMPACT_BYTES:compacted_bytes; do
+    printf -v "${k%%:*}" '%s' "$(jget "$OUT/scale_join.json" "${k#*:}")"
   done
-  t3=$(now)
-  rm -f "$W/state.snap"
-  # The import's own figures, from the node's snapshot_imported line.
-  $PY - "$W/observer.log" "$OUT/scale_import.json" <<'PYEOF' || die "no snapshot_imported line in $W/observer.log"
-import json, re, sys
-line = next(l for l in open(sys.argv[1]) if "snapshot_imported" in l)
-f = dict(re.findall(r"(\w+)=(\S+)", line))
-json.dump({k: int(f[k]) for k in ("height", "records", "load_ms", "tree_ms", "index_ms", "ms")}, open(sys.argv[2], "w"))
-PYEOF
-  IMPORT_S=$($PY -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["ms"] / 1000, 1))' "$OUT/scale_import.json")
-  JOIN_S=$(elapsed "$t2" "$t3")
-  CATCHUP_S=$($PY -c "print(round($JOIN_S - $IMPORT_S, 1))")
-  say "snapshot of height $(jget "$OUT/scale_import.json" height): $SNAP_BYTES bytes, export ${EXPORT_S} s;" \
-    "the new node imported it in ${IMPORT_S} s (load $(jget "$OUT/scale_import.json" load_ms) ms," \
-    "tree $(jget "$OUT/scale_import.json" tree_ms) ms, indexes $(jget "$OUT/scale_import.json" index_ms) ms)" \
-    "and was at height $h ${JOIN_S} s after its launch"
-  "$BIN/midbench" status --node "$OBS_RPC" --seed 99 --count "$BATCH" --miss-ratio 0 --connections 4 --duration 1 \
-    --json >"$W/obs_status.json" || die "status on the observer failed"
-  [ "$(jget "$W/obs_status.json" errors)" = 0 ] && [ "$(jget "$W/obs_status.json" hits)" -gt 0 ] ||
-    die "the observer does not answer for credentials issued after the snapshot"
-  say "observer answering"
 fi
 
 $PY - "$OUT" "$CREDS" "$MID" "$VALS" "$BATCH" "$build_s" "$MID_BUILD_S" "$MID_RSS" "$MID_DISK" "$TOP_RSS" "$TOP_DISK" \
@@ -256,6 +205,9 @@ r = {
 if os.path.exists(os.path.join(out, "scale_import.json")) and import_s:
     imp = ld("scale_import.json")
     r.update({"snapshot_import_%s" % k: imp.get(k, 0) for k in ("load_ms", "tree_ms", "index_ms")})
+if os.path.exists(os.path.join(out, "scale_join.json")):
+    j = ld("scale_join.json")
+    r.update({"join_" + k: j[k] for k in ("observer_rss_mb", "observer_peak_rss_mb", "validator_rss_mb")})
 r["status_qps_ratio"] = round(r["status_qps"] / r["mid_status_qps"], 3) if r["mid_status_qps"] else 0
 r["status_p99_ratio"] = round(r["status_p99_ms"] / r["mid_status_p99_ms"], 3) if r["mid_status_p99_ms"] else 0
 json.dump(r, open(os.path.join(out, "scale.json"), "w"), indent=1)
