@@ -3,6 +3,7 @@
 #include "nodemap.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +11,12 @@
 #define CHUNK_ENTRIES (1u << CHUNK_LOG2)
 #define SLOTS_MIN 1024
 
-/* Slots grow past this share of entries (tenths): linear probing with
- * 32-bit tags stays within a line or two of slots up to about 0.7, and at
- * 50 M credentials (72 M nodes) the table is 1 GB where a half-full rule
- * made it 2. */
-#define LOAD_TENTHS 7
+/* Slots grow past this share of entries (tenths). At 0.6 a miss, the
+ * common case of a tree update (an implicit leaf), probes about four
+ * slots, mostly in one cache line; at 0.7 the commits of a 1 M state
+ * (a 69% full table) cost 5% more CPU. At 50 M credentials (72 M nodes)
+ * the table is 1 GB, where a half-full rule made it 2. */
+#define LOAD_TENTHS 6
 
 /* An entry is its key's length, the key and the node, packed (bytes only,
  * so any offset is aligned). A position down to depth 64 has a key of at
@@ -39,11 +41,21 @@ typedef struct nm_slot {
     uint32_t ref; /* 0: empty; else (entry number + 1) | REF_LONG for the long pool */
 } nm_slot;
 
+/* Growing the slot array moves every entry's slot; done at once, at 72 M
+ * nodes that held the node's loop for seconds. The array is doubled
+ * instead into a new one, and the old one, left as it was (so its probe
+ * sequences stay valid), is read after the new one until every one of
+ * its slots, MIGRATE_STEP per put, has been copied over. A key is in
+ * exactly one of the two until it is copied, then in both. */
+#define MIGRATE_STEP 16
+
 struct mn_nodemap {
     nm_pool pools[2]; /* short, long */
     size_t live;      /* entries holding a node */
     nm_slot *slots;
     size_t slot_cap; /* power of two, entries at most LOAD_TENTHS/10 of it */
+    nm_slot *old;    /* the array being copied into slots, or NULL */
+    size_t old_cap, old_next; /* its size; its first slot not yet copied */
 };
 
 /* Position keys end in key-hash bits (SHA-256 output), so a multiply-xor
@@ -92,6 +104,8 @@ void mn_nodemap_clear(mn_nodemap *m) {
     if (!m) return;
     m->pools[0].entries = m->pools[1].entries = 0;
     m->live = 0;
+    free(m->old);
+    m->old = NULL;
     if (m->slots) memset(m->slots, 0, m->slot_cap * sizeof *m->slots);
 }
 
@@ -102,15 +116,17 @@ void mn_nodemap_free(mn_nodemap *m) {
         free(m->pools[k].chunks);
     }
     free(m->slots);
+    free(m->old);
     free(m);
 }
 
-/* The slot holding key, or the empty slot where it would go. */
-static nm_slot *find(const mn_nodemap *m, const uint8_t *key, size_t len, uint64_t h) {
-    size_t mask = m->slot_cap - 1;
+/* The slot of slots[cap] holding key, or the empty slot where it would go. */
+static nm_slot *find_in(const mn_nodemap *m, nm_slot *slots, size_t cap, const uint8_t *key, size_t len,
+                        uint64_t h) {
+    size_t mask = cap - 1;
     uint32_t tag = (uint32_t)(h >> 32);
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        nm_slot *s = &m->slots[i];
+        nm_slot *s = &slots[i];
         if (s->ref == 0) return s;
         if (s->tag == tag) {
             const uint8_t *e = entry_at(m, s->ref);
@@ -119,8 +135,42 @@ static nm_slot *find(const mn_nodemap *m, const uint8_t *key, size_t len, uint64
     }
 }
 
+/* The ref of key's entry, or 0. */
+static uint32_t lookup(const mn_nodemap *m, const uint8_t *key, size_t len, uint64_t h) {
+    uint32_t ref = find_in(m, m->slots, m->slot_cap, key, len, h)->ref;
+    if (ref == 0 && m->old) ref = find_in(m, m->old, m->old_cap, key, len, h)->ref;
+    return ref;
+}
+
+/* Puts ref, whose key is in neither array, into slots[cap]. */
+static void place(nm_slot *slots, size_t cap, uint64_t h, uint32_t ref) {
+    size_t j = h & (cap - 1);
+    while (slots[j].ref != 0) j = (j + 1) & (cap - 1);
+    slots[j].tag = (uint32_t)(h >> 32);
+    slots[j].ref = ref;
+}
+
+/* Copies up to n of the old array's slots into the new one; frees the old
+ * one once all are. */
+static void migrate(mn_nodemap *m, size_t n) {
+    if (!m->old) return;
+    size_t end = m->old_next + n < m->old_cap ? m->old_next + n : m->old_cap;
+    for (size_t i = m->old_next; i < end; i++) {
+        uint32_t ref = m->old[i].ref;
+        if (ref == 0) continue;
+        const uint8_t *e = entry_at(m, ref);
+        place(m->slots, m->slot_cap, key_hash(e + 1, e[0]), ref);
+    }
+    m->old_next = end;
+    if (end == m->old_cap) {
+        free(m->old);
+        m->old = NULL;
+    }
+}
+
 static bool fits(size_t entries, size_t cap) { return entries * 10 <= cap * LOAD_TENTHS; }
 
+/* Rebuilds the slots at size cap at once (a reserve: no caller waits). */
 static int grow_slots_to(mn_nodemap *m, size_t cap) {
     assert(cap >= SLOTS_MIN && (cap & (cap - 1)) == 0 && cap > m->slot_cap);
     nm_slot *ns = calloc(cap, sizeof *ns);
@@ -129,16 +179,28 @@ static int grow_slots_to(mn_nodemap *m, size_t cap) {
         const nm_pool *p = &m->pools[k];
         for (size_t i = 0; i < p->entries; i++) {
             const uint8_t *e = pool_entry(p, i);
-            uint64_t h = key_hash(e + 1, e[0]);
-            size_t j = h & (cap - 1);
-            while (ns[j].ref != 0) j = (j + 1) & (cap - 1);
-            ns[j].tag = (uint32_t)(h >> 32);
-            ns[j].ref = (uint32_t)(i + 1) | (k ? REF_LONG : 0);
+            place(ns, cap, key_hash(e + 1, e[0]), (uint32_t)(i + 1) | (k ? REF_LONG : 0));
         }
     }
     free(m->slots);
+    free(m->old);
+    m->old = NULL;
     m->slots = ns;
     m->slot_cap = cap;
+    return MN_OK;
+}
+
+/* Doubles the slots, the copy spread over the puts that follow. */
+static int start_growing(mn_nodemap *m) {
+    if (!m->slot_cap) return grow_slots_to(m, SLOTS_MIN);
+    migrate(m, SIZE_MAX); /* the previous doubling's rest, if any (the puts since have copied it all) */
+    nm_slot *ns = calloc(m->slot_cap * 2, sizeof *ns);
+    if (!ns) return MN_ENOMEM;
+    m->old = m->slots;
+    m->old_cap = m->slot_cap;
+    m->old_next = 0;
+    m->slots = ns;
+    m->slot_cap *= 2;
     return MN_OK;
 }
 
@@ -148,6 +210,8 @@ int mn_nodemap_reserve(mn_nodemap *m, size_t entries) {
     while (!fits(entries, cap)) cap *= 2;
     return cap > m->slot_cap ? grow_slots_to(m, cap) : MN_OK;
 }
+
+bool mn_nodemap_growing(const mn_nodemap *m) { return m->old != NULL; }
 
 /* Room for one more entry in pool p: a chunk for it and slots to spare. */
 static int reserve(mn_nodemap *m, nm_pool *p) {
@@ -164,8 +228,7 @@ static int reserve(mn_nodemap *m, nm_pool *p) {
         if (!c) return MN_ENOMEM;
         p->chunks[p->nchunks++] = c;
     }
-    if (!fits(entries_used(m) + 1, m->slot_cap))
-        return grow_slots_to(m, m->slot_cap ? m->slot_cap * 2 : SLOTS_MIN);
+    if (!fits(entries_used(m) + 1, m->slot_cap)) return start_growing(m);
     return MN_OK;
 }
 
@@ -174,38 +237,36 @@ static bool key_ok(const uint8_t *pos, size_t len) { return pos && len > 0 && le
 int mn_nodemap_put(mn_nodemap *m, const uint8_t *pos, size_t len, const uint8_t node[static MN_SMT_NODE_LEN]) {
     if (!key_ok(pos, len) || node[0] == 0) return MN_EINVAL;
     uint64_t h = key_hash(pos, len);
-    size_t cap = m->slot_cap;
-    nm_slot *s = cap ? find(m, pos, len, h) : NULL;
-    if (s && s->ref != 0) {
-        uint8_t *n = entry_node(entry_at(m, s->ref), s->ref);
+    uint32_t ref = m->slot_cap ? lookup(m, pos, len, h) : 0;
+    if (ref != 0) {
+        uint8_t *n = entry_node(entry_at(m, ref), ref);
         if (n[0] == 0) m->live++;
         memcpy(n, node, MN_SMT_NODE_LEN);
+        migrate(m, MIGRATE_STEP);
         return MN_OK;
     }
     bool is_long = len > SHORT_KEY_MAX;
     nm_pool *p = &m->pools[is_long];
     int rc = reserve(m, p);
     if (rc != MN_OK) return rc;
-    if (m->slot_cap != cap) s = find(m, pos, len, h); /* the slots moved */
-    assert(s->ref == 0);
     size_t i = p->entries++;
-    uint32_t ref = (uint32_t)(i + 1) | (is_long ? REF_LONG : 0);
+    ref = (uint32_t)(i + 1) | (is_long ? REF_LONG : 0);
     uint8_t *e = pool_entry(p, i);
     e[0] = (uint8_t)len;
     memcpy(e + 1, pos, len);
     memcpy(entry_node(e, ref), node, MN_SMT_NODE_LEN);
-    s->tag = (uint32_t)(h >> 32);
-    s->ref = ref;
+    place(m->slots, m->slot_cap, h, ref); /* in neither array (lookup): the new one takes it */
     m->live++;
+    migrate(m, MIGRATE_STEP);
     return MN_OK;
 }
 
 int mn_nodemap_del(mn_nodemap *m, const uint8_t *pos, size_t len) {
     if (!key_ok(pos, len)) return MN_EINVAL;
     if (!m->slot_cap) return MN_OK;
-    nm_slot *s = find(m, pos, len, key_hash(pos, len));
-    if (s->ref != 0) {
-        uint8_t *n = entry_node(entry_at(m, s->ref), s->ref);
+    uint32_t ref = lookup(m, pos, len, key_hash(pos, len));
+    if (ref != 0) {
+        uint8_t *n = entry_node(entry_at(m, ref), ref);
         if (n[0] != 0) m->live--;
         n[0] = 0;
     }
@@ -214,9 +275,9 @@ int mn_nodemap_del(mn_nodemap *m, const uint8_t *pos, size_t len) {
 
 bool mn_nodemap_get(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
     if (!m->slot_cap || !key_ok(pos, len)) return false;
-    const nm_slot *s = find(m, pos, len, key_hash(pos, len));
-    if (s->ref == 0) return false;
-    const uint8_t *n = entry_node(entry_at(m, s->ref), s->ref);
+    uint32_t ref = lookup(m, pos, len, key_hash(pos, len));
+    if (ref == 0) return false;
+    const uint8_t *n = entry_node(entry_at(m, ref), ref);
     if (n[0] == 0) return false;
     memcpy(node, n, MN_SMT_NODE_LEN);
     return true;
@@ -226,10 +287,13 @@ void mn_nodemap_prefetch(const mn_nodemap *m, const uint8_t *pos, size_t len, in
     if (!m->slot_cap || !key_ok(pos, len)) return;
     uint64_t h = key_hash(pos, len);
     const nm_slot *s = &m->slots[h & (m->slot_cap - 1)];
+    const nm_slot *o = m->old ? &m->old[h & (m->old_cap - 1)] : NULL;
     if (stage == 0) {
         __builtin_prefetch(s);
+        if (o) __builtin_prefetch(o);
         return;
     }
+    if ((s->ref == 0 || s->tag != (uint32_t)(h >> 32)) && o) s = o;
     if (s->ref == 0 || s->tag != (uint32_t)(h >> 32)) return;
     const uint8_t *e = entry_at(m, s->ref);
     __builtin_prefetch(e);
@@ -239,7 +303,7 @@ void mn_nodemap_prefetch(const mn_nodemap *m, const uint8_t *pos, size_t len, in
 size_t mn_nodemap_count(const mn_nodemap *m) { return m->live; }
 
 size_t mn_nodemap_bytes(const mn_nodemap *m) {
-    size_t b = sizeof *m + m->slot_cap * sizeof(nm_slot);
+    size_t b = sizeof *m + (m->slot_cap + (m->old ? m->old_cap : 0)) * sizeof(nm_slot);
     for (int k = 0; k < 2; k++)
         b += m->pools[k].nchunks * CHUNK_ENTRIES * m->pools[k].entry_size + m->pools[k].chunk_cap * sizeof(uint8_t *);
     return b;

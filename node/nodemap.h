@@ -6,10 +6,14 @@
  * that miss the CPU caches: entries sit inline (key and node: 77 bytes for
  * a position down to depth 64, which is nearly every node of a tree of
  * random keys, 101 below) in chunks that never move, and the open-addressed
- * slot array (at most 70% full) keeps 32 bits
+ * slot array (at most 60% full) keeps 32 bits
  * of each key's hash beside the entry number, so a lookup reads the slot
  * and, on a tag match, the one entry (where a general map reads an entry
  * and its separately allocated key per probe).
+ *
+ * Growing: the slot array doubles past 60% full, and the old one is
+ * copied into the new a few slots per put, so a put costs a bounded time at
+ * any size; mn_nodemap_reserve sizes it at once.
  *
  * Ownership: the map owns its memory and copies what is put. Not thread-safe. */
 #ifndef MN_NODEMAP_H
@@ -50,6 +54,10 @@ bool mn_nodemap_get(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t
  * CPU caches, stage 1 (once the slot has had time to arrive) the entry the
  * slot names. Changes nothing; any pos is accepted. */
 void mn_nodemap_prefetch(const mn_nodemap *m, const uint8_t *pos, size_t len, int stage);
+
+/* True while a doubling of the slot array is being copied, a few slots
+ * per put (so that no put waits for the whole copy). For tests. */
+bool mn_nodemap_growing(const mn_nodemap *m);
 
 /* Positions holding a node. */
 size_t mn_nodemap_count(const mn_nodemap *m);

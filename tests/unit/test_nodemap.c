@@ -140,6 +140,54 @@ static void shallow_positions_take_short_entries(void **state) {
     mn_nodemap_free(both);
 }
 
+/* A doubling of the slots is copied a few slots per put: right after the
+ * put that starts it the map is still growing, and every node, whether
+ * its slot was copied yet or not, is found, overwritten and deleted
+ * through it; puts go on until the copy is done. */
+static void slots_grow_a_few_at_a_time(void **state) {
+    (void)state;
+    mn_nodemap *m = mn_nodemap_new();
+    assert_non_null(m);
+    uint8_t pos[MN_SMT_POS_KEY_MAX], node[MN_SMT_NODE_LEN], got[MN_SMT_NODE_LEN];
+    uint32_t i = 0, started = 0, done = 0, growths = 0;
+    for (; i < 120000 || mn_nodemap_growing(m); i++) {
+        bool was = mn_nodemap_growing(m);
+        node_of(node, i, 6);
+        assert_int_equal(mn_nodemap_put(m, pos, pos_of(pos, i), node), MN_OK);
+        if (!was && mn_nodemap_growing(m)) {
+            started = i;
+            growths++;
+        }
+        if (mn_nodemap_growing(m)) {
+            /* nodes put before the doubling (most not copied yet) and after */
+            for (uint32_t j = i % 7; j <= i; j += 1 + i / 16) {
+                assert_true(mn_nodemap_get(m, pos, pos_of(pos, j), got));
+                node_of(node, j, 6);
+                assert_memory_equal(got, node, MN_SMT_NODE_LEN);
+            }
+            if (i % 5 == 0 && started > 10) {
+                uint32_t j = started - 1 - i % 11; /* put before the doubling */
+                size_t pl = pos_of(pos, j);
+                assert_int_equal(mn_nodemap_del(m, pos, pl), MN_OK);
+                assert_false(mn_nodemap_get(m, pos, pl, got));
+                node_of(node, j, 6);
+                assert_int_equal(mn_nodemap_put(m, pos, pl, node), MN_OK);
+                assert_true(mn_nodemap_get(m, pos, pl, got));
+            }
+        }
+        if (was && !mn_nodemap_growing(m)) done = i;
+    }
+    assert_true(growths >= 5);      /* 1024 slots to 262,144 */
+    assert_true(done > started + 1); /* the last copy took several puts */
+    assert_int_equal(mn_nodemap_count(m), i);
+    for (uint32_t j = 0; j < i; j += 3) {
+        assert_true(mn_nodemap_get(m, pos, pos_of(pos, j), got));
+        node_of(node, j, 6);
+        assert_memory_equal(got, node, MN_SMT_NODE_LEN);
+    }
+    mn_nodemap_free(m);
+}
+
 /* A map reserved for n nodes takes them without growing its slots, and
  * a reserve after puts keeps every node; a size past the map's limit is
  * refused and changes nothing. */
@@ -241,6 +289,7 @@ int main(void) {
         cmocka_unit_test(prefetch_hints_change_nothing),
         cmocka_unit_test(a_reserved_map_fills_without_growing),
         cmocka_unit_test(shallow_positions_take_short_entries),
+        cmocka_unit_test(slots_grow_a_few_at_a_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
