@@ -66,3 +66,24 @@ settle() {
     [ $((SECONDS - t0)) -ge "$max" ] && { echo $((SECONDS - t0)); return 1; }
   done
 }
+
+# wait_rpc ADDR [SECONDS]: waits (default 60 s) until the node at ADDR
+# answers `midctl info`; dies (the caller's die) when it does not. Needs $BIN.
+wait_rpc() {
+  local deadline=$((SECONDS + ${2:-60}))
+  until "$BIN/midctl" --node "$1" info >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && die "node $1 did not answer"
+    sleep 0.2
+  done
+}
+
+# set_read_cache_mb HOME MB: sets limits.read_cache_mb in HOME/config.json.
+set_read_cache_mb() {
+  $PY - "$1/config.json" "$2" <<'PYEOF'
+import json, sys
+path, mb = sys.argv[1], int(sys.argv[2])
+cfg = json.load(open(path))
+cfg.setdefault("limits", {})["read_cache_mb"] = mb
+json.dump(cfg, open(path, "w"), indent=2)
+PYEOF
+}

@@ -32,13 +32,6 @@ EXTRA_DEPS="redis-server redis-tools etcd-server etcd-client" bash tools/deps.sh
 [ -x "$BIN/midbench" ] && [ -x "$BIN/midnode" ] || die "build first (make)"
 
 . "$(dirname "$0")/lib.sh"
-wait_rpc() { # $1 addr
-  local deadline=$((SECONDS + 60))
-  until "$BIN/midctl" --node "$1" info >/dev/null 2>&1; do
-    [ $SECONDS -ge $deadline ] && die "node $1 did not answer"
-    sleep 0.2
-  done
-}
 verifs() { # total midnode_signature_verifications over the http addrs
   local t=0 a v
   for a in "$@"; do

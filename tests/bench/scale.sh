@@ -78,13 +78,7 @@ base=$(free_base $((3 * VALS + 3)))
 mapfile -t HOMES < <($PY -c 'import json,sys; [print(n["home"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$W/tn/testnet.json")
 mapfile -t RPCS < <($PY -c 'import json,sys; [print(n["rpc"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$W/tn/testnet.json")
 for h in "${HOMES[@]}"; do
-  $PY - "$h/config.json" "$READ_CACHE_MB" <<'PYEOF' || die "cannot set read_cache_mb in $h"
-import json, sys
-path, mb = sys.argv[1], int(sys.argv[2])
-cfg = json.load(open(path))
-cfg.setdefault("limits", {})["read_cache_mb"] = mb
-json.dump(cfg, open(path, "w"), indent=2)
-PYEOF
+  set_read_cache_mb "$h" "$READ_CACHE_MB" || die "cannot set read_cache_mb in $h"
 done
 OBS_HOME=${HOMES[$VALS]} OBS_RPC=${RPCS[$VALS]}
 unset "HOMES[$VALS]" "RPCS[$VALS]"
@@ -93,14 +87,7 @@ for i in "${!HOMES[@]}"; do
   PIDS+=($!)
 done
 NODE0=${PIDS[0]}
-wait_rpc() { # $1 addr
-  local deadline=$((SECONDS + 120))
-  until "$BIN/midctl" --node "$1" info >/dev/null 2>&1; do
-    [ $SECONDS -ge $deadline ] && die "node $1 did not answer"
-    sleep 0.2
-  done
-}
-wait_rpc "${RPCS[0]}"
+wait_rpc "${RPCS[0]}" 120
 say "$VALS validator(s) up; building $CREDS credentials in steps of $CHUNK (ISSUE_BATCH of $BATCH)"
 
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$NODE0/status"; }

@@ -54,22 +54,9 @@ OBS_HOME=${HOMES[$LAST]} OBS_RPC=${RPCS[$LAST]}
 [ -e "$OBS_HOME/data" ] && [ -n "$(ls -A "$OBS_HOME/data" 2>/dev/null)" ] && die "$OBS_HOME/data is not empty: the observer must join from nothing"
 if [ -n "${SCALE_JOIN_READ_CACHE_MB:-}" ]; then
   for h in "${HOMES[0]}" "$OBS_HOME"; do
-    $PY - "$h/config.json" "$SCALE_JOIN_READ_CACHE_MB" <<'PYEOF' || die "cannot set read_cache_mb in $h"
-import json, sys
-path, mb = sys.argv[1], int(sys.argv[2])
-cfg = json.load(open(path))
-cfg.setdefault("limits", {})["read_cache_mb"] = mb
-json.dump(cfg, open(path, "w"), indent=2)
-PYEOF
+    set_read_cache_mb "$h" "$SCALE_JOIN_READ_CACHE_MB" || die "cannot set read_cache_mb in $h"
   done
 fi
-wait_rpc() { # $1 addr
-  local deadline=$((SECONDS + 900))
-  until "$BIN/midctl" --node "$1" info >/dev/null 2>&1; do
-    [ $SECONDS -ge $deadline ] && die "node $1 did not answer"
-    sleep 0.2
-  done
-}
 
 # The store once compacted (no write-ahead log, no overwritten entries).
 COMPACT_BYTES=0
@@ -96,7 +83,7 @@ for i in $(seq 0 $((LAST - 1))); do
   PIDS+=($!)
   [ "$i" = 0 ] && NODE0=$!
 done
-wait_rpc "${RPCS[0]}"
+wait_rpc "${RPCS[0]}" 900 # a 50 M node builds its tree first
 # ... and has finished its own start (the read cache's warm-up), as a node
 # serving for a while has.
 waited=$(settle "$SETTLE_MAX" "$NODE0") && say "validator restarted and settled after ${waited}s" ||
