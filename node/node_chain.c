@@ -501,21 +501,47 @@ static void drive(struct mn_node *n);
 static void gossip_flush(struct mn_node *n);
 static void future_replay(struct mn_node *n);
 
-static void persist_record(struct mn_node *n, const mn_cons_record *r)
+/* The vote-log records of one run of consecutive PERSIST actions, written
+ * in one synced write before the next action of the queue executes (cons.h:
+ * a PERSIST must be durable before any LATER action, so records in a row
+ * may share a sync). */
+#define VOTELOG_QUEUE_MAX 16
+#define VOTELOG_RECORD_MAX 256
+
+typedef struct votelog_queue {
+    size_t count;
+    uint64_t height[VOTELOG_QUEUE_MAX];
+    size_t len[VOTELOG_QUEUE_MAX];
+    uint8_t bytes[VOTELOG_QUEUE_MAX][VOTELOG_RECORD_MAX];
+} votelog_queue;
+
+static void votelog_flush(struct mn_node *n, votelog_queue *q)
+{
+    if (q->count == 0) return;
+    mn_store_votelog_entry e[VOTELOG_QUEUE_MAX];
+    for (size_t i = 0; i < q->count; i++)
+        e[i] = (mn_store_votelog_entry){.height = q->height[i], .data = q->bytes[i], .len = q->len[i]};
+    uint64_t t0 = uv_hrtime();
+    int rc = mn_store_votelog_append(n->store, e, q->count);
+    if (rc != MN_OK) node_fatal(n, rc, "cannot make a signed vote durable");
+    note_durable_write(n, "vote", q->height[q->count - 1], t0);
+    q->count = 0;
+}
+
+static void votelog_queue_record(struct mn_node *n, votelog_queue *q, const mn_cons_record *r)
 {
     Midnode__SignedRecord sr;
     mn_cons_record_to_pb(&sr, r);
-    uint8_t buf[256];
     size_t len = midnode__signed_record__get_packed_size(&sr);
-    if (len > sizeof buf) {
+    if (len > VOTELOG_RECORD_MAX) {
         node_fatal(n, MN_ETOOBIG, "vote log record too large");
         return;
     }
-    midnode__signed_record__pack(&sr, buf);
-    uint64_t t0 = uv_hrtime();
-    int rc = mn_store_votelog_put(n->store, r->height, buf, len);
-    if (rc != MN_OK) node_fatal(n, rc, "cannot make a signed vote durable");
-    note_durable_write(n, "vote", r->height, t0);
+    if (q->count == VOTELOG_QUEUE_MAX) votelog_flush(n, q);
+    midnode__signed_record__pack(&sr, q->bytes[q->count]);
+    q->len[q->count] = len;
+    q->height[q->count] = r->height;
+    q->count++;
 }
 
 static void on_commit_action(struct mn_node *n, const mn_cons_action *a)
@@ -564,9 +590,19 @@ static void drive(struct mn_node *n)
         bool verdict_valid[8];
         int verdicts = 0;
         mn_cons_action a;
+        /* empty whenever a handler below runs, so a nested drive() cannot
+         * execute an action ahead of a record queued here */
+        votelog_queue vq_storage;
+        votelog_queue *vq = &vq_storage;
+        vq->count = 0;
         while (!n->stopping && mn_cons_next_action(n->cons, &a)) {
+            if (a.kind == MN_CONS_PERSIST) {
+                votelog_queue_record(n, vq, &a.u.record);
+                continue;
+            }
+            votelog_flush(n, vq);
+            if (n->stopping) break;
             switch (a.kind) {
-            case MN_CONS_PERSIST: persist_record(n, &a.u.record); break;
             case MN_CONS_SEND_PROPOSAL: send_proposal(n, &a.u.proposal); break;
             case MN_CONS_SEND_VOTE: send_vote(n, &a.u.vote); break;
             case MN_CONS_SET_TIMER:
@@ -594,6 +630,7 @@ static void drive(struct mn_node *n)
             default: LOG_WARN("unknown_action", "kind=%d", a.kind); break;
             }
         }
+        votelog_flush(n, vq);
         if (verdicts == 0) break;
         for (int i = 0; i < verdicts; i++)
             (void)mn_cons_block_verdict(n->cons, verdict_height[i], verdict_hash[i], verdict_valid[i]);

@@ -2320,12 +2320,32 @@ static int put_synced(mn_store *s, const uint8_t *k, size_t kl, const uint8_t *v
 }
 
 int mn_store_votelog_put(mn_store *s, uint64_t height, const uint8_t *entry, size_t len) {
-    uint8_t k[17];
-    k[0] = 'V';
-    mn_put_u64be(k + 1, height);
-    mn_put_u64be(k + 9, s->vote_seq + 1);
-    int rc = put_synced(s, k, sizeof k, entry, len, "votelog_write_failed");
-    if (rc == MN_OK) s->vote_seq++;
+    mn_store_votelog_entry e = {.height = height, .data = entry, .len = len};
+    return mn_store_votelog_append(s, &e, 1);
+}
+
+int mn_store_votelog_append(mn_store *s, const mn_store_votelog_entry *entries, size_t count) {
+    if (count == 0) return MN_EINVAL;
+    if (count == 1) {
+        uint8_t k[17];
+        k[0] = 'V';
+        mn_put_u64be(k + 1, entries[0].height);
+        mn_put_u64be(k + 9, s->vote_seq + 1);
+        int rc = put_synced(s, k, sizeof k, entries[0].data, entries[0].len, "votelog_write_failed");
+        if (rc == MN_OK) s->vote_seq++;
+        return rc;
+    }
+    leveldb_writebatch_t *b = leveldb_writebatch_create();
+    for (size_t i = 0; i < count; i++) {
+        uint8_t k[17];
+        k[0] = 'V';
+        mn_put_u64be(k + 1, entries[i].height);
+        mn_put_u64be(k + 9, s->vote_seq + 1 + i);
+        leveldb_writebatch_put(b, (const char *)k, sizeof k, (const char *)entries[i].data, entries[i].len);
+    }
+    int rc = write_batch(s, s->db, b);
+    leveldb_writebatch_destroy(b);
+    if (rc == MN_OK) s->vote_seq += count;
     return rc;
 }
 

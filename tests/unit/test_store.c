@@ -316,6 +316,46 @@ static void votelog_and_evidence_persist_and_prune(void **state) {
     lf_rmrf(t.dir);
 }
 
+typedef struct { char joined[256]; size_t len; } joined_blobs;
+
+static int join_blob(void *ctx, const uint8_t *d, size_t len) {
+    joined_blobs *j = ctx;
+    if (j->len + len + 2 > sizeof j->joined) return 1;
+    memcpy(j->joined + j->len, d, len);
+    j->len += len;
+    j->joined[j->len++] = '|';
+    j->joined[j->len] = 0;
+    return 0;
+}
+
+/* A run of records appended together reads back whole, in order, after a
+ * reopen, and later single puts continue the sequence after it. */
+static void votelog_append_writes_a_run_in_order(void **state) {
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    mn_store *s = open_or_fail(t.data);
+    assert_int_equal(mn_store_votelog_put(s, 7, (uint8_t *)"vote 7.0", 8), MN_OK);
+    mn_store_votelog_entry run[3] = {
+        {7, (const uint8_t *)"polka 7.a", 9}, {7, (const uint8_t *)"polka 7.b", 9}, {7, (const uint8_t *)"vote 7.1", 8}};
+    assert_int_equal(mn_store_votelog_append(s, run, 3), MN_OK);
+    assert_int_equal(mn_store_votelog_append(s, run, 0), MN_EINVAL);
+    mn_store_close(s);
+    s = open_or_fail(t.data);
+    assert_int_equal(mn_store_votelog_put(s, 8, (uint8_t *)"vote 8.0", 8), MN_OK);
+    joined_blobs j = {0};
+    assert_int_equal(mn_store_votelog_list(s, join_blob, &j), MN_OK);
+    assert_string_equal(j.joined, "vote 7.0|polka 7.a|polka 7.b|vote 7.1|vote 8.0|");
+    blobs b = {0};
+    /* pruning below 8 leaves the one record of height 8 */
+    assert_int_equal(mn_store_votelog_prune(s, 8), MN_OK);
+    memset(&b, 0, sizeof b);
+    assert_int_equal(mn_store_votelog_list(s, collect, &b), MN_OK);
+    assert_int_equal(b.n, 1);
+    mn_store_close(s);
+    lf_rmrf(t.dir);
+}
+
 /* The crash child: commits blocks forever; block h rewrites the same KEYS
  * keys with value h, and reports each committed height on the pipe. */
 #define CRASH_KEYS 3000
@@ -1055,6 +1095,7 @@ int main(void) {
         cmocka_unit_test(nonces_read_back_after_every_write),
         cmocka_unit_test(chain_entries_above_the_height_are_dropped),
         cmocka_unit_test(votelog_and_evidence_persist_and_prune),
+        cmocka_unit_test(votelog_append_writes_a_run_in_order),
         cmocka_unit_test(crash_mid_commit_keeps_whole_blocks),
         cmocka_unit_test(status_changes_from_height),
         cmocka_unit_test(status_changes_stored_per_block),
