@@ -2326,15 +2326,7 @@ int mn_store_votelog_put(mn_store *s, uint64_t height, const uint8_t *entry, siz
 
 int mn_store_votelog_append(mn_store *s, const mn_store_votelog_entry *entries, size_t count) {
     if (count == 0) return MN_EINVAL;
-    if (count == 1) {
-        uint8_t k[17];
-        k[0] = 'V';
-        mn_put_u64be(k + 1, entries[0].height);
-        mn_put_u64be(k + 9, s->vote_seq + 1);
-        int rc = put_synced(s, k, sizeof k, entries[0].data, entries[0].len, "votelog_write_failed");
-        if (rc == MN_OK) s->vote_seq++;
-        return rc;
-    }
+    /* (leveldb_put is itself a batch of one: no cheaper path for one entry) */
     leveldb_writebatch_t *b = leveldb_writebatch_create();
     for (size_t i = 0; i < count; i++) {
         uint8_t k[17];
