@@ -510,21 +510,17 @@ static void future_replay(struct mn_node *n);
 
 typedef struct votelog_queue {
     size_t count;
-    uint64_t height[VOTELOG_QUEUE_MAX];
-    size_t len[VOTELOG_QUEUE_MAX];
+    mn_store_votelog_entry entry[VOTELOG_QUEUE_MAX]; /* entry[i].data: bytes[i] */
     uint8_t bytes[VOTELOG_QUEUE_MAX][VOTELOG_RECORD_MAX];
 } votelog_queue;
 
 static void votelog_flush(struct mn_node *n, votelog_queue *q)
 {
     if (q->count == 0) return;
-    mn_store_votelog_entry e[VOTELOG_QUEUE_MAX];
-    for (size_t i = 0; i < q->count; i++)
-        e[i] = (mn_store_votelog_entry){.height = q->height[i], .data = q->bytes[i], .len = q->len[i]};
     uint64_t t0 = uv_hrtime();
-    int rc = mn_store_votelog_append(n->store, e, q->count);
+    int rc = mn_store_votelog_append(n->store, q->entry, q->count);
     if (rc != MN_OK) node_fatal(n, rc, "cannot make a signed vote durable");
-    note_durable_write(n, "vote", q->height[q->count - 1], t0);
+    note_durable_write(n, "vote", q->entry[q->count - 1].height, t0);
     q->count = 0;
 }
 
@@ -539,8 +535,7 @@ static void votelog_queue_record(struct mn_node *n, votelog_queue *q, const mn_c
     }
     if (q->count == VOTELOG_QUEUE_MAX) votelog_flush(n, q);
     midnode__signed_record__pack(&sr, q->bytes[q->count]);
-    q->len[q->count] = len;
-    q->height[q->count] = r->height;
+    q->entry[q->count] = (mn_store_votelog_entry){.height = r->height, .data = q->bytes[q->count], .len = len};
     q->count++;
 }
 
