@@ -285,6 +285,14 @@ static int ledger_smt_leaf(void *ctx, const uint8_t *pos, size_t len, uint8_t no
     return mn_store_smt_leaf(l->store, pos, len, node);
 }
 
+/* The implicit leaves' key prefixes the in-memory tree keeps beside its
+ * nodes (nodemap.h): an issuance that lands on another credential's leaf
+ * learns where the two part without a seek of the store. */
+static int ledger_smt_leaf_prefix(void *ctx, const uint8_t *pos, size_t len, uint8_t prefix[static 8]) {
+    mn_ledger *l = ctx;
+    return mn_nodemap_leaf_find(l->tree, pos, len, prefix);
+}
+
 /* Empties the in-memory tree and stamps it with a root no state has, so
  * that the next use rebuilds it from the store (tree_sync). */
 static void tree_forget(mn_ledger *l) {
@@ -310,9 +318,15 @@ static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[stat
             if (k[0] == MN_SMT_PREFIX) mn_nodemap_prefetch(l->tree, k, kl, stage);
         }
         mn_kv_entry(ov, i, &k, &kl, &v, &vl);
-        if (k[0] != MN_SMT_PREFIX) continue;
-        int rc = !v ? mn_nodemap_del(l->tree, k, kl)
+        int rc = MN_OK;
+        if (k[0] == 'r' && kl == 1 + MN_ID_LEN && v) { /* a record: an implicit leaf (never deleted) */
+            uint8_t kh[MN_HASH_LEN];
+            mn_smt_key_credential(kh, k + 1);
+            rc = mn_nodemap_leaf_add(l->tree, kh);
+        } else if (k[0] == MN_SMT_PREFIX) {
+            rc = !v ? mn_nodemap_del(l->tree, k, kl)
                     : vl == MN_SMT_NODE_LEN ? mn_nodemap_put(l->tree, k, kl, v) : MN_EINVAL;
+        }
         if (rc != MN_OK) {
             tree_forget(l);
             return;
@@ -368,6 +382,7 @@ int mn_ledger_open_with_tree(mn_ledger **out, mn_store *store, const mn_genesis 
     l->src.get = ledger_smt_get;
     l->src.leaf = ledger_smt_leaf;
     l->src.prefetch = ledger_smt_prefetch;
+    l->src.leaf_prefix = ledger_smt_leaf_prefix;
     l->src.ctx = l;
     int rc = tree_sync(l);
     if (rc != MN_OK) {

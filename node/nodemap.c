@@ -2,6 +2,8 @@
  * open-addressed slot array (see nodemap.h). */
 #include "nodemap.h"
 
+#include "leafkeys.h"
+
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,6 +58,7 @@ struct mn_nodemap {
     size_t slot_cap; /* power of two, entries at most LOAD_TENTHS/10 of it */
     nm_slot *old;    /* the array being copied into slots, or NULL */
     size_t old_cap, old_next; /* its size; its first slot not yet copied */
+    mn_leafkeys *leaves;      /* made by the first mn_nodemap_leaf_add */
 };
 
 /* Position keys end in key-hash bits (SHA-256 output), so a multiply-xor
@@ -104,6 +107,7 @@ void mn_nodemap_clear(mn_nodemap *m) {
     if (!m) return;
     m->pools[0].entries = m->pools[1].entries = 0;
     m->live = 0;
+    mn_leafkeys_clear(m->leaves);
     free(m->old);
     m->old = NULL;
     if (m->slots) memset(m->slots, 0, m->slot_cap * sizeof *m->slots);
@@ -117,6 +121,7 @@ void mn_nodemap_free(mn_nodemap *m) {
     }
     free(m->slots);
     free(m->old);
+    mn_leafkeys_free(m->leaves);
     free(m);
 }
 
@@ -300,11 +305,26 @@ void mn_nodemap_prefetch(const mn_nodemap *m, const uint8_t *pos, size_t len, in
     __builtin_prefetch(e + m->pools[(s->ref & REF_LONG) != 0].entry_size - 1); /* it may straddle two lines */
 }
 
+int mn_nodemap_leaf_add(mn_nodemap *m, const uint8_t key_hash[static 8]) {
+    if (!m->leaves && !(m->leaves = mn_leafkeys_new())) return MN_ENOMEM;
+    return mn_leafkeys_add(m->leaves, key_hash);
+}
+
+int mn_nodemap_leaf_find(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t prefix[static 8]) {
+    if (!m->leaves || len < 3 || pos[0] != MN_SMT_PREFIX) return MN_ENOTFOUND;
+    unsigned depth = ((unsigned)pos[1] << 8) | pos[2];
+    if (depth > 64 || len != 3 + (depth + 7) / 8) return MN_ENOTFOUND;
+    return mn_leafkeys_find(m->leaves, depth, pos + 3, prefix);
+}
+
+size_t mn_nodemap_leaf_count(const mn_nodemap *m) { return m->leaves ? mn_leafkeys_count(m->leaves) : 0; }
+
 size_t mn_nodemap_count(const mn_nodemap *m) { return m->live; }
 
 size_t mn_nodemap_bytes(const mn_nodemap *m) {
     size_t b = sizeof *m + (m->slot_cap + (m->old ? m->old_cap : 0)) * sizeof(nm_slot);
     for (int k = 0; k < 2; k++)
         b += m->pools[k].nchunks * CHUNK_ENTRIES * m->pools[k].entry_size + m->pools[k].chunk_cap * sizeof(uint8_t *);
+    if (m->leaves) b += mn_leafkeys_bytes(m->leaves);
     return b;
 }

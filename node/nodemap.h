@@ -15,6 +15,9 @@
  * copied into the new a few slots per put, so a put costs a bounded time at
  * any size; mn_nodemap_reserve sizes it at once.
  *
+ * Beside the nodes, the map keeps the first 64 bits of each implicit
+ * leaf's key hash (leafkeys.h): those leaves have no node of their own.
+ *
  * Ownership: the map owns its memory and copies what is put. Not thread-safe. */
 #ifndef MN_NODEMAP_H
 #define MN_NODEMAP_H
@@ -49,6 +52,16 @@ int mn_nodemap_put(mn_nodemap *m, const uint8_t *pos, size_t len,
 int mn_nodemap_del(mn_nodemap *m, const uint8_t *pos, size_t len) MN_WARN_UNUSED;
 /* Copies pos's node into node and returns true, or returns false. */
 bool mn_nodemap_get(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]);
+
+/* Records an implicit leaf of the tree by its key hash (its first 8 bytes
+ * are kept). Returns MN_OK or MN_ENOMEM (the map is unchanged). */
+int mn_nodemap_leaf_add(mn_nodemap *m, const uint8_t key_hash[static 8]) MN_WARN_UNUSED;
+/* The first 8 bytes of the key hash of the recorded implicit leaf whose
+ * key starts with the path of pos (a position key, smt.h, of depth <= 64),
+ * into prefix. Returns MN_OK or MN_ENOTFOUND (none recorded, or a deeper
+ * or malformed pos). */
+int mn_nodemap_leaf_find(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t prefix[static 8]);
+size_t mn_nodemap_leaf_count(const mn_nodemap *m);
 
 /* Hints that pos will be looked up soon: stage 0 fetches its slot into the
  * CPU caches, stage 1 (once the slot has had time to arrive) the entry the

@@ -15,6 +15,7 @@ typedef struct smt_node {
     uint8_t b[MN_HASH_LEN];
     uint8_t h[MN_HASH_LEN]; /* this node's hash */
     bool implicit;          /* a leaf with no stored entry (smt.h) */
+    bool partial;           /* an implicit leaf of which only a[0..8) is known (b is not) */
     uint8_t hint;           /* internal: bit 0 (1) the left (right) child is an implicit leaf */
 } smt_node;
 
@@ -23,7 +24,10 @@ typedef struct smt_ctx {
     mn_kvmap *writes;         /* may be NULL for reads */
     const mn_smt_sink *sink;  /* instead of writes (mn_smt_update_to) */
     const mn_kvmap *reads;    /* overlay consulted before src */
+    bool partial_ok;          /* an update: implicit leaves may come from src->leaf_prefix */
 } smt_ctx;
+
+#define PARTIAL_KEY_BYTES 8
 
 /* SHA-256 through the incremental interface: for the many short inputs
  * here it avoids the per-call digest lookup of the one-shot call (4x faster). */
@@ -69,6 +73,7 @@ static void inner_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *l, const 
 static void make_leaf(smt_node *n, const uint8_t *k, const uint8_t *vh, bool implicit) {
     n->type = 'L';
     n->implicit = implicit;
+    n->partial = false;
     memcpy(n->a, k, MN_HASH_LEN);
     memcpy(n->b, vh, MN_HASH_LEN);
     mn_smt_leaf_hash(n->h, k, vh);
@@ -77,6 +82,7 @@ static void make_leaf(smt_node *n, const uint8_t *k, const uint8_t *vh, bool imp
 static void make_inner(smt_node *n, const smt_node *l, const smt_node *r) {
     n->type = 'I';
     n->implicit = false;
+    n->partial = false;
     n->hint = (uint8_t)((l->implicit ? 1 : 0) | (r->implicit ? 2 : 0));
     memcpy(n->a, l->h, MN_HASH_LEN);
     memcpy(n->b, r->h, MN_HASH_LEN);
@@ -89,9 +95,10 @@ static void make_empty(smt_node *n) { memset(n, 0, sizeof *n); }
 static const uint8_t inner_types[4] = {MN_SMT_INNER, MN_SMT_INNER_L, MN_SMT_INNER_R, MN_SMT_INNER_LR};
 
 /* Reads the node at (depth, path) whose hash the parent records as want;
- * implicit: the parent says it is an implicit leaf. */
-static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uint8_t *want, bool implicit,
-                smt_node *out) {
+ * implicit: the parent says it is an implicit leaf. In an update, such a
+ * leaf may come back partial (src->leaf_prefix); load_whole never does. */
+static int load_as(const smt_ctx *c, unsigned depth, const uint8_t *path, const uint8_t *want, bool implicit,
+                   bool partial_ok, smt_node *out) {
     if (memcmp(want, zero32, MN_HASH_LEN) == 0) {
         make_empty(out);
         return MN_OK;
@@ -106,6 +113,18 @@ static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uin
     if (c->writes) st = mn_kv_get(c->writes, pk, pl, &v, &vl);
     if (st == MN_KV_ABSENT && c->reads) st = mn_kv_get(c->reads, pk, pl, &v, &vl);
     if (st == MN_KV_DELETED) return MN_ECORRUPT;
+    if (st == MN_KV_ABSENT && implicit && partial_ok && c->src->leaf_prefix) {
+        uint8_t prefix[PARTIAL_KEY_BYTES];
+        if (c->src->leaf_prefix(c->src->ctx, pk, pl, prefix) == MN_OK) {
+            memset(out, 0, sizeof *out);
+            out->type = 'L';
+            out->implicit = true;
+            out->partial = true;
+            memcpy(out->a, prefix, PARTIAL_KEY_BYTES);
+            memcpy(out->h, want, MN_HASH_LEN);
+            return MN_OK;
+        }
+    }
     if (st == MN_KV_VALUE) {
         if (vl != MN_SMT_NODE_LEN) return MN_ECORRUPT;
         memcpy(raw, v, MN_SMT_NODE_LEN);
@@ -120,6 +139,7 @@ static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uin
     }
     out->type = raw[0];
     out->implicit = false;
+    out->partial = false;
     out->hint = 0;
     if (out->type == MN_SMT_IMPLICIT && st != MN_KV_VALUE) { /* derived by the source, never in a write set */
         out->type = 'L';
@@ -144,6 +164,16 @@ static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uin
         return MN_ECORRUPT;
     if (memcmp(out->h, want, MN_HASH_LEN) != 0) return MN_ECORRUPT;
     return MN_OK;
+}
+
+static int load(const smt_ctx *c, unsigned depth, const uint8_t *path, const uint8_t *want, bool implicit,
+                smt_node *out) {
+    return load_as(c, depth, path, want, implicit, c->partial_ok, out);
+}
+
+static int load_whole(const smt_ctx *c, unsigned depth, const uint8_t *path, const uint8_t *want, bool implicit,
+                      smt_node *out) {
+    return load_as(c, depth, path, want, implicit, false, out);
 }
 
 static int del_node(smt_ctx *c, unsigned depth, const uint8_t *path);
@@ -172,6 +202,7 @@ static bool stored(const smt_node *n) { return n->type == 'I' || (n->type == 'L'
  * written, but takes the place of what was stored there. */
 static int put_node(smt_ctx *c, unsigned depth, const uint8_t *path, const smt_node *old, const smt_node *n) {
     if (!stored(n)) return old && stored(old) ? del_node(c, depth, path) : MN_OK;
+    assert(!n->partial);
     uint8_t pk[MN_SMT_POS_KEY_MAX];
     size_t pl = mn_smt_pos_key(pk, depth, path);
     uint8_t raw[MN_SMT_NODE_LEN];
@@ -279,6 +310,14 @@ static int find_item(const mn_smt_item *it, size_t n, const uint8_t *key) {
     return 0;
 }
 
+/* Whether a key of it[0..n) starts with the 8 bytes of a partial leaf's key:
+ * only then does the update need the rest of it. */
+static bool shares_prefix(const mn_smt_item *it, size_t n, const uint8_t *prefix) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(it[i].key_hash, prefix, PARTIAL_KEY_BYTES) == 0) return true;
+    return false;
+}
+
 /* Type of a child an update does not descend into: its hash (from the
  * parent) and whether it is an implicit leaf are all the parent's new hash
  * needs, so it is not read. Never written, never returned by upd. */
@@ -291,6 +330,7 @@ static int untouched(const uint8_t *want, bool implicit, smt_node *out) {
     }
     out->type = UNREAD;
     out->implicit = implicit;
+    out->partial = false;
     out->hint = 0;
     memcpy(out->h, want, MN_HASH_LEN);
     return MN_OK;
@@ -322,6 +362,12 @@ static int upd(smt_ctx *c, unsigned d, const uint8_t *path, const smt_node *old,
     }
     if (old->type == 0) return build(c, d, path, it, n, NULL, out);
     if (old->type == 'L') {
+        smt_node whole;
+        if (old->partial && shares_prefix(it, n, old->a)) {
+            int rc = load_whole(c, d, path, old->h, true, &whole);
+            if (rc != MN_OK) return rc;
+            old = &whole;
+        }
         const smt_node *extra = find_item(it, n, old->a) ? NULL : old;
         return build(c, d, path, it, n, extra, out);
     }
@@ -425,14 +471,14 @@ static int update(smt_ctx *c, const uint8_t root_in[static MN_HASH_LEN], mn_smt_
 int mn_smt_update(const mn_smt_src *src, mn_kvmap *writes,
                   const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
                   uint8_t root_out[static MN_HASH_LEN]) {
-    smt_ctx c = {.src = src, .writes = writes, .sink = NULL, .reads = NULL};
+    smt_ctx c = {.src = src, .writes = writes, .sink = NULL, .reads = NULL, .partial_ok = true};
     return update(&c, root_in, items, n, root_out);
 }
 
 int mn_smt_update_to(const mn_smt_src *src, const mn_smt_sink *sink,
                      const uint8_t root_in[static MN_HASH_LEN], mn_smt_item *items, size_t n,
                      uint8_t root_out[static MN_HASH_LEN]) {
-    smt_ctx c = {.src = src, .writes = NULL, .sink = sink, .reads = NULL};
+    smt_ctx c = {.src = src, .writes = NULL, .sink = sink, .reads = NULL, .partial_ok = true};
     return update(&c, root_in, items, n, root_out);
 }
 

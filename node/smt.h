@@ -69,6 +69,13 @@ typedef struct mn_smt_src {
     /* Optional (NULL: none): a hint that pos_key will be read soon, in two
      * stages (0 then 1, some time apart; see mn_nodemap_prefetch). */
     void (*prefetch)(void *ctx, const uint8_t *pos_key, size_t pos_len, int stage);
+    /* Optional (NULL: none): the first 8 bytes of the key hash of the
+     * implicit leaf at pos_key, from memory this process computed (trusted
+     * like MN_SMT_TRUSTED). Returns MN_OK, or MN_ENOTFOUND when it does not
+     * know (then leaf, or get, is asked). Only updates ask: moving a leaf
+     * down needs no more of it unless a key of the update shares those 64
+     * bits with it, and then the update asks leaf for the whole of it. */
+    int (*leaf_prefix)(void *ctx, const uint8_t *pos_key, size_t pos_len, uint8_t prefix[static 8]);
 } mn_smt_src;
 
 /* One change of a batch. value_hash is SHA256(value); remove deletes the

@@ -46,6 +46,7 @@ struct mn_store {
     /* Reused for implicit tree leaves (one seek each); reads the state as
      * of its creation, so every write drops it (drop_iter). */
     leveldb_iterator_t *rit;
+    uint64_t leaf_seeks; /* mn_store_leaf_seeks */
     /* Bytes of key hash naming an id in index values (see "index values");
      * 0 in a store of format 5, which keeps whole ids there. */
     size_t ix_prefix;
@@ -990,6 +991,7 @@ static int implicit_leaf(mn_store *s, const uint8_t *pos, size_t pos_len, uint8_
     start[0] = 'r';
     memcpy(start + 1, pos + 3, sb);
     int rc = MN_ENOTFOUND;
+    s->leaf_seeks++;
     for (leveldb_iter_seek(s->rit, (const char *)start, 1 + sb); leveldb_iter_valid(s->rit);
          leveldb_iter_next(s->rit)) {
         size_t kl = 0, vl = 0;
@@ -1018,6 +1020,8 @@ static int implicit_leaf(mn_store *s, const uint8_t *pos, size_t pos_len, uint8_
 int mn_store_smt_leaf(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]) {
     return implicit_leaf(store, pos_key, pos_len, node);
 }
+
+uint64_t mn_store_leaf_seeks(const mn_store *s) { return s->leaf_seeks; }
 
 
 /* Last key of family fam ('V' or 'E'), reading its trailing u64 sequence. */

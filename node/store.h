@@ -166,6 +166,8 @@ int mn_store_get_buf(mn_store *s, const void *key, size_t key_len, uint8_t *buf,
  * whose key_hash starts with that position's path (ctx is the store); an
  * mn_smt_src get or leaf function. The store keeps no other tree node. */
 int mn_store_smt_leaf(void *store, const uint8_t *pos_key, size_t pos_len, uint8_t node[static 65]);
+/* Seeks mn_store_smt_leaf made since the store was opened. */
+uint64_t mn_store_leaf_seeks(const mn_store *s);
 
 /* ---- key builders (out holds at least MN_STORE_KEY_MAX bytes; return the length) */
 #define MN_STORE_KEY_MAX 64

@@ -35,6 +35,11 @@ static int src_get(void *ctx, const uint8_t *pos, size_t len, uint8_t node[stati
     return mn_store_smt_leaf(b->s, pos, len, node);
 }
 
+static int src_leaf_prefix(void *ctx, const uint8_t *pos, size_t len, uint8_t prefix[static 8]) {
+    builder *b = ctx;
+    return mn_nodemap_leaf_find(b->tree, pos, len, prefix);
+}
+
 static int sink_put(void *ctx, const uint8_t *pos, size_t len, const uint8_t *node) {
     builder *b = ctx;
     return node ? mn_nodemap_put(b->tree, pos, len, node) : mn_nodemap_del(b->tree, pos, len);
@@ -44,6 +49,9 @@ static int flush(builder *b) {
     if (b->n == 0) return MN_OK;
     uint8_t next[MN_HASH_LEN];
     int rc = mn_smt_update_to(&b->src, &b->sink, b->root, b->items, b->n, next);
+    /* The records' leaves are implicit: the tree keeps their key prefixes. */
+    for (size_t i = 0; rc == MN_OK && i < b->n; i++)
+        if (b->items[i].implicit) rc = mn_nodemap_leaf_add(b->tree, b->items[i].key_hash);
     if (rc != MN_OK) return rc;
     memcpy(b->root, next, MN_HASH_LEN);
     b->n = 0;
@@ -91,7 +99,7 @@ static int add_nonce(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, s
 
 int mn_tree_build(mn_store *s, mn_nodemap *tree, uint8_t root[static MN_HASH_LEN], mn_tree_build_stats *stats) {
     builder b = {.s = s, .tree = tree, .rc = MN_OK};
-    b.src = (mn_smt_src){src_get, &b, NULL};
+    b.src = (mn_smt_src){.get = src_get, .ctx = &b, .leaf_prefix = src_leaf_prefix};
     b.sink = (mn_smt_sink){sink_put, &b};
     b.items = malloc(2 * BUILD_CHUNK * sizeof *b.items);
     if (!b.items) return MN_ENOMEM;

@@ -612,6 +612,35 @@ static void no_tree_node_is_stored(void **state) {
     assert_int_equal(status(f, 7), ST(ACTIVE));
 }
 
+static void proves(mn_ledger *l, uint32_t n, bool present);
+
+/* An issuance that lands on another credential's leaf learns where the
+ * two part from the in-memory tree's key prefixes, not from a seek of the
+ * store; after a reopen too (the tree's build records them). */
+static void issuances_take_leaf_keys_from_memory(void **state) {
+    lf_fixture *f = *state;
+    for (uint32_t i = 1; i <= 200; i++) assert_int_equal(issue(f, "mois", i, LF_RESIDENT, i, i, "skt"), TXC(OK));
+    assert_int_equal(mn_store_leaf_seeks(f->store), 0);
+    lf_close_store(f);
+    assert_int_equal(lf_open_store(f), MN_OK);
+    uint64_t after_open = mn_store_leaf_seeks(f->store);
+    for (uint32_t i = 201; i <= 260; i++) assert_int_equal(issue(f, "mois", i, LF_RESIDENT, i, i, "skt"), TXC(OK));
+    assert_int_equal(mn_store_leaf_seeks(f->store), after_open);
+    for (uint32_t i = 1; i <= 260; i += 37) assert_int_equal(status(f, i), ST(ACTIVE));
+    /* The roots agree with a tree built from the store alone. */
+    mn_nodemap *tree = mn_nodemap_new();
+    assert_non_null(tree);
+    uint8_t root[32], built[32];
+    assert_int_equal(mn_tree_build(f->store, tree, built, NULL), MN_OK);
+    mn_ledger_root(f->l, root);
+    assert_memory_equal(built, root, 32);
+    assert_int_equal(mn_nodemap_leaf_count(tree), 260);
+    mn_nodemap_free(tree);
+    /* A proof of absence still derives the leaf it ends on from the store. */
+    proves(f->l, 999, false);
+    assert_true(mn_store_leaf_seeks(f->store) > after_open);
+}
+
 /* Proof of credential n from ledger l against its root, checked. */
 static void proves(mn_ledger *l, uint32_t n, bool present) {
     uint8_t id[32], kh[32], root[32], *rec = NULL;
@@ -891,6 +920,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(expired_is_derived_from_header_time, setup, teardown),
         cmocka_unit_test_setup_teardown(proofs_verify_against_the_root, setup, teardown),
         cmocka_unit_test_setup_teardown(no_tree_node_is_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(issuances_take_leaf_keys_from_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(the_tree_built_from_the_store_is_the_committed_one, setup, teardown),
         cmocka_unit_test_setup_teardown(records_that_miss_the_stored_root_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(a_ledger_follows_commits_made_by_another, setup, teardown),

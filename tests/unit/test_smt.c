@@ -115,7 +115,7 @@ static void model_set(model *m, const uint8_t *k, const uint8_t *vh, bool remove
 
 /* A source whose implicit leaves come from a committed model, the way
  * the store derives them from records ordered by key hash. */
-typedef struct { mn_kvmap *base; model *m; size_t leaf_calls; } imp_src;
+typedef struct { mn_kvmap *base; model *m; size_t leaf_calls, prefix_calls; } imp_src;
 
 static int imp_leaf(void *ctx, const uint8_t *k, size_t kl, uint8_t node[static MN_SMT_NODE_LEN]) {
     imp_src *s = ctx;
@@ -134,6 +134,23 @@ static int imp_leaf(void *ctx, const uint8_t *k, size_t kl, uint8_t node[static 
         return MN_OK;
     }
     return MN_ENOTFOUND;
+}
+
+/* The first 8 bytes of the implicit leaf's key, as the ledger's in-memory
+ * tree answers them (nodemap.h), for positions down to depth 64. */
+static int imp_leaf_prefix(void *ctx, const uint8_t *k, size_t kl, uint8_t prefix[static 8]) {
+    imp_src *s = ctx;
+    unsigned depth = ((unsigned)k[1] << 8) | k[2];
+    assert_int_equal(kl, 3 + (depth + 7) / 8);
+    if (depth > 64) return MN_ENOTFOUND;
+    uint8_t node[MN_SMT_NODE_LEN];
+    size_t calls = s->leaf_calls;
+    int rc = imp_leaf(ctx, k, kl, node);
+    s->leaf_calls = calls;
+    if (rc != MN_OK) return rc;
+    s->prefix_calls++;
+    memcpy(prefix, node + 1, 8);
+    return MN_OK;
 }
 
 static int imp_get(void *ctx, const uint8_t *k, size_t kl, uint8_t node[static MN_SMT_NODE_LEN]) {
@@ -306,18 +323,20 @@ static void a_sink_into_the_source_matches_a_write_set(void **state) {
 /* Half the keys with implicit leaves (not written; the source derives
  * them): the same roots as the naive tree, only internal nodes and
  * explicit leaves stored, through inserts, updates and removals that move
- * leaves up and down. */
-static void implicit_leaves_are_not_stored(void **state) {
-    (void)state;
+ * leaves up and down. with_prefix: the source also knows each implicit
+ * leaf's first 8 key bytes; one key in 40 shares 255 bits with another,
+ * so updates also meet leaves those 8 bytes do not settle. */
+static void run_implicit_leaves(bool with_prefix) {
     rng_state = 0x2545F4914F6CDD1DULL ^ (uint64_t)time(NULL);
     uint64_t seed = rng_state;
     print_message("seed %llu\n", (unsigned long long)seed);
     mn_kvmap *base = mn_kv_new();
     model m = {0}, committed = {0};
-    imp_src is = {base, &committed, 0};
-    mn_smt_src src = {imp_get, &is, imp_leaf};
+    imp_src is = {base, &committed, 0, 0};
+    mn_smt_src src = {imp_get, &is, imp_leaf, NULL, with_prefix ? imp_leaf_prefix : NULL};
     uint8_t root[32] = {0};
     uint8_t keys[400][32];
+    size_t update_leaf_calls = 0;
     random_keys(keys, 400, 40);
     for (int round = 0; round < 40; round++) {
         size_t n = 1 + rng() % 60;
@@ -333,7 +352,9 @@ static void implicit_leaves_are_not_stored(void **state) {
         for (size_t i = 0; i < n; i++)
             model_set_ex(&m, items[i].key_hash, items[i].value_hash, items[i].remove, items[i].implicit);
         mn_kvmap *w = mn_kv_new();
+        size_t calls = is.leaf_calls;
         assert_int_equal(mn_smt_update(&src, w, root, items, n, root), MN_OK);
+        update_leaf_calls += is.leaf_calls - calls;
         assert_int_equal(mn_kv_merge(base, w), MN_OK);
         mn_kv_free(w);
         free(items);
@@ -373,7 +394,76 @@ static void implicit_leaves_are_not_stored(void **state) {
     }
     /* Parents told the tree which children are implicit: it asked for them directly. */
     assert_true(is.leaf_calls > 0);
+    if (with_prefix) {
+        /* Updates took the prefixes, and the whole leaf only where a key
+         * shared its first 8 bytes. */
+        assert_true(is.prefix_calls > 0);
+        assert_true(update_leaf_calls < is.prefix_calls);
+    } else {
+        assert_int_equal(is.prefix_calls, 0);
+        assert_true(update_leaf_calls > 0);
+    }
     free(m.e);
+    free(committed.e);
+    mn_kv_free(base);
+}
+
+static void implicit_leaves_are_not_stored(void **state) {
+    (void)state;
+    run_implicit_leaves(false);
+}
+
+static void implicit_leaves_from_key_prefixes(void **state) {
+    (void)state;
+    run_implicit_leaves(true);
+}
+
+/* A key that shares the first 8 bytes of an implicit leaf's key makes the
+ * update read the whole leaf: the prefix alone would part them wrongly. */
+static void a_shared_prefix_reads_the_whole_leaf(void **state) {
+    (void)state;
+    mn_kvmap *base = mn_kv_new();
+    model committed = {0};
+    imp_src is = {base, &committed, 0, 0};
+    mn_smt_src src = {imp_get, &is, imp_leaf, NULL, imp_leaf_prefix};
+    uint8_t k[3][32], zero[32] = {0}, root[32], want[32];
+    mn_sha256(k[0], "a", 1);
+    mn_sha256(k[1], "b", 1);
+    memcpy(k[2], k[0], 32);
+    k[2][20] ^= 0x10; /* shares 160 bits with k[0] */
+    mn_smt_item it[2] = {0};
+    for (int i = 0; i < 2; i++) {
+        memcpy(it[i].key_hash, k[i], 32);
+        mn_sha256(it[i].value_hash, &i, sizeof i);
+        it[i].implicit = true;
+        model_set_ex(&committed, it[i].key_hash, it[i].value_hash, false, true);
+    }
+    mn_kvmap *w = mn_kv_new();
+    assert_int_equal(mn_smt_update(&src, w, zero, it, 2, root), MN_OK);
+    assert_int_equal(mn_kv_merge(base, w), MN_OK);
+    mn_kv_free(w);
+    qsort(committed.e, committed.n, sizeof(ent), ent_cmp);
+    /* The root's children are the implicit leaves of k[0] and k[1] (their
+     * first bits differ); k[2] lands on k[0]'s, whose first 8 bytes it
+     * shares: the update asks for the prefix, then for the whole leaf. */
+    mn_smt_item add = {0};
+    memcpy(add.key_hash, k[2], 32);
+    mn_sha256(add.value_hash, "c", 1);
+    add.implicit = true;
+    is.leaf_calls = is.prefix_calls = 0;
+    w = mn_kv_new();
+    assert_int_equal(mn_smt_update(&src, w, root, &add, 1, root), MN_OK);
+    mn_kv_free(w);
+    assert_int_equal(is.prefix_calls, 1);
+    assert_int_equal(is.leaf_calls, 1);
+    model all = {0};
+    for (size_t i = 0; i < committed.n; i++) model_set_ex(&all, committed.e[i].k, committed.e[i].vh, false, true);
+    model_set_ex(&all, add.key_hash, add.value_hash, false, true);
+    qsort(all.e, all.n, sizeof(ent), ent_cmp);
+    size_t nodes = 0;
+    naive(all.e, all.n, 0, want, &nodes);
+    assert_memory_equal(root, want, 32);
+    free(all.e);
     free(committed.e);
     mn_kv_free(base);
 }
@@ -724,6 +814,8 @@ int main(void) {
         cmocka_unit_test(random_batches_match_naive_recompute),
         cmocka_unit_test(a_sink_into_the_source_matches_a_write_set),
         cmocka_unit_test(implicit_leaves_are_not_stored),
+        cmocka_unit_test(implicit_leaves_from_key_prefixes),
+        cmocka_unit_test(a_shared_prefix_reads_the_whole_leaf),
         cmocka_unit_test(proofs_verify_and_tampering_fails),
         cmocka_unit_test(corrupt_node_is_detected),
         cmocka_unit_test(position_keys_mask_unused_bits),
