@@ -51,18 +51,18 @@ int node_admit_tx(struct mn_node *n, const uint8_t *tx, size_t len, uint8_t hash
         snprintf(msg, msg_len, "already pending");
         return MIDNODE__TX_CODE__TX_DUPLICATE;
     }
+    int code = mn_ledger_check_tx(n->ledger, tx, len, &info, msg, msg_len);
     /* A committed tx is refused by its nonce (a signer's nonces only grow).
-     * A client is told "already committed" (its height is in the reply);
-     * gossip needs no reason, so it skips the index lookup, which would be
-     * a store read for every relayed tx, and a committed tx arriving late
-     * is refused by the nonce check below. */
+     * A client is then told "already committed" (its height is in the
+     * reply), which takes a store read; only a tx the nonce refused can be
+     * committed, so a new one costs no read. Gossip needs no reason. */
     uint64_t h;
     uint32_t idx;
-    if (!from_peer && mn_store_get_tx_location(n->store, hash, &h, &idx) == MN_OK) {
+    if (code == MIDNODE__TX_CODE__TX_WRONG_NONCE && !from_peer &&
+        mn_store_get_tx_location(n->store, hash, &h, &idx) == MN_OK) {
         snprintf(msg, msg_len, "already committed at height %llu", (unsigned long long)h);
         return MIDNODE__TX_CODE__TX_DUPLICATE;
     }
-    int code = mn_ledger_check_tx(n->ledger, tx, len, &info, msg, msg_len);
     if (code != MIDNODE__TX_CODE__TX_OK) return code;
     if (!from_peer) {
         /* When this tx is next in its signer's sequence, a trial run against

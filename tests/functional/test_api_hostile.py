@@ -226,12 +226,13 @@ def test_replayed_tx(net):
         rpc, _, resp = apiutil.submit_expect(c, tx)
         assert rpc == "RPC_OK" and resp.height >= 1
         nonce = c.signer("mois").last_nonce
-        # Replayed without waiting: refused.
+        # Replayed without waiting: refused, naming the height it committed at.
         with pytest.raises(pyclient.RpcError) as e:
             c.submit(tx)
         got = (code_name(e.value.code), apiutil.tx_code_name(e.value.tx_code))
         print("    replay ->", got, e.value.message)
-        assert got in (("RPC_TX_REJECTED", "TX_DUPLICATE"), ("RPC_TX_REJECTED", "TX_WRONG_NONCE"))
+        assert got == ("RPC_TX_REJECTED", "TX_DUPLICATE")
+        assert "already committed at height %d" % resp.height in e.value.message
         # Replayed with wait_commit: answered idempotently with the original
         # commit height; it is not executed a second time.
         again = c.submit(tx, wait=True, timeout_ms=5000)
