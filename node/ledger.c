@@ -238,10 +238,6 @@ Midnode__CredentialStatus mn_ledger_effective_status(const Midnode__CredentialRe
 
 /* ---------------------------------------------------------------- ledger */
 
-static unsigned pos_depth(const uint8_t *pos, size_t len) {
-    return len >= 3 ? ((unsigned)pos[1] << 8) | pos[2] : MN_SMT_DEPTH_MAX + 1;
-}
-
 /* Tree nodes of the committed state: the in-memory tree, which this
  * process computed (so no node needs a re-check), and for a position it
  * does not hold, the implicit leaf the store derives there, if any (which
@@ -272,8 +268,8 @@ static void ledger_smt_prefetch(void *ctx, const uint8_t *pos, size_t len, int s
  * starts with is that record (the tree checks its hash either way). */
 static int ledger_smt_leaf(void *ctx, const uint8_t *pos, size_t len, uint8_t node[static MN_SMT_NODE_LEN]) {
     mn_ledger *l = ctx;
-    unsigned depth = pos_depth(pos, len);
-    if (l->prove_rec && depth <= MN_SMT_DEPTH_MAX && len == 3 + (depth + 7) / 8) {
+    unsigned depth;
+    if (l->prove_rec && mn_smt_pos_depth(pos, len, &depth)) {
         uint8_t pk[MN_SMT_POS_KEY_MAX];
         if (mn_smt_pos_key(pk, depth, l->prove_kh) == len && memcmp(pk, pos, len) == 0) {
             node[0] = MN_SMT_IMPLICIT;

@@ -311,9 +311,8 @@ int mn_nodemap_leaf_add(mn_nodemap *m, const uint8_t key_hash[static 8]) {
 }
 
 int mn_nodemap_leaf_find(const mn_nodemap *m, const uint8_t *pos, size_t len, uint8_t prefix[static 8]) {
-    if (!m->leaves || len < 3 || pos[0] != MN_SMT_PREFIX) return MN_ENOTFOUND;
-    unsigned depth = ((unsigned)pos[1] << 8) | pos[2];
-    if (depth > 64 || len != 3 + (depth + 7) / 8) return MN_ENOTFOUND;
+    unsigned depth;
+    if (!m->leaves || !mn_smt_pos_depth(pos, len, &depth)) return MN_ENOTFOUND;
     return mn_leafkeys_find(m->leaves, depth, pos + 3, prefix);
 }
 

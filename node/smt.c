@@ -62,6 +62,14 @@ size_t mn_smt_pos_key(uint8_t out[static MN_SMT_POS_KEY_MAX], unsigned depth,
     return 3 + nb;
 }
 
+bool mn_smt_pos_depth(const uint8_t *pos, size_t len, unsigned *depth) {
+    if (len < 3 || pos[0] != MN_SMT_PREFIX) return false;
+    unsigned d = ((unsigned)pos[1] << 8) | pos[2];
+    if (d > MN_SMT_DEPTH_MAX || len != 3 + (d + 7) / 8) return false;
+    *depth = d;
+    return true;
+}
+
 static void inner_hash(uint8_t out[static MN_HASH_LEN], const uint8_t *l, const uint8_t *r) {
     uint8_t buf[1 + 2 * MN_HASH_LEN];
     buf[0] = 0x01;

@@ -100,6 +100,10 @@ typedef struct mn_smt_item {
  * out holds at least MN_SMT_POS_KEY_MAX bytes. Returns its length. */
 size_t mn_smt_pos_key(uint8_t out[static MN_SMT_POS_KEY_MAX], unsigned depth,
                       const uint8_t key[static MN_HASH_LEN]);
+/* The depth of a position key, into *depth. Returns false for anything
+ * mn_smt_pos_key does not make (wrong prefix, depth over 256, or a length
+ * that does not match the depth). */
+bool mn_smt_pos_depth(const uint8_t *pos, size_t len, unsigned *depth);
 
 /* Key hashes of the two kinds of state entry. */
 void mn_smt_key_credential(uint8_t out[static MN_HASH_LEN], const uint8_t id[static MN_ID_LEN]);

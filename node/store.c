@@ -980,10 +980,9 @@ static bool bits_equal(const uint8_t *a, const uint8_t *b, unsigned nbits) {
  * are in key_hash order by their first REC_KH bytes; past that depth the
  * few records sharing them are told apart by their whole key hash. */
 static int implicit_leaf(mn_store *s, const uint8_t *pos, size_t pos_len, uint8_t node[static 65]) {
-    if (pos_len < 3 || pos[0] != MN_SMT_PREFIX) return MN_ENOTFOUND;
-    unsigned depth = ((unsigned)pos[1] << 8) | pos[2];
+    unsigned depth;
+    if (!mn_smt_pos_depth(pos, pos_len, &depth)) return MN_ENOTFOUND;
     size_t nb = (depth + 7) / 8;
-    if (depth > MN_SMT_DEPTH_MAX || pos_len != 3 + nb) return MN_ENOTFOUND;
     if (!s->rit) s->rit = leveldb_create_iterator(s->db, s->ropts);
     uint8_t start[1 + REC_KH];
     size_t sb = nb < REC_KH ? nb : REC_KH;

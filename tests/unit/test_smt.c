@@ -736,6 +736,22 @@ static void position_keys_mask_unused_bits(void **state) {
     assert_memory_not_equal(ka, kb, 5);
     assert_int_equal(mn_smt_pos_key(ka, 0, a), 3);
     assert_int_equal(mn_smt_pos_key(ka, 256, a), 35);
+    /* mn_smt_pos_depth reads back every depth, and only keys of that shape */
+    unsigned d = 999;
+    for (unsigned depth = 0; depth <= 256; depth++) {
+        size_t len = mn_smt_pos_key(ka, depth, a);
+        assert_true(mn_smt_pos_depth(ka, len, &d));
+        assert_int_equal(d, depth);
+        assert_false(mn_smt_pos_depth(ka, len - 1, &d)); /* a length off the depth */
+    }
+    mn_smt_pos_key(ka, 20, a);
+    assert_false(mn_smt_pos_depth(ka, 2, &d));
+    ka[0] = 'x';
+    assert_false(mn_smt_pos_depth(ka, 6, &d));
+    ka[0] = MN_SMT_PREFIX;
+    ka[1] = 1;
+    ka[2] = 1; /* depth 257 */
+    assert_false(mn_smt_pos_depth(ka, 3 + 33, &d));
 }
 
 /* An item that says what its key's value is now (has_old) spares the
