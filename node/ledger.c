@@ -60,6 +60,10 @@ struct mn_exec {
     uint32_t tx_count, ok_count;
     bool finished, failed, committed;
     uint8_t root[MN_HASH_LEN];
+    /* First 8 key-hash bytes of the records the tree may not know yet (no
+     * cached old value): the commit records them as implicit leaves. */
+    uint8_t (*new_leaves)[8];
+    size_t n_new_leaves;
     mn_tx_info last;
 };
 
@@ -298,9 +302,11 @@ static void tree_forget(mn_ledger *l) {
 
 #define TREE_APPLY_AHEAD 8
 
-/* After a commit: the in-memory tree follows the committed one. A map that
- * cannot take the nodes is rebuilt from the store at next use. */
-static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[static MN_HASH_LEN]) {
+/* After a commit: the in-memory tree follows the committed one (its nodes,
+ * and the key prefixes of its implicit leaves, new_leaves among them). A map
+ * that cannot take them is rebuilt from the store at next use. */
+static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t (*new_leaves)[8], size_t n_new_leaves,
+                       const uint8_t root[static MN_HASH_LEN]) {
     size_t n = mn_kv_count(ov);
     for (size_t i = 0; i < n; i++) {
         const uint8_t *k, *v;
@@ -314,20 +320,19 @@ static void tree_apply(mn_ledger *l, const mn_kvmap *ov, const uint8_t root[stat
             if (k[0] == MN_SMT_PREFIX) mn_nodemap_prefetch(l->tree, k, kl, stage);
         }
         mn_kv_entry(ov, i, &k, &kl, &v, &vl);
-        int rc = MN_OK;
-        if (k[0] == 'r' && kl == 1 + MN_ID_LEN && v) { /* a record: an implicit leaf (never deleted) */
-            uint8_t kh[MN_HASH_LEN];
-            mn_smt_key_credential(kh, k + 1);
-            rc = mn_nodemap_leaf_add(l->tree, kh);
-        } else if (k[0] == MN_SMT_PREFIX) {
-            rc = !v ? mn_nodemap_del(l->tree, k, kl)
+        if (k[0] != MN_SMT_PREFIX) continue;
+        int rc = !v ? mn_nodemap_del(l->tree, k, kl)
                     : vl == MN_SMT_NODE_LEN ? mn_nodemap_put(l->tree, k, kl, v) : MN_EINVAL;
-        }
         if (rc != MN_OK) {
             tree_forget(l);
             return;
         }
     }
+    for (size_t i = 0; i < n_new_leaves; i++) /* records are never deleted */
+        if (mn_nodemap_leaf_add(l->tree, new_leaves[i]) != MN_OK) {
+            tree_forget(l);
+            return;
+        }
     memcpy(l->tree_root, root, MN_HASH_LEN);
 }
 
@@ -741,6 +746,7 @@ void mn_exec_free(mn_exec *e) {
     mn_kv_free(e->ov);
     mn_kv_free(e->txw);
     free(e->changes);
+    free(e->new_leaves);
     free(e);
 }
 
@@ -1177,6 +1183,14 @@ int mn_exec_finish(mn_exec *e, uint8_t state_root[static MN_HASH_LEN]) {
         items[m].remove = false;
         m++;
     }
+    e->new_leaves = malloc((m ? m : 1) * sizeof *e->new_leaves);
+    if (!e->new_leaves) {
+        free(items);
+        return MN_ENOMEM;
+    }
+    e->n_new_leaves = 0;
+    for (size_t i = 0; i < m; i++)
+        if (items[i].implicit && !items[i].has_old) memcpy(e->new_leaves[e->n_new_leaves++], items[i].key_hash, 8);
     int rc = mn_smt_update(&e->l->src, e->ov, e->base_root, items, m, e->root);
     free(items);
     if (rc != MN_OK) {
@@ -1218,7 +1232,7 @@ int mn_exec_commit(mn_exec *e, const uint8_t *block, size_t block_len, const uin
     rc = mn_store_commit(e->l->store, e->height, block, block_len, cert, cert_len, e->ov, e->root);
     if (rc == MN_OK) {
         e->committed = true;
-        tree_apply(e->l, e->ov, e->root);
+        tree_apply(e->l, e->ov, (const uint8_t(*)[8])e->new_leaves, e->n_new_leaves, e->root);
         rec_cache_follow(e->l, e->ov, e->base_root, e->root);
     }
     return rc;

@@ -587,15 +587,14 @@ static void drive(struct mn_node *n)
         mn_cons_action a;
         /* empty whenever a handler below runs, so a nested drive() cannot
          * execute an action ahead of a record queued here */
-        votelog_queue vq_storage;
-        votelog_queue *vq = &vq_storage;
-        vq->count = 0;
+        votelog_queue vq;
+        vq.count = 0; /* the rest is filled as records come */
         while (!n->stopping && mn_cons_next_action(n->cons, &a)) {
             if (a.kind == MN_CONS_PERSIST) {
-                votelog_queue_record(n, vq, &a.u.record);
+                votelog_queue_record(n, &vq, &a.u.record);
                 continue;
             }
-            votelog_flush(n, vq);
+            votelog_flush(n, &vq);
             if (n->stopping) break;
             switch (a.kind) {
             case MN_CONS_SEND_PROPOSAL: send_proposal(n, &a.u.proposal); break;
@@ -625,7 +624,7 @@ static void drive(struct mn_node *n)
             default: LOG_WARN("unknown_action", "kind=%d", a.kind); break;
             }
         }
-        votelog_flush(n, vq);
+        votelog_flush(n, &vq);
         if (verdicts == 0) break;
         for (int i = 0; i < verdicts; i++)
             (void)mn_cons_block_verdict(n->cons, verdict_height[i], verdict_hash[i], verdict_valid[i]);
