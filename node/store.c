@@ -1835,7 +1835,8 @@ static void nonce_note(mn_store *s, const uint8_t *key, size_t key_len, const ui
 typedef struct put_order {
     uint64_t head;      /* the stored key's first 8 bytes, big-endian, zero-padded */
     const uint8_t *key; /* the change's key */
-    size_t key_len, index;
+    const uint8_t *val; /* its value, NULL for a deletion */
+    size_t key_len, val_len;
     size_t phys_len;
     uint8_t rec_key[REC_KEY_LEN];
 } put_order;
@@ -1869,32 +1870,34 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
     int rc = s->ix_prefix ? tx_refs_init(&txs, height, changes) : (memset(&txs, 0, sizeof txs), MN_OK);
     /* In key order: LevelDB puts each entry into its memtable, a skip
      * list, with a descent from the top; entries in order share the upper
-     * part of their paths, which is then still in the cache. */
+     * part of their paths, which is then still in the cache. Tree nodes
+     * (most of a block's changes) and the changes the status-change log
+     * holds are left out before the sort, which then orders only what is
+     * written, and each entry keeps its value at hand: the put loop then
+     * reads no kvmap entry out of order. */
     put_order *order = n ? malloc(n * sizeof *order) : NULL;
-    if (n && !order) rc = MN_ENOMEM;
+    size_t *nonces = n ? malloc(n * sizeof *nonces) : NULL;
+    size_t m = 0, n_nonces = 0;
+    if (n && (!order || !nonces)) rc = MN_ENOMEM;
     for (size_t i = 0; i < n && rc == MN_OK; i++) {
-        const uint8_t *val;
-        size_t val_len;
-        put_order *o = &order[i];
-        mn_kv_entry(changes, i, &o->key, &o->key_len, &val, &val_len);
-        o->index = i;
+        put_order *o = &order[m];
+        mn_kv_entry(changes, i, &o->key, &o->key_len, &o->val, &o->val_len);
+        assert(o->key[0] != 'M' && o->key[0] != 'B' && o->key[0] != 'C');
+        if (o->key[0] == MN_SMT_PREFIX) continue; /* the tree lives in the ledger's memory */
+        if (o->key[0] == 'n') nonces[n_nonces++] = i;
+        if (skip && skip[i]) continue;
         o->phys_len = o->key_len;
         const uint8_t *phys = phys_key(o->key, &o->phys_len, o->rec_key);
         uint8_t head[8] = {0};
         memcpy(head, phys, o->phys_len < sizeof head ? o->phys_len : sizeof head);
         o->head = mn_get_u64be(head);
+        m++;
     }
-    if (rc == MN_OK && n > 1) qsort(order, n, sizeof *order, put_order_cmp);
-    for (size_t j = 0; j < n && rc == MN_OK; j++) {
+    if (rc == MN_OK && m > 1) qsort(order, m, sizeof *order, put_order_cmp);
+    for (size_t j = 0; j < m && rc == MN_OK; j++) {
         const put_order *o = &order[j];
-        const uint8_t *key, *val;
-        size_t key_len, val_len;
-        if (skip && skip[o->index]) continue;
-        mn_kv_entry(changes, o->index, &key, &key_len, &val, &val_len);
-        assert(key[0] != 'M' && key[0] != 'B' && key[0] != 'C');
-        if (key[0] == MN_SMT_PREFIX) continue; /* the tree lives in the ledger's memory */
-        rc = batch_put_at(s, &w, &txs, is_chain_family(key[0]) ? cb : b, key, key_len, put_order_phys(o), o->phys_len,
-                          val, val_len);
+        rc = batch_put_at(s, &w, &txs, is_chain_family(o->key[0]) ? cb : b, o->key, o->key_len, put_order_phys(o),
+                          o->phys_len, o->val, o->val_len);
     }
     if (rc == MN_OK) tx_refs_put_named(&txs, b);
     free(order);
@@ -1902,19 +1905,22 @@ int mn_store_commit(mn_store *s, uint64_t height, const uint8_t *block, size_t b
     ix_write_free(&w);
     free(txs.tx);
     if (rc != MN_OK) {
+        free(nonces);
         leveldb_writebatch_destroy(cb);
         leveldb_writebatch_destroy(b);
         return rc;
     }
     rc = write_block(s, cb, b, height, state_root);
-    if (rc != MN_OK) return rc;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *key, *val;
-        size_t key_len, val_len;
-        mn_kv_entry(changes, i, &key, &key_len, &val, &val_len);
-        if (key[0] == 'n') nonce_note(s, key, key_len, val, val_len);
+    if (rc == MN_OK) {
+        for (size_t j = 0; j < n_nonces; j++) {
+            const uint8_t *key, *val;
+            size_t key_len, val_len;
+            mn_kv_entry(changes, nonces[j], &key, &key_len, &val, &val_len);
+            nonce_note(s, key, key_len, val, val_len);
+        }
     }
-    return MN_OK;
+    free(nonces);
+    return rc;
 }
 
 int mn_store_write(mn_store *s, const mn_kvmap *changes) {
